@@ -1,0 +1,51 @@
+"""The two backend protocols.
+
+A VLM offers four roles (plan, verify, select, judge) plus ``critique`` for the critique-based
+baselines; a VGM offers ``generate``. Backends receive decoded media and return pydantic records
+or :class:`~collabvr.media.Video`; they raise :class:`~collabvr.errors.BackendError` subclasses on
+failure. Nodes never trust a backend to say "accept" by accident: any exception is a failed attempt.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from collabvr.media import Image, Video
+from collabvr.records import (
+    Critique,
+    CritiqueRequest,
+    JudgeRequest,
+    Judgement,
+    Plan,
+    PlanRequest,
+    SelectRequest,
+    Selection,
+    Verdict,
+    VerifyRequest,
+)
+
+
+@runtime_checkable
+class VLM(Protocol):
+    """A vision-language model in the four CollabVR roles."""
+
+    def plan(self, request: PlanRequest) -> Plan: ...
+
+    def verify(self, request: VerifyRequest) -> Verdict: ...
+
+    def select(self, request: SelectRequest) -> Selection: ...
+
+    def judge(self, request: JudgeRequest) -> Judgement: ...
+
+    def critique(self, request: CritiqueRequest) -> Critique: ...
+
+
+@runtime_checkable
+class VGM(Protocol):
+    """An image-to-video generator: one short clip from a conditioning frame and a prompt.
+
+    The returned clip starts at (a rendering of) ``frame``. Its actual length may differ from
+    ``seconds`` when the model only allows certain durations; callers record what came back.
+    """
+
+    def generate(self, frame: Image, prompt: str, *, seconds: float, fps: int, seed: int) -> Video: ...

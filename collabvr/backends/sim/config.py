@@ -1,0 +1,67 @@
+"""The simulator's error model and its presets. docs/simulator.md states the same numbers.
+
+These were fixed before any method was compared, and must not be tuned to favour one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from collabvr.errors import BadInput
+
+
+@dataclass(frozen=True)
+class VGMConfig:
+    """How the simulated video model executes (and fails to execute) a prompt."""
+
+    frames_per_move: int = 4  # a move takes 4 frames: 4 moves per second at 16 fps
+    drift_base: float = 0.04  # probability that the first move of a clip is a different legal move
+    drift_growth: float = 0.03  # added for every move already made in the clip (long-horizon drift)
+    drift_max: float = 0.9
+    violation_rate: float = 0.20  # probability per clip of one physics violation at a random move
+    correction_factor: float = 0.5  # both rates are multiplied by this when the prompt carries a Correction
+
+
+@dataclass(frozen=True)
+class VLMConfig:
+    """How reliable the simulated VLM is in each role."""
+
+    plan_noise: float = 0.05  # probability that a plan is one wrong (legal, off-path) move
+    false_accept: float = 0.03  # probability of accepting a clip that has an error
+    false_reject: float = 0.03  # probability of rejecting a correct clip
+    select_noise: float = 0.05  # probability that the selector picks a candidate at random
+    moves_per_second: float = 3.5  # the planner's belief of how many moves fit in a second of video
+
+
+VGM_PRESETS: dict[str, VGMConfig] = {
+    "weak": VGMConfig(),
+    "strong": VGMConfig(drift_base=0.01, drift_growth=0.012, violation_rate=0.08),
+}
+VLM_PRESETS: dict[str, VLMConfig] = {
+    "accurate": VLMConfig(),
+    "noisy": VLMConfig(plan_noise=0.15, false_accept=0.20, false_reject=0.10, select_noise=0.20),
+}
+DEFAULT_VGM = "weak"
+DEFAULT_VLM = "accurate"
+
+
+def build(kind: type, presets: dict[str, Any], model: str, default: str, options: dict[str, Any]) -> Any:
+    """A config from a preset name and option overrides, with errors that list what is accepted."""
+    name = model or default
+    if name not in presets:
+        raise BadInput(f"unknown sim preset {name!r}; known: {', '.join(presets)}")
+    known = {f.name for f in fields(kind)}
+    overrides = {k: v for k, v in options.items() if k != "seed"}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise BadInput(f"unknown sim option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    config = replace(presets[name], **overrides)
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if f.name == "frames_per_move":
+            if not isinstance(value, int) or value < 1:
+                raise BadInput(f"frames_per_move must be a whole number >= 1, got {value!r}")
+        elif f.name != "moves_per_second" and not 0.0 <= float(value) <= 1.0:
+            raise BadInput(f"sim option {f.name} must be a probability in [0, 1], got {value!r}")
+    return config

@@ -1,0 +1,180 @@
+"""The simulated VLM. It sees pixels only: every judgement starts by decoding frames.
+
+* plan: exact search over the decoded state; the action is the next share of the optimal
+  solution (the rest on the last step), with planning noise;
+* verify: decodes every frame, checks each transition is legal and is the planned move, and
+  reports the first bad frame, what remains, and a concrete correction; with configurable
+  false-accept and false-reject rates;
+* select / judge / critique: from the decoded videos, with the scorer's rules.
+"""
+
+from __future__ import annotations
+
+import math
+
+from collabvr.backends.sim.config import VLMConfig
+from collabvr.backends.sim.families.base import Family, IllegalMove
+from collabvr.backends.sim.score import read_trajectory, score_video
+from collabvr.backends.sim.world import family_of, read_state, rng_for
+from collabvr.errors import BackendError
+from collabvr.records import (
+    Critique,
+    CritiqueRequest,
+    JudgeRequest,
+    Judgement,
+    Plan,
+    PlanRequest,
+    SelectRequest,
+    Selection,
+    Verdict,
+    VerifyRequest,
+)
+
+LATE_ERROR_MOVE = 3  # an error at or after this move of an action means the action was too large
+
+
+class SimVLM:
+    def __init__(self, config: VLMConfig, *, seed: int = 0, name: str = "sim") -> None:
+        self.config = config
+        self.seed = seed
+        self.name = name
+
+    # ------------------------------------------------------------------ plan
+    def plan(self, request: PlanRequest) -> Plan:
+        family = family_of(request.frame.array, request.family)
+        state = read_state(family, request.frame.array, "current frame")
+        seen = family.state_text(state)
+        if family.is_goal(state):
+            return Plan(observation=seen, instruction="", target_state=seen, task_complete=True, steps_left=0)
+        solution = family.solve(state)
+        if solution is None:
+            raise BackendError(f"the planner finds no way to solve the task from here ({seen})")
+        moves = solution[: self._action_size(family, request, len(solution))]
+        rng = rng_for("plan", self.seed, request.frame.array, request.step, request.split_from)
+        if rng.random() < self.config.plan_noise:
+            wrong = family.wrong_move(state, moves[0], rng)
+            moves = [wrong] if wrong else moves
+        end = _walk(family, state, moves)
+        complete = end is not None and family.is_goal(end)
+        left = len(solution) - len(moves)
+        per_step = max(1, math.floor(request.seconds * self.config.moves_per_second))
+        return Plan(
+            observation=seen,
+            instruction=family.describe(moves),
+            target_state=family.state_text(end) if end is not None else "unknown",
+            task_complete=complete,
+            steps_left=0 if complete else max(1, math.ceil(left / per_step)),
+        )
+
+    def _action_size(self, family: Family, request: PlanRequest, remaining: int) -> int:
+        steps_here = request.max_steps - request.step + 1
+        if request.split_from:
+            return max(1, min(remaining, len(family.parse(request.split_from)) // 2))
+        if steps_here <= 1:
+            return remaining  # the last step must finish the task
+        fits = max(1, math.floor(request.seconds * self.config.moves_per_second))
+        return min(fits, math.ceil(remaining / steps_here))
+
+    # ---------------------------------------------------------------- verify
+    def verify(self, request: VerifyRequest) -> Verdict:
+        family = family_of(request.start_frame.array, request.family)
+        start = read_state(family, request.start_frame.array, "start frame")
+        planned = family.parse(request.instruction)
+        frames = request.clip.frames
+        verdict = self._check(family, start, planned, frames)
+        rng = rng_for("verify", self.seed, request.start_frame.array, request.instruction, frames[-1])
+        if not verdict.accept and rng.random() < self.config.false_accept:
+            return Verdict(accept=True, reason="the action looks carried out", good_fraction=1.0, confidence=0.6)
+        if verdict.accept and rng.random() < self.config.false_reject:
+            return Verdict(
+                accept=False,
+                reason="the motion looks implausible",
+                good_fraction=0.0,
+                suggestion=f"carry out exactly: {request.instruction}",
+                confidence=0.6,
+            )
+        return verdict
+
+    def _check(self, family: Family, start: object, planned: list[str], frames) -> Verdict:
+        expected = [start]
+        for move in planned:
+            nxt = _walk(family, expected[-1], [move])
+            if nxt is None:
+                break
+            expected.append(nxt)
+        trajectory = read_trajectory(family, frames, start)
+        states, n = trajectory.states, len(frames)
+        done = 0  # planned moves carried out, in order
+        bad, problem = trajectory.bad_frame, trajectory.problem
+        for i, state in enumerate(states[1:], start=1):
+            if done + 1 < len(expected) and state == expected[done + 1]:
+                done += 1
+                continue
+            bad = trajectory.last_good[i - 1] + 1
+            want = planned[done] if done < len(planned) else "nothing more"
+            problem = f"frame {bad}: the world moved off the plan (wanted: {want}) -> {family.state_text(state)}"
+            break
+        remaining = family.describe(planned[done:]) if done < len(planned) else ""
+        if bad is None and done == len(planned) and len(expected) == len(planned) + 1:
+            return Verdict(accept=True, reason=f"all {len(planned)} planned moves carried out legally",
+                           good_fraction=1.0, confidence=0.9)
+        if bad is None:
+            if len(expected) < len(planned) + 1:
+                problem = f"the planned action is impossible from move {len(expected)} on"
+            else:
+                problem = f"the clip ended after {done} of {len(planned)} planned moves"
+            bad = n
+        too_large = bad == n or done >= LATE_ERROR_MOVE
+        suggestion = f"{problem}. Move one step at a time and obey the rules; carry out exactly: {remaining or 'nothing more'}"
+        return Verdict(
+            accept=False,
+            reason=problem,
+            good_fraction=round(bad / n, 6),
+            suggestion=suggestion,
+            remaining=remaining,
+            confidence=0.9,
+            action_too_large=too_large,
+        )
+
+    # ------------------------------------------------- select / judge / critique
+    def select(self, request: SelectRequest) -> Selection:
+        if not request.candidates:
+            raise BackendError("no candidates to select from")
+        scores = [self._score(request.family, video.frames).score for video in request.candidates]
+        rng = rng_for("select", self.seed, request.task, *[v.frames[-1] for v in request.candidates])
+        if rng.random() < self.config.select_noise:
+            return Selection(index=int(rng.integers(len(scores))), reason="a guess")
+        best = max(range(len(scores)), key=lambda i: (scores[i], -i))
+        return Selection(index=best, reason=f"best-looking candidate (score {scores[best]:.2f})")
+
+    def judge(self, request: JudgeRequest) -> Judgement:
+        family = family_of(request.first_frame.array, request.family)
+        start = read_state(family, request.first_frame.array, "first frame")
+        result = score_video(family, request.video.frames, start)
+        return Judgement(score=result.score, solved=result.solved, reason=result.reason)
+
+    def critique(self, request: CritiqueRequest) -> Critique:
+        frames = request.video.frames
+        family = family_of(frames[0], request.family)
+        start = read_state(family, frames[0], "first frame")
+        result = score_video(family, frames, start)
+        solution = family.solve(start) or []
+        return Critique(
+            solved=result.solved,
+            critique=result.reason,
+            revised_prompt=f"{family.describe(solution)}\nCorrection: {result.reason}" if not result.solved else request.prompt,
+        )
+
+    def _score(self, hint: str | None, frames):
+        family = family_of(frames[0], hint)
+        return score_video(family, frames, read_state(family, frames[0], "first frame"))
+
+
+def _walk(family: Family, state: object, moves: list[str]) -> object | None:
+    """The state after ``moves``, or None if one of them is illegal."""
+    for move in moves:
+        try:
+            state = family.apply(state, move)
+        except IllegalMove:
+            return None
+    return state

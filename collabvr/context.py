@@ -1,0 +1,87 @@
+"""The run context: everything a run is configured with that is not state.
+
+This is LangGraph's ``context_schema``: nodes read it through ``runtime.context``. Every field
+has a default and a one-line description so LangGraph Studio can render it as a form. The
+defaults are the paper's settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+from collabvr.errors import BadInput
+
+
+def _f(default: Any, description: str, **kw: Any) -> Any:
+    if isinstance(default, dict | list):
+        return field(default_factory=lambda: type(default)(default), metadata={"description": description}, **kw)
+    return field(default=default, metadata={"description": description}, **kw)
+
+
+@dataclass(kw_only=True)
+class Context:
+    """Backends, budgets and policies of one CollabVR run."""
+
+    vlm: str = _f("sim", "Vision-language model as 'provider:model', e.g. 'gemini:gemini-2.5-pro' or 'sim'.")
+    vgm: str = _f("sim", "Video generation model as 'provider:model', e.g. 'veo:veo-3.1-generate-001' or 'sim'.")
+    vlm_options: dict = _f({}, "Extra options for the VLM backend (temperature, base_url, ...).")
+    vgm_options: dict = _f({}, "Extra options for the VGM backend (resolution, negative_prompt, ...).")
+    max_steps: int = _f(3, "Most steps (accepted clips) per episode; the last step must finish the task.")
+    max_attempts: int = _f(3, "Most generation attempts per step, the first one included.")
+    first_clip_seconds: float = _f(6.0, "Length of the first step's clip, in seconds.")
+    clip_seconds: float = _f(3.0, "Length of every later step's clip, in seconds.")
+    fps: int = _f(16, "Frames per second asked of the video model.")
+    partial_threshold: float = _f(
+        0.2, "Regenerate from the first error instead of from scratch when the good fraction is above this."
+    )
+    seed: int = _f(0, "Seed of the run: the video model's seeds derive from it.")
+    seed_policy: Literal["fixed", "vary"] = _f(
+        "fixed", "'fixed': every attempt uses the run seed (as in the paper); 'vary': a new seed per attempt."
+    )
+    out_dir: str = _f("runs/latest", "Output directory: artifacts, clips, trace.json, final.mp4.")
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Fail early, naming the bad field and what it accepts."""
+        for name in ("max_steps", "max_attempts", "fps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise BadInput(f"{name} must be a whole number >= 1, got {value!r}")
+        for name in ("first_clip_seconds", "clip_seconds"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not 0 < value <= 120:
+                raise BadInput(f"{name} must be a number of seconds in (0, 120], got {value!r}")
+        if not 0.0 <= self.partial_threshold <= 1.0:
+            raise BadInput(f"partial_threshold must be in [0, 1], got {self.partial_threshold!r}")
+        if self.seed_policy not in ("fixed", "vary"):
+            raise BadInput(f"seed_policy must be 'fixed' or 'vary', got {self.seed_policy!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise BadInput(f"seed must be an integer, got {self.seed!r}")
+
+    def seconds_for(self, step: int) -> float:
+        """Clip length for a 0-based step index."""
+        return float(self.first_clip_seconds if step == 0 else self.clip_seconds)
+
+    def seed_for(self, step: int, attempt: int) -> int:
+        if self.seed_policy == "fixed":
+            return self.seed
+        return (self.seed * 1_000_003 + step * 1_009 + attempt) % (2**31)
+
+    def public(self) -> dict[str, Any]:
+        """The context as recorded in traces: backend options that look like secrets are dropped."""
+        data = asdict(self)
+        for key in ("vlm_options", "vgm_options"):
+            data[key] = {k: v for k, v in data[key].items() if not _secret_key(k)}
+        return data
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+def _secret_key(name: str) -> bool:
+    name = name.lower()
+    return any(word in name for word in ("key", "token", "secret", "password", "credential"))

@@ -1,0 +1,75 @@
+"""Typed failures.
+
+A backend failure never becomes an accept: nodes turn every exception a backend raises into a
+failed attempt whose ``kind`` says what happened. User mistakes raise :class:`BadInput`, which the
+CLI prints as one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+
+class CollabVRError(Exception):
+    """Base class for errors this package raises on purpose."""
+
+
+class BadInput(CollabVRError, ValueError):
+    """The caller asked for something that cannot work (unknown task, bad budget, unreadable image...)."""
+
+
+class BackendError(CollabVRError):
+    """A backend call failed. ``kind`` is recorded in the failed attempt."""
+
+    kind = "backend_error"
+
+
+class TransientError(BackendError):
+    """Worth retrying: rate limits, 5xx, timeouts."""
+
+    kind = "transient"
+
+
+class RefusedOutput(BackendError):
+    """The backend withheld its output (safety filter, refusal)."""
+
+    kind = "refused"
+
+
+class InvalidOutput(BackendError):
+    """The backend answered, but the answer could not be parsed or validated."""
+
+    kind = "invalid_output"
+
+
+class UnsupportedTask(BackendError, BadInput):
+    """The backend cannot work on this task at all (e.g. the sim backend on a user image)."""
+
+    kind = "unsupported_task"
+
+
+_SECRET_ENV = ("GOOGLE_API_KEY", "GEMINI_API_KEY", "OPENAI_API_KEY", "COLLABVR_API_KEY")
+_KEYLIKE = re.compile(r"(?i)(key=|bearer\s+|api[_-]?key[\"':= ]+)([A-Za-z0-9_\-\.]{8,})")
+_registered_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret so :func:`redact` strips it from anything we record or show."""
+    if value and len(value) >= 6:
+        _registered_secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Remove API keys from text that may reach a trace, a log, a checkpoint or the terminal."""
+    secrets = set(_registered_secrets)
+    secrets.update(v for k in _SECRET_ENV if len(v := os.environ.get(k, "")) >= 6)
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return _KEYLIKE.sub(lambda m: m.group(1) + "***", text)
+
+
+def failure(exc: BaseException) -> dict:
+    """The JSON record of a failed backend call."""
+    kind = getattr(exc, "kind", None) or "error"
+    return {"kind": kind, "type": type(exc).__name__, "message": redact(str(exc))[:500]}

@@ -1,0 +1,66 @@
+"""The CollabVR method: plan -> generate -> verify, with repair on rejection.
+
+    plan ──> generate ──> verify ──accept, steps left──> plan
+      │          │          ├──accept, done or out of steps──> finalize
+      │          │          └──reject, attempts left──> repair ──> generate
+      │          └──generation failed, attempts left──> repair
+      └──already complete, or out of attempts──> finalize
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
+from collabvr.context import Context
+from collabvr.nodes.finalize import finalize
+from collabvr.nodes.generate import generate
+from collabvr.nodes.plan import plan
+from collabvr.nodes.repair import repair
+from collabvr.nodes.verify import verify
+from collabvr.state import State
+
+
+def after_plan(state: State, runtime: Runtime[Context]) -> Literal["generate", "plan", "finalize"]:
+    current = state.get("plan")
+    if current is None:  # the planner failed
+        return "plan" if state["attempt"] < runtime.context.max_attempts else "finalize"
+    if current["task_complete"] and not current["instruction"].strip():
+        return "finalize"
+    return "generate"
+
+
+def after_generate(state: State, runtime: Runtime[Context]) -> Literal["verify", "repair", "finalize"]:
+    if state.get("pending") is not None:
+        return "verify"
+    return "repair" if state["attempt"] < runtime.context.max_attempts else "finalize"
+
+
+def after_verify(state: State, runtime: Runtime[Context]) -> Literal["plan", "repair", "finalize"]:
+    if state["attempts"][-1]["status"] == "accepted":
+        if state["plan"]["task_complete"] or state["step"] >= runtime.context.max_steps:
+            return "finalize"
+        return "plan"
+    return "repair" if state["attempt"] < runtime.context.max_attempts else "finalize"
+
+
+def build_collabvr() -> StateGraph:
+    """The uncompiled builder: compile it with your own checkpointer, or embed it as a subgraph."""
+    builder = StateGraph(State, context_schema=Context)
+    builder.add_node("plan", plan)
+    builder.add_node("generate", generate)
+    builder.add_node("verify", verify)
+    builder.add_node("repair", repair)
+    builder.add_node("finalize", finalize)
+    builder.add_edge(START, "plan")
+    builder.add_conditional_edges("plan", after_plan)
+    builder.add_conditional_edges("generate", after_generate)
+    builder.add_conditional_edges("verify", after_verify)
+    builder.add_edge("repair", "generate")
+    builder.add_edge("finalize", END)
+    return builder
+
+
+graph = build_collabvr().compile(name="collabvr")

@@ -1,0 +1,272 @@
+"""Video and image I/O on PyAV and PIL.
+
+Frames are numpy uint8 arrays shaped (H, W, 3) RGB; videos are (T, H, W, 3).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import numpy as np
+from PIL import Image as PILImage
+from PIL import ImageDraw, ImageFont
+
+_CRF = "16"
+_PRESET = "veryfast"
+_CAPTION_WIDTH = 320
+_PAD = 8
+
+
+class MediaError(ValueError):
+    """Unreadable or invalid media; the message names the problem."""
+
+
+def _check_frame(array: np.ndarray) -> None:
+    """Reject anything that is not an (H, W, 3) uint8 RGB frame."""
+    if not isinstance(array, np.ndarray) or array.dtype != np.uint8:
+        raise MediaError(f"image must be a uint8 numpy array, got {getattr(array, 'dtype', type(array))}")
+    if array.ndim != 3 or array.shape[2] != 3 or array.shape[0] < 1 or array.shape[1] < 1:
+        raise MediaError(f"image must be shaped (H, W, 3), got {array.shape}")
+
+
+def _check_frames(frames: np.ndarray) -> None:
+    """Reject anything that is not a non-empty (T, H, W, 3) uint8 clip with even H and W."""
+    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8:
+        raise MediaError(f"video frames must be a uint8 numpy array, got {getattr(frames, 'dtype', type(frames))}")
+    if frames.ndim != 4 or frames.shape[0] < 1 or frames.shape[3] != 3:
+        raise MediaError(f"video frames must be shaped (T>=1, H, W, 3), got {frames.shape}")
+    height, width = frames.shape[1:3]
+    if height < 2 or width < 2 or height % 2 or width % 2:
+        raise MediaError(f"video size must be even for yuv420p, got {width}x{height}")
+
+
+@dataclass(frozen=True, eq=False)
+class Image:
+    """One RGB frame; the unit that is stored, shown to models and compared."""
+
+    array: np.ndarray
+
+    def __post_init__(self) -> None:
+        _check_frame(self.array)
+
+    @classmethod
+    def from_png(cls, data: bytes) -> Image:
+        """Decode any format PIL reads (PNG, JPEG, ...) into RGB."""
+        try:
+            with PILImage.open(io.BytesIO(data)) as pil:
+                return cls(np.asarray(pil.convert("RGB"), dtype=np.uint8).copy())
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise MediaError(f"cannot decode image: {exc}") from exc
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> Image:
+        """Read an image file from disk."""
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+            return cls.from_png(data)
+        except (OSError, MediaError) as exc:
+            raise MediaError(f"cannot read image {path}: {exc}") from exc
+
+    def to_png(self) -> bytes:
+        """Encode as PNG without metadata, so equal arrays give equal bytes (content addressing)."""
+        buf = io.BytesIO()
+        PILImage.fromarray(self.array, mode="RGB").save(buf, format="PNG", compress_level=6)
+        return buf.getvalue()
+
+    @property
+    def width(self) -> int:
+        return int(self.array.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.array.shape[0])
+
+
+def _encode_mp4(frames: np.ndarray, fps: float) -> bytes:
+    """Encode frames as H.264 MP4, single-threaded so the bytes are deterministic."""
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+        stream.width = int(frames.shape[2])
+        stream.height = int(frames.shape[1])
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": _CRF, "preset": _PRESET}
+        stream.codec_context.thread_count = 1
+        for array in frames:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return buf.getvalue()
+
+
+def _decode_mp4(data: bytes) -> np.ndarray:
+    """Decode every frame of the first video stream as RGB."""
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if not container.streams.video:
+                raise MediaError("cannot decode video: no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+    except (av.error.FFmpegError, OSError, EOFError, IndexError) as exc:
+        raise MediaError(f"cannot decode video: {exc}") from exc
+    if not frames:
+        raise MediaError("cannot decode video: no frames")
+    return np.stack(frames)
+
+
+class Video:
+    """An RGB clip that is either decoded frames or encoded MP4 bytes; converts lazily and caches both."""
+
+    def __init__(self, *, frames: np.ndarray | None = None, mp4: bytes | None = None, fps: float) -> None:
+        if (frames is None) == (mp4 is None):
+            raise ValueError("Video needs exactly one of frames= or mp4=")
+        if fps <= 0:
+            raise MediaError(f"fps must be positive, got {fps}")
+        if frames is not None:
+            _check_frames(frames)
+        self.fps = float(fps)
+        self._frames = frames
+        self._mp4 = mp4
+
+    @property
+    def frames(self) -> np.ndarray:
+        if self._frames is None:
+            assert self._mp4 is not None
+            frames = _decode_mp4(self._mp4)
+            _check_frames(frames)
+            self._frames = frames
+        return self._frames
+
+    @property
+    def mp4(self) -> bytes:
+        if self._mp4 is None:
+            self._mp4 = _encode_mp4(self.frames, self.fps)
+        return self._mp4
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def seconds(self) -> float:
+        return self.num_frames / self.fps
+
+    @property
+    def width(self) -> int:
+        return int(self.frames.shape[2])
+
+    @property
+    def height(self) -> int:
+        return int(self.frames.shape[1])
+
+    def frame(self, index: int) -> Image:
+        """One frame by (possibly negative) index."""
+        return Image(self.frames[index])
+
+    def last_frame(self) -> Image:
+        return self.frame(-1)
+
+    def frame_index_at(self, fraction: float) -> int:
+        """Index of the last frame of the prefix covering `fraction` of the clip."""
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+        total = self.num_frames
+        return max(0, min(total - 1, round(fraction * total) - 1))
+
+    def frame_at(self, fraction: float) -> Image:
+        return self.frame(self.frame_index_at(fraction))
+
+    def trim(self, start: int, stop: int) -> Video:
+        """frames[start:stop] with Python slice semantics; must be non-empty."""
+        part = self.frames[start:stop]
+        if part.shape[0] == 0:
+            raise MediaError(f"trim [{start}:{stop}] of {self.num_frames} frames is empty")
+        return Video(frames=part, fps=self.fps)
+
+    @staticmethod
+    def concat(videos: Sequence[Video]) -> Video:
+        """Join clips of equal size; the result takes the first clip's fps."""
+        if not videos:
+            raise MediaError("cannot concat an empty list of videos")
+        sizes = {(v.width, v.height) for v in videos}
+        if len(sizes) > 1:
+            names = ", ".join(f"{w}x{h}" for w, h in sorted(sizes))
+            raise MediaError(f"cannot concat videos of different sizes: {names}")
+        return Video(frames=np.concatenate([v.frames for v in videos]), fps=videos[0].fps)
+
+    def splice(self, tail: Video) -> Video:
+        """Append a continuation whose first frame repeats our last frame (partial regeneration)."""
+        if tail.num_frames <= 1:
+            return self
+        return Video.concat([self, tail.trim(1, tail.num_frames)])
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, *, fps: float | None = None) -> Video:
+        """Read an MP4 from disk; fps defaults to the container's average rate."""
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            raise MediaError(f"cannot read video {path}: {exc}") from exc
+        return cls(mp4=data, fps=fps if fps is not None else _probe_fps(data))
+
+
+def _probe_fps(data: bytes) -> float:
+    """Average frame rate recorded in the container."""
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            rate = container.streams.video[0].average_rate
+    except (av.error.FFmpegError, OSError, EOFError, IndexError) as exc:
+        raise MediaError(f"cannot decode video: {exc}") from exc
+    if not rate:
+        raise MediaError("cannot decode video: no frame rate")
+    return float(rate)
+
+
+def _thumbnail(image: Image, size: int) -> PILImage.Image:
+    """Fit an image into a size x size box on white, keeping aspect ratio."""
+    pil = PILImage.fromarray(image.array, mode="RGB")
+    pil.thumbnail((size, size))
+    box = PILImage.new("RGB", (size, size), "white")
+    box.paste(pil, ((size - pil.width) // 2, (size - pil.height) // 2))
+    return box
+
+
+def _caption_colour(text: str) -> tuple[int, int, int]:
+    """Red for rejections/failures, green for acceptances, black otherwise."""
+    lowered = text.lower()
+    if "reject" in lowered or "failed" in lowered:
+        return (200, 0, 0)
+    if "accept" in lowered:
+        return (0, 140, 0)
+    return (0, 0, 0)
+
+
+def contact_sheet(rows: Sequence[tuple[Image, Image, str]], *, thumb: int = 192) -> Image:
+    """One row per step: start thumbnail, end thumbnail, caption; for humans reviewing a run."""
+    font = ImageFont.load_default()
+    if not rows:
+        sheet = PILImage.new("RGB", (max(2 * thumb, 160), max(thumb // 2, 32)), "white")
+        ImageDraw.Draw(sheet).text((_PAD, _PAD), "no accepted steps", fill=(0, 0, 0), font=font)
+        return Image(np.asarray(_even(sheet)))
+    width = 2 * thumb + _CAPTION_WIDTH
+    sheet = PILImage.new("RGB", (width, thumb * len(rows)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for row, (start, end, caption) in enumerate(rows):
+        top = row * thumb
+        sheet.paste(_thumbnail(start, thumb), (0, top))
+        sheet.paste(_thumbnail(end, thumb), (thumb, top))
+        draw.text((2 * thumb + _PAD, top + _PAD), caption, fill=_caption_colour(caption), font=font)
+    return Image(np.asarray(_even(sheet)))
+
+
+def _even(pil: PILImage.Image) -> PILImage.Image:
+    """Crop to even width and height so the sheet can also be video-encoded."""
+    return pil.crop((0, 0, pil.width - pil.width % 2, pil.height - pil.height % 2))

@@ -1,0 +1,72 @@
+"""Repair: fold the verifier's diagnosis into the next attempt.
+
+The strategy follows from the diagnosis, in this order:
+
+1. partial regeneration, when the good fraction is above the threshold: keep the good prefix,
+   condition the next clip on its last frame, and ask for what remains;
+2. action splitting, when the action was too large (never on the last step, which must finish
+   the task): ask the planner for a smaller action;
+3. prompt evolution otherwise: append the suggestion to the action prompt.
+
+A generation or verification failure carries no diagnosis, so it is simply retried.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from collabvr.context import Context
+from collabvr.nodes.common import call_vlm, compose_prompt, emit, store_of, vlm_of
+from collabvr.nodes.plan import plan_request
+from collabvr.records import Plan, RepairStrategy
+from collabvr.state import State
+
+
+def choose_strategy(verdict: dict | None, *, threshold: float, last_step: bool) -> RepairStrategy:
+    if verdict is None:
+        return "retry"
+    if verdict["good_fraction"] > threshold:
+        return "partial_regeneration"
+    if verdict.get("action_too_large") and not last_step:
+        return "action_splitting"
+    return "prompt_evolution"
+
+
+def repair(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    ctx = runtime.context
+    last = state["attempts"][-1]
+    plan = state["plan"]
+    verdict = last.get("verdict")
+    strategy = choose_strategy(verdict, threshold=ctx.partial_threshold, last_step=state["step"] + 1 >= ctx.max_steps)
+    update: dict[str, Any] = {"cond_frame": state["frame"], "prefix": None}
+    detail: dict[str, Any] = {}
+
+    if strategy == "retry":
+        update["prompt"] = state["prompt"]
+    elif strategy == "partial_regeneration":
+        store = store_of(ctx)
+        clip = store.load_video(last["clip"])
+        cut = clip.frame_index_at(verdict["good_fraction"])
+        update["prefix"] = store.put_video(clip.trim(0, cut + 1)).model_dump(mode="json")
+        update["cond_frame"] = store.put_image(clip.frame(cut)).model_dump(mode="json")
+        update["prompt"] = compose_prompt(verdict.get("remaining") or plan["instruction"], verdict["suggestion"])
+        detail = {"cut_frame": cut, "of_frames": clip.num_frames}
+    elif strategy == "action_splitting":
+        request = plan_request(state, ctx, split_from=plan["instruction"])
+        smaller, fail, compute = call_vlm("plan", vlm_of(ctx).plan, request, Plan)
+        update["compute"] = compute
+        if smaller is not None and smaller.instruction.strip():
+            update["plan"] = smaller.model_dump(mode="json")
+            update["prompt"] = smaller.instruction
+            detail = {"from": plan["instruction"], "to": smaller.instruction}
+        else:  # the planner could not split: fall back to evolving the prompt
+            strategy = "prompt_evolution"
+            detail = {"split_failed": fail or "empty instruction"}
+    if strategy == "prompt_evolution":
+        update["prompt"] = compose_prompt(plan["instruction"], verdict["suggestion"])
+
+    emit(runtime, event="repair", step=state["step"], attempt=state["attempt"], strategy=strategy)
+    record = {"step": state["step"], "after_attempt": last["index"], "strategy": strategy, "prompt": update["prompt"], **detail}
+    return {**update, "repairs": [record]}

@@ -1,0 +1,51 @@
+"""Verify: the VLM judges whether the clip carried out the planned action.
+
+On accept the step is recorded and its last frame becomes the current frame. A verifier that
+fails to answer is a failed attempt, never an accept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from collabvr.context import Context
+from collabvr.nodes.common import call_vlm, emit, store_of, vlm_of
+from collabvr.records import Verdict, VerifyRequest
+from collabvr.state import State
+
+
+def verify(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    ctx = runtime.context
+    store = store_of(ctx)
+    pending, plan = state["pending"], state["plan"]
+    request = VerifyRequest(
+        task=state["task"]["prompt"],
+        clip=store.load_video(pending["clip"]),
+        start_frame=store.load_image(state["frame"]),
+        instruction=plan["instruction"],
+        target_state=plan["target_state"],
+        family=state["task"].get("family"),
+    )
+    verdict, fail, compute = call_vlm("verify", vlm_of(ctx).verify, request, Verdict)
+    if fail is not None:
+        attempt = {**pending, "status": "verification_failed", "error": fail, "verdict": None}
+    else:
+        status = "accepted" if verdict.accept is True else "rejected"
+        attempt = {**pending, "status": status, "verdict": verdict.model_dump(mode="json")}
+    attempt["verify_ms"] = compute["vlm_ms"]
+    emit(runtime, event="verified", step=state["step"], attempt=state["attempt"], status=attempt["status"],
+         reason=(verdict.reason if verdict else fail["message"]))
+    update: dict[str, Any] = {"attempts": [attempt], "pending": None, "attempt": state["attempt"] + 1, "compute": compute}
+    if attempt["status"] == "accepted":
+        accepted = {
+            "step": state["step"],
+            "plan": plan,
+            "clip": pending["clip"],
+            "start_frame": state["frame"],
+            "end_frame": pending["last_frame"],
+            "attempts": state["attempt"] + 1,
+        }
+        update |= {"steps": [accepted], "frame": pending["last_frame"], "step": state["step"] + 1, "attempt": 0, "prefix": None}
+    return update

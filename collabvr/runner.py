@@ -1,0 +1,209 @@
+"""Run one episode end to end and write its run directory.
+
+A run directory holds ``final.mp4``, every attempt's clip under ``clips/``, ``trace.json`` and
+``contact_sheet.png``. It never claims a run that did not complete: outputs of an earlier run
+are removed first, and ``trace.json`` is written last (with ``status: "error"`` if the run
+raised).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from langgraph.graph.state import CompiledStateGraph
+
+from collabvr import __version__
+from collabvr.artifacts import ArtifactRef, ArtifactStore
+from collabvr.backends import registry
+from collabvr.context import Context
+from collabvr.errors import BadInput, redact
+from collabvr.media import Image, contact_sheet
+from collabvr.nodes.common import store_of
+from collabvr.task import Task
+
+OUTPUTS = ("trace.json", "final.mp4", "contact_sheet.png", "episode.html")
+Event = dict[str, Any]
+
+
+@dataclasses.dataclass
+class Episode:
+    """The outcome of one run, as the library returns it."""
+
+    task: Task
+    status: str
+    reason: str
+    out_dir: Path
+    state: dict[str, Any]
+    score: dict[str, Any] | None
+    wall_s: float
+
+    @property
+    def compute(self) -> dict[str, float]:
+        return self.state.get("compute", {})
+
+    @property
+    def final_video(self) -> Path:
+        return self.out_dir / "final.mp4"
+
+    @property
+    def trace_path(self) -> Path:
+        return self.out_dir / "trace.json"
+
+
+def make_context(context: Context | None = None, **overrides: Any) -> Context:
+    """A validated context from an optional base plus keyword overrides (None values ignored)."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(overrides) - set(Context.field_names()))
+    if unknown:
+        raise BadInput(f"unknown option(s): {', '.join(unknown)}")
+    return dataclasses.replace(context, **overrides) if context else Context(**overrides)
+
+
+def check_backends(task: Task, ctx: Context) -> None:
+    """Fail before any work on an unknown backend, or on a sim backend asked to solve a user task."""
+    for role, spec, options in (("vlm", ctx.vlm, ctx.vlm_options), ("vgm", ctx.vgm, ctx.vgm_options)):
+        provider, _ = registry.parse_spec(spec)
+        if provider == "sim" and not task.is_sim:
+            raise BadInput(f"the sim {role.upper()} only solves sim tasks (sim:FAMILY/DIFFICULTY); use a real backend for --image tasks")
+        registry.resolve(role, spec, options)
+
+
+def recursion_limit(ctx: Context) -> int:
+    return ctx.max_steps * (ctx.max_attempts * 4 + 2) + 10
+
+
+def run(
+    task: Task | str,
+    *,
+    context: Context | None = None,
+    graph: CompiledStateGraph | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    config: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> Episode:
+    """Run one CollabVR episode (or another method's graph) and write its run directory.
+
+    ``task`` is a :class:`Task` or a sim spec such as ``"sim:maze/hard"``; keyword overrides set
+    context fields (``vlm="sim:noisy"``, ``max_steps=4``, ``out_dir=...``).
+    """
+    ctx = make_context(context, **overrides)
+    if isinstance(task, str):
+        task = Task.parse(task, seed=ctx.seed)
+    check_backends(task, ctx)
+    if graph is None:
+        from collabvr.graph.collabvr import graph as default_graph
+
+        graph = default_graph
+    out = Path(ctx.out_dir)
+    _clear_outputs(out)
+    store = store_of(ctx)
+    task = task.materialize(store)
+    first = task.first_frame.model_dump(mode="json")
+    initial = {"task": task.model_dump(mode="json"), "frame": first, "step": 0, "attempt": 0, "status": "running"}
+    run_config = {"recursion_limit": recursion_limit(ctx), **(config or {})}
+    started = time.perf_counter()
+    state: dict[str, Any] = dict(initial)
+    try:
+        for mode, chunk in graph.stream(initial, run_config, context=ctx, stream_mode=["custom", "values"]):
+            if mode == "values":
+                state = chunk
+            elif on_event is not None:
+                on_event(chunk)
+        wall = time.perf_counter() - started
+        score = score_episode(task, store, state.get("final"))
+        episode = Episode(task, state.get("status", "unknown"), state.get("reason", ""), out, state, score, wall)
+        write_outputs(episode, store, ctx)
+        return episode
+    except BaseException as exc:
+        _write_json(out / "trace.json", {
+            "collabvr": __version__, "task": task.model_dump(mode="json"), "context": ctx.public(),
+            "status": "error", "reason": redact(f"{type(exc).__name__}: {exc}"), "state": state,
+        })
+        raise
+
+
+def score_episode(task: Task, store: ArtifactStore, final: dict | None) -> dict[str, Any] | None:
+    """The sim scorer's verdict on the final video; None for user tasks (no ground truth)."""
+    if not task.is_sim or final is None:
+        return None
+    from collabvr.backends.sim.families import FAMILIES
+    from collabvr.backends.sim.score import score_video
+
+    family = FAMILIES[task.family]
+    start = family.decode(store.load_image(task.first_frame).array)
+    return dataclasses.asdict(score_video(family, store.load_video(final).frames, start))
+
+
+def write_outputs(episode: Episode, store: ArtifactStore, ctx: Context) -> None:
+    out, state = episode.out_dir, episode.state
+    clips = []
+    for attempt in state.get("attempts", []):
+        if attempt.get("clip"):
+            name = f"clips/step{attempt['step'] + 1}_attempt{attempt['index'] + 1}.mp4"
+            store.export(attempt["clip"], out / name)
+            clips.append(name)
+    if state.get("final"):
+        store.export(state["final"], out / "final.mp4")
+    sheet = contact_sheet(_sheet_rows(state, store))
+    (out / "contact_sheet.png").write_bytes(sheet.to_png())
+    trace = {
+        "collabvr": __version__,
+        "task": episode.task.model_dump(mode="json"),
+        "context": ctx.public(),
+        "status": episode.status,
+        "reason": episode.reason,
+        "score": episode.score,
+        "wall_s": round(episode.wall_s, 4),
+        "compute": state.get("compute", {}),
+        "steps": state.get("steps", []),
+        "attempts": state.get("attempts", []),
+        "repairs": state.get("repairs", []),
+        "final": state.get("final"),
+        "files": {"final": "final.mp4", "contact_sheet": "contact_sheet.png", "clips": clips,
+                  "artifacts": os.path.relpath(store.root, out)},
+    }
+    _write_json(out / "trace.json", trace)
+
+
+def _sheet_rows(state: dict[str, Any], store: ArtifactStore) -> list[tuple[Image, Image, str]]:
+    rows = []
+    for s in state.get("steps", []):
+        caption = f"step {s['step'] + 1}: accepted after {s['attempts']} attempt(s)\n{s['plan']['instruction'][:80]}"
+        rows.append((store.load_image(s["start_frame"]), store.load_image(s["end_frame"]), caption))
+    failed = [a for a in state.get("attempts", []) if a["step"] == state.get("step") and a["status"] != "accepted"]
+    if state.get("status") == "attempts_exhausted" and failed:
+        last = failed[-1]
+        end = last.get("last_frame") or state["frame"]
+        why = (last.get("verdict") or {}).get("reason") or (last.get("error") or {}).get("message", "")
+        caption = f"step {state['step'] + 1}: {last['status']} x{len(failed)}\n{why[:80]}"
+        rows.append((store.load_image(state["frame"]), store.load_image(end), caption))
+    return rows
+
+
+def _clear_outputs(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for name in OUTPUTS:
+        (out / name).unlink(missing_ok=True)
+    clips = out / "clips"
+    if clips.is_dir():
+        for path in clips.glob("*.mp4"):
+            path.unlink()
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(redact(json.dumps(data, indent=2, default=_json_default)))
+    os.replace(tmp, path)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, ArtifactRef):
+        return value.model_dump(mode="json")
+    return str(value)

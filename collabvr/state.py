@@ -1,0 +1,48 @@
+"""The graph state: small, plain, JSON-friendly.
+
+Frames and clips live in the artifact store; the state holds only their references
+(``{sha256, uri, mime, ...}``) and the JSON dumps of the records. Any checkpointer can store it,
+and a checkpoint stays a few KB per step whatever the resolution.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, TypedDict
+
+Ref = dict[str, Any]  # ArtifactRef.model_dump(mode="json")
+
+
+def add_counts(left: dict[str, float] | None, right: dict[str, float] | None) -> dict[str, float]:
+    """Reducer for compute counters: numbers add up key by key."""
+    out = dict(left or {})
+    for key, value in (right or {}).items():
+        out[key] = round(out.get(key, 0) + value, 6)
+    return out
+
+
+class State(TypedDict, total=False):
+    """One episode. Fields marked (append) accumulate through reducers."""
+
+    task: dict[str, Any]  # Task.model_dump(mode="json"), with first_frame set
+    frame: Ref  # the current frame: start of the current step
+    step: int  # 0-based index of the current step
+    attempt: int  # attempts made in the current step
+    plan: dict[str, Any] | None  # Plan of the current step
+    prompt: str  # action prompt for the next generation
+    cond_frame: Ref  # frame the next generation is conditioned on
+    prefix: Ref | None  # good prefix to splice before the next clip (partial regeneration)
+    pending: dict[str, Any] | None  # the attempt between generate and verify
+    attempts: Annotated[list[dict[str, Any]], operator.add]  # (append) every attempt, failed ones too
+    steps: Annotated[list[dict[str, Any]], operator.add]  # (append) accepted steps
+    repairs: Annotated[list[dict[str, Any]], operator.add]  # (append) each repair and its strategy
+    compute: Annotated[dict[str, float], add_counts]  # calls, clip-seconds, tokens, milliseconds
+    status: str  # running | complete | step_budget_spent | attempts_exhausted
+    reason: str  # why the episode ended
+    final: Ref | None  # the final video: accepted clips concatenated
+
+
+def step_attempts(state: State) -> list[dict[str, Any]]:
+    """The attempts of the current step."""
+    step = state.get("step", 0)
+    return [a for a in state.get("attempts", []) if a["step"] == step]

@@ -1,0 +1,174 @@
+"""Tests for collabvr.media: image/video codecs and clip editing semantics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from collabvr.media import Image, MediaError, Video, contact_sheet
+
+
+def blocks(t: int = 6, h: int = 64, w: int = 96) -> np.ndarray:
+    """A clip of large flat colour blocks that change per frame (compresses nearly losslessly)."""
+    frames = np.zeros((t, h, w, 3), dtype=np.uint8)
+    for i in range(t):
+        frames[i, : h // 2, : w // 2] = (200, 30 + 20 * i, 40)
+        frames[i, : h // 2, w // 2 :] = (20, 180, 60 + 10 * i)
+        frames[i, h // 2 :, :] = (90 + 10 * i, 90, 220)
+    return frames
+
+
+def numbered(t: int, h: int = 8, w: int = 8) -> Video:
+    """A clip whose frame i is filled with value i, so slices are easy to check."""
+    frames = np.stack([np.full((h, w, 3), i, dtype=np.uint8) for i in range(t)])
+    return Video(frames=frames, fps=10)
+
+
+def test_png_round_trip_is_lossless() -> None:
+    rng = np.random.default_rng(0)
+    image = Image(rng.integers(0, 256, (17, 23, 3), dtype=np.uint8))
+    back = Image.from_png(image.to_png())
+    assert np.array_equal(back.array, image.array)
+    assert (back.width, back.height) == (23, 17)
+
+
+def test_png_encoding_is_deterministic() -> None:
+    array = blocks(1)[0]
+    assert Image(array).to_png() == Image(array.copy()).to_png()
+
+
+def test_image_rejects_wrong_shape_or_dtype() -> None:
+    with pytest.raises(MediaError):
+        Image(np.zeros((4, 4), dtype=np.uint8))
+    with pytest.raises(MediaError):
+        Image(np.zeros((4, 4, 3), dtype=np.float32))
+
+
+def test_mp4_round_trip_keeps_shape_fps_and_is_close() -> None:
+    frames = blocks()
+    video = Video(frames=frames, fps=12.5)
+    back = Video(mp4=video.mp4, fps=video.fps)
+    assert back.frames.shape == frames.shape
+    assert back.fps == 12.5
+    assert back.seconds == pytest.approx(6 / 12.5)
+    error = np.abs(back.frames.astype(int) - frames.astype(int)).mean()
+    assert error < 3
+
+
+def test_mp4_encoding_is_deterministic() -> None:
+    frames = blocks()
+    assert Video(frames=frames, fps=24).mp4 == Video(frames=frames.copy(), fps=24).mp4
+
+
+def test_video_open_reads_file_and_fps(tmp_path: Path) -> None:
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(Video(frames=blocks(), fps=8).mp4)
+    video = Video.open(path)
+    assert video.num_frames == 6
+    assert video.fps == pytest.approx(8)
+    with pytest.raises(MediaError):
+        Video.open(tmp_path / "missing.mp4")
+
+
+def test_video_requires_exactly_one_source() -> None:
+    with pytest.raises(ValueError):
+        Video(fps=10)
+    with pytest.raises(ValueError):
+        Video(frames=blocks(), mp4=b"x", fps=10)
+
+
+def test_frame_index_at_fractions_and_last_frame() -> None:
+    video = numbered(10)
+    assert video.frame_index_at(0) == 0
+    assert video.frame_index_at(0.5) == 4
+    assert video.frame_index_at(1) == 9
+    assert video.frame_at(0.5).array[0, 0, 0] == 4
+    assert video.last_frame().array[0, 0, 0] == 9
+    assert video.frame(-2).array[0, 0, 0] == 8
+    for bad in (-0.1, 1.1):
+        with pytest.raises(ValueError):
+            video.frame_index_at(bad)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    total=st.integers(min_value=1, max_value=40),
+    a=st.floats(min_value=0, max_value=1),
+    b=st.floats(min_value=0, max_value=1),
+)
+def test_frame_index_at_is_monotone_and_in_range(total: int, a: float, b: float) -> None:
+    video = numbered(total, 2, 2)
+    low, high = sorted((a, b))
+    i, j = video.frame_index_at(low), video.frame_index_at(high)
+    assert 0 <= i <= j <= total - 1
+
+
+def test_trim_uses_slice_semantics_and_rejects_empty() -> None:
+    video = numbered(10)
+    part = video.trim(2, -3)
+    assert [int(f[0, 0, 0]) for f in part.frames] == [2, 3, 4, 5, 6]
+    assert part.fps == video.fps
+    with pytest.raises(MediaError):
+        video.trim(5, 5)
+
+
+def test_concat_counts_frames_and_rejects_size_mismatch() -> None:
+    joined = Video.concat([numbered(3), Video(frames=blocks(4, 8, 8), fps=30)])
+    assert joined.num_frames == 7
+    assert joined.fps == 10
+    with pytest.raises(MediaError, match="8x8"):
+        Video.concat([numbered(3), numbered(3, 8, 10)])
+    with pytest.raises(MediaError):
+        Video.concat([])
+
+
+def test_splice_drops_the_duplicated_first_frame() -> None:
+    head = numbered(5)
+    tail = Video(frames=numbered(8).frames[4:], fps=10)  # starts with head's last frame (4)
+    spliced = head.splice(tail)
+    assert [int(f[0, 0, 0]) for f in spliced.frames] == list(range(8))
+    assert head.splice(numbered(1)) is head
+
+
+def test_unreadable_image_path_and_garbage_png_give_media_error(tmp_path: Path) -> None:
+    with pytest.raises(MediaError, match="cannot read image"):
+        Image.open(tmp_path / "nope.png")
+    with pytest.raises(MediaError):
+        Image.from_png(b"not a png at all")
+
+
+def test_image_open_reads_file(tmp_path: Path) -> None:
+    image = Image(blocks(1)[0])
+    path = tmp_path / "x.png"
+    path.write_bytes(image.to_png())
+    assert np.array_equal(Image.open(path).array, image.array)
+
+
+def test_garbage_mp4_gives_media_error_on_frames() -> None:
+    video = Video(mp4=b"\x00garbage" * 100, fps=10)
+    with pytest.raises(MediaError, match="cannot decode video"):
+        _ = video.frames
+
+
+def test_odd_size_gives_media_error_naming_size() -> None:
+    with pytest.raises(MediaError, match="9x8"):
+        Video(frames=np.zeros((2, 8, 9, 3), dtype=np.uint8), fps=10)
+
+
+def test_contact_sheet_has_one_thumb_row_per_step_and_even_size() -> None:
+    a, b = Image(blocks(1, 64, 96)[0]), Image(blocks(1, 40, 40)[0])
+    sheet = contact_sheet([(a, b, "step 1 - accepted (2 attempts)"), (b, a, "step 2 - rejected")], thumb=64)
+    assert sheet.height == 128
+    assert sheet.width >= 128
+    assert sheet.width % 2 == 0 and sheet.height % 2 == 0
+
+
+def test_contact_sheet_without_rows_is_a_small_even_image() -> None:
+    sheet = contact_sheet([])
+    assert 0 < sheet.height <= 192 and 0 < sheet.width
+    assert sheet.width % 2 == 0 and sheet.height % 2 == 0
+    assert (sheet.array < 128).any()  # the "no accepted steps" text is drawn
