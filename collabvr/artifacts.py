@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from collabvr.media import Image, Video
 
-_EXTENSIONS = {"image/png": "png", "video/mp4": "mp4"}
+_EXTENSIONS = {"image/png": "png", "video/mp4": "mp4", "application/json": "json"}
 
 
 class ArtifactError(LookupError):
@@ -28,11 +30,16 @@ class ArtifactRef(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     uri: str
     mime: str
-    width: int
-    height: int
+    width: int | None = None
+    height: int | None = None
     frames: int | None = None
     fps: float | None = None
     seconds: float | None = None
+
+
+def ref_json(ref: ArtifactRef) -> dict[str, Any]:
+    """The compact dict form the graph state holds (unset fields left out)."""
+    return ref.model_dump(mode="json", exclude_none=True)
 
 
 def as_ref(ref: ArtifactRef | dict[str, Any]) -> ArtifactRef:
@@ -52,8 +59,12 @@ def _relative_path(sha: str, mime: str) -> str:
 class ArtifactStore:
     """Content-addressed files under a root dir: <root>/<sha[:2]>/<sha>.<ext>. Writing the same content twice is a no-op."""
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, *, cache_bytes: int = 512 * 2**20) -> None:
         self.root = Path(root)
+        # Decoded clips, most recent last: a clip just generated is verified without decoding it again.
+        self._videos: OrderedDict[str, Video] = OrderedDict()
+        self._cache_limit = cache_bytes
+        self._cache_lock = threading.Lock()
 
     def put_bytes(self, data: bytes, *, mime: str, **meta: Any) -> ArtifactRef:
         """Store bytes atomically (temp file + rename) so concurrent writers never see partial files."""
@@ -82,7 +93,7 @@ class ArtifactStore:
 
     def put_video(self, video: Video) -> ArtifactRef:
         """Store the clip's MP4 and record its shape and timing for consumers that never decode it."""
-        return self.put_bytes(
+        ref = self.put_bytes(
             video.mp4,
             mime="video/mp4",
             width=video.width,
@@ -91,6 +102,17 @@ class ArtifactStore:
             fps=video.fps,
             seconds=video.seconds,
         )
+        self._remember(ref.sha256, video)
+        return ref
+
+    def _remember(self, sha: str, video: Video) -> None:
+        with self._cache_lock:
+            self._videos[sha] = video
+            self._videos.move_to_end(sha)
+            total = sum(v.nbytes for v in self._videos.values())
+            while total > self._cache_limit and len(self._videos) > 1:
+                _, dropped = self._videos.popitem(last=False)
+                total -= dropped.nbytes
 
     def path(self, ref: ArtifactRef | dict[str, Any]) -> Path:
         """On-disk location, derived from the hash so a tampered uri cannot escape the root."""
@@ -110,15 +132,28 @@ class ArtifactStore:
             raise ArtifactError(f"artifact {ref.sha256} at {path} is corrupt (content hash {actual})")
         return data
 
+    def put_json(self, data: Any) -> ArtifactRef:
+        """Structured records too large for graph state (e.g. a finished step's attempt log)."""
+        return self.put_bytes(json.dumps(data, sort_keys=True, separators=(",", ":")).encode(), mime="application/json")
+
+    def load_json(self, ref: ArtifactRef | dict[str, Any]) -> Any:
+        return json.loads(self.get_bytes(ref))
+
     def load_image(self, ref: ArtifactRef | dict[str, Any]) -> Image:
         return Image.from_png(self.get_bytes(ref))
 
     def load_video(self, ref: ArtifactRef | dict[str, Any]) -> Video:
-        """Rebuild the clip lazily; frames decode only when accessed."""
+        """The clip, from the in-memory cache when this process made or read it recently."""
         ref = as_ref(ref)
         if ref.fps is None:
             raise ArtifactError(f"artifact {ref.sha256} has no fps; is it a video?")
-        return Video(mp4=self.get_bytes(ref), fps=ref.fps)
+        with self._cache_lock:
+            cached = self._videos.get(ref.sha256)
+        if cached is not None:
+            return cached
+        video = Video(mp4=self.get_bytes(ref), fps=ref.fps)
+        self._remember(ref.sha256, video)
+        return video
 
     def exists(self, ref: ArtifactRef | dict[str, Any]) -> bool:
         return self.path(ref).is_file()

@@ -121,6 +121,13 @@ def _decode_mp4(data: bytes) -> np.ndarray:
     return np.stack(frames)
 
 
+def _read_only(frames: np.ndarray) -> np.ndarray:
+    """Frames are shared through caches, so nobody may write to them in place."""
+    view = frames.view()
+    view.flags.writeable = False
+    return view
+
+
 class Video:
     """An RGB clip that is either decoded frames or encoded MP4 bytes; converts lazily and caches both."""
 
@@ -131,6 +138,7 @@ class Video:
             raise MediaError(f"fps must be positive, got {fps}")
         if frames is not None:
             _check_frames(frames)
+            frames = _read_only(frames)
         self.fps = float(fps)
         self._frames = frames
         self._mp4 = mp4
@@ -141,7 +149,7 @@ class Video:
             assert self._mp4 is not None
             frames = _decode_mp4(self._mp4)
             _check_frames(frames)
-            self._frames = frames
+            self._frames = _read_only(frames)
         return self._frames
 
     @property
@@ -149,6 +157,12 @@ class Video:
         if self._mp4 is None:
             self._mp4 = _encode_mp4(self.frames, self.fps)
         return self._mp4
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held now: decoded frames and/or encoded bytes, without decoding anything."""
+        held = self._frames.nbytes if self._frames is not None else 0
+        return held + (len(self._mp4) if self._mp4 is not None else 0)
 
     @property
     def num_frames(self) -> int:

@@ -25,6 +25,8 @@ from collabvr.context import Context
 from collabvr.errors import BadInput, redact
 from collabvr.media import Image, contact_sheet
 from collabvr.nodes.common import store_of
+from collabvr.nodes.plan import start
+from collabvr.state import history
 from collabvr.task import Task
 
 OUTPUTS = ("trace.json", "final.mp4", "contact_sheet.png", "episode.html")
@@ -104,8 +106,7 @@ def run(
     _clear_outputs(out)
     store = store_of(ctx)
     task = task.materialize(store)
-    first = task.first_frame.model_dump(mode="json")
-    initial = {"task": task.model_dump(mode="json"), "frame": first, "step": 0, "attempt": 0, "status": "running"}
+    initial = start({"task": task.model_dump(mode="json")}, ctx)
     run_config = {"recursion_limit": recursion_limit(ctx), **(config or {})}
     started = time.perf_counter()
     state: dict[str, Any] = dict(initial)
@@ -142,8 +143,9 @@ def score_episode(task: Task, store: ArtifactStore, final: dict | None) -> dict[
 
 def write_outputs(episode: Episode, store: ArtifactStore, ctx: Context) -> None:
     out, state = episode.out_dir, episode.state
+    attempts, repairs = history(state, store.load_json)
     clips = []
-    for attempt in state.get("attempts", []):
+    for attempt in attempts:
         if attempt.get("clip"):
             name = f"clips/step{attempt['step'] + 1}_attempt{attempt['index'] + 1}.mp4"
             store.export(attempt["clip"], out / name)
@@ -162,8 +164,8 @@ def write_outputs(episode: Episode, store: ArtifactStore, ctx: Context) -> None:
         "wall_s": round(episode.wall_s, 4),
         "compute": state.get("compute", {}),
         "steps": state.get("steps", []),
-        "attempts": state.get("attempts", []),
-        "repairs": state.get("repairs", []),
+        "attempts": attempts,
+        "repairs": repairs,
         "final": state.get("final"),
         "files": {"final": "final.mp4", "contact_sheet": "contact_sheet.png", "clips": clips,
                   "artifacts": os.path.relpath(store.root, out)},
@@ -176,7 +178,7 @@ def _sheet_rows(state: dict[str, Any], store: ArtifactStore) -> list[tuple[Image
     for s in state.get("steps", []):
         caption = f"step {s['step'] + 1}: accepted after {s['attempts']} attempt(s)\n{s['plan']['instruction'][:80]}"
         rows.append((store.load_image(s["start_frame"]), store.load_image(s["end_frame"]), caption))
-    failed = [a for a in state.get("attempts", []) if a["step"] == state.get("step") and a["status"] != "accepted"]
+    failed = state.get("attempts", [])
     if state.get("status") == "attempts_exhausted" and failed:
         last = failed[-1]
         end = last.get("last_frame") or state["frame"]

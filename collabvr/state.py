@@ -33,16 +33,28 @@ class State(TypedDict, total=False):
     cond_frame: Ref  # frame the next generation is conditioned on
     prefix: Ref | None  # good prefix to splice before the next clip (partial regeneration)
     pending: dict[str, Any] | None  # the attempt between generate and verify
-    attempts: Annotated[list[dict[str, Any]], operator.add]  # (append) every attempt, failed ones too
-    steps: Annotated[list[dict[str, Any]], operator.add]  # (append) accepted steps
-    repairs: Annotated[list[dict[str, Any]], operator.add]  # (append) each repair and its strategy
+    attempts: list[dict[str, Any]]  # attempts of the current step, failed ones too
+    repairs: list[dict[str, Any]]  # repairs of the current step
+    last: str  # status of the latest attempt: accepted, rejected, plan_failed, ...
+    steps: Annotated[list[dict[str, Any]], operator.add]  # (append) accepted steps; each keeps a ref to its attempt log
     compute: Annotated[dict[str, float], add_counts]  # calls, clip-seconds, tokens, milliseconds
     status: str  # running | complete | step_budget_spent | attempts_exhausted
     reason: str  # why the episode ended
     final: Ref | None  # the final video: accepted clips concatenated
 
 
-def step_attempts(state: State) -> list[dict[str, Any]]:
-    """The attempts of the current step."""
-    step = state.get("step", 0)
-    return [a for a in state.get("attempts", []) if a["step"] == step]
+def with_attempt(state: State, attempt: dict[str, Any]) -> list[dict[str, Any]]:
+    """The current step's attempts with one more."""
+    return [*state.get("attempts", []), attempt]
+
+
+def history(state: State, load_json: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every attempt and repair of the episode, in order: the archived logs of accepted steps, then
+    the current step's. ``load_json`` reads an artifact ref (``ArtifactStore.load_json``)."""
+    attempts: list[dict[str, Any]] = []
+    repairs: list[dict[str, Any]] = []
+    for step in state.get("steps", []):
+        log = load_json(step["log"])
+        attempts += log["attempts"]
+        repairs += log["repairs"]
+    return attempts + list(state.get("attempts", [])), repairs + list(state.get("repairs", []))

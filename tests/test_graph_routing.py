@@ -13,6 +13,7 @@ from collabvr.graph.collabvr import build_collabvr
 from collabvr.nodes.common import store_of
 from collabvr.nodes.repair import choose_strategy
 from collabvr.runner import recursion_limit
+from collabvr.state import history
 from collabvr.task import Task
 from tests.scripted import ScriptedVGM, ScriptedVLM, install, plan, shade, verdict
 
@@ -33,6 +34,8 @@ def run_script(task: Task, tmp_path, plans, verdicts, *, vgm_failures=(), **ctx_
             nodes.extend(chunk)
         else:
             state = chunk
+    # the whole episode: archived logs of accepted steps plus the current step
+    state["attempts"], state["repairs"] = history(state, store_of(ctx).load_json)
     return state, nodes, vlm, vgm, ctx
 
 
@@ -170,3 +173,4 @@ def test_state_holds_references_only(user_task, tmp_path):
 
     text = json.dumps(state)  # plain JSON: no bytes, no arrays
     assert len(text) < 8_000
+    assert all(isinstance(ref, dict) and "sha256" in ref for ref in (state["frame"], state["final"]))

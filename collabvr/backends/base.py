@@ -14,12 +14,12 @@ from collabvr.media import Image, Video
 from collabvr.records import (
     Critique,
     CritiqueRequest,
-    JudgeRequest,
     Judgement,
+    JudgeRequest,
     Plan,
     PlanRequest,
-    SelectRequest,
     Selection,
+    SelectRequest,
     Verdict,
     VerifyRequest,
 )

@@ -39,7 +39,7 @@ def after_generate(state: State, runtime: Runtime[Context]) -> Literal["verify",
 
 
 def after_verify(state: State, runtime: Runtime[Context]) -> Literal["plan", "repair", "finalize"]:
-    if state["attempts"][-1]["status"] == "accepted":
+    if state["last"] == "accepted":
         if state["plan"]["task_complete"] or state["step"] >= runtime.context.max_steps:
             return "finalize"
         return "plan"

@@ -6,6 +6,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from collabvr.artifacts import ref_json
 from collabvr.context import Context
 from collabvr.media import Video
 from collabvr.nodes.common import emit, store_of
@@ -16,15 +17,15 @@ def outcome(state: State, ctx: Context) -> tuple[str, str]:
     """(status, reason) of a finished episode."""
     attempts = state.get("attempts", [])
     plan = state.get("plan") or {}
-    last = attempts[-1] if attempts else None
     if plan.get("task_complete") and not plan.get("instruction", "").strip():
         return "complete", "the planner found the task already complete"
-    if last is not None and last["status"] == "accepted":
+    if state.get("last") == "accepted":
         if plan.get("task_complete"):
             return "complete", "the planner's last action completes the task and it was accepted"
         return "step_budget_spent", f"all {ctx.max_steps} steps used"
-    if last is None:
+    if not attempts:
         return "attempts_exhausted", "no attempt was made"
+    last = attempts[-1]
     why = (last.get("verdict") or {}).get("reason") or (last.get("error") or {}).get("message", "")
     return "attempts_exhausted", f"step {state.get('step', 0) + 1}: {ctx.max_attempts} attempts failed; last {last['status']}: {why}"
 
@@ -39,4 +40,4 @@ def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         final = Video(frames=store.load_image(state["task"]["first_frame"]).array[None], fps=ctx.fps)
     status, reason = outcome(state, ctx)
     emit(runtime, event="finalized", status=status, reason=reason)
-    return {"final": store.put_video(final).model_dump(mode="json"), "status": status, "reason": reason}
+    return {"final": ref_json(store.put_video(final)), "status": status, "reason": reason}

@@ -7,11 +7,12 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from collabvr.artifacts import ref_json
 from collabvr.context import Context
 from collabvr.errors import InvalidOutput, failure
 from collabvr.media import Video
 from collabvr.nodes.common import emit, store_of, vgm_of
-from collabvr.state import State
+from collabvr.state import State, with_attempt
 
 
 def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -27,8 +28,9 @@ def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "seed": seed,
         "seconds_requested": seconds,
         "cond_frame": state["cond_frame"],
-        "prefix": state.get("prefix"),
     }
+    if state.get("prefix"):
+        record["prefix"] = state["prefix"]
     start = time.perf_counter()
     try:
         video = vgm_of(ctx).generate(store.load_image(state["cond_frame"]), state["prompt"], seconds=seconds, fps=ctx.fps, seed=seed)
@@ -38,18 +40,16 @@ def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         ms = (time.perf_counter() - start) * 1000
         fail = failure(exc)
         emit(runtime, event="generation_failed", step=step, attempt=attempt, error=fail)
-        failed = {**record, "status": "generation_failed", "error": fail, "verdict": None, "gen_ms": round(ms, 3)}
-        return {"attempts": [failed], "attempt": attempt + 1, "pending": None, "compute": {"vgm_calls": 1, "vgm_failures": 1, "vgm_ms": ms}}
+        failed = {**record, "status": "generation_failed", "error": fail, "gen_ms": round(ms, 3)}
+        return {"attempts": with_attempt(state, failed), "attempt": attempt + 1, "pending": None, "last": "generation_failed",
+                "compute": {"vgm_calls": 1, "vgm_failures": 1, "vgm_ms": round(ms, 3)}}
     ms = (time.perf_counter() - start) * 1000
-    generated = store.put_video(video)
-    clip = store.load_video(state["prefix"]).splice(video) if state.get("prefix") else video
-    clip_ref = store.put_video(clip) if clip is not video else generated
-    pending = {
-        **record,
-        "generated": generated.model_dump(mode="json"),
-        "clip": clip_ref.model_dump(mode="json"),
-        "last_frame": store.put_image(clip.last_frame()).model_dump(mode="json"),
-        "gen_ms": round(ms, 3),
-    }
+    generated = ref_json(store.put_video(video))
+    pending = {**record, "clip": generated, "gen_ms": round(ms, 3)}
+    clip = video
+    if state.get("prefix"):  # partial regeneration: the good prefix, then the new clip
+        clip = store.load_video(state["prefix"]).splice(video)
+        pending |= {"generated": generated, "clip": ref_json(store.put_video(clip))}
+    pending["last_frame"] = ref_json(store.put_image(clip.last_frame()))
     emit(runtime, event="generated", step=step, attempt=attempt, seconds=video.seconds)
     return {"pending": pending, "compute": {"vgm_calls": 1, "clip_seconds": round(video.seconds, 6), "vgm_ms": round(ms, 3)}}

@@ -6,10 +6,11 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from collabvr.artifacts import ref_json
 from collabvr.context import Context
 from collabvr.nodes.common import call_vlm, emit, store_of, vlm_of
 from collabvr.records import Plan, PlanRequest, StepSummary
-from collabvr.state import State
+from collabvr.state import State, with_attempt
 from collabvr.task import Task
 
 
@@ -18,8 +19,8 @@ def start(state: State, ctx: Context) -> dict[str, Any]:
     if "frame" in state:
         return {}
     task = Task.model_validate(state["task"]).materialize(store_of(ctx))
-    frame = task.first_frame.model_dump(mode="json")
-    return {"task": task.model_dump(mode="json"), "frame": frame, "step": 0, "attempt": 0, "status": "running"}
+    return {"task": task.model_dump(mode="json", exclude_none=True), "frame": ref_json(task.first_frame), "step": 0,
+            "attempt": 0, "attempts": [], "repairs": [], "status": "running"}
 
 
 def plan_request(state: State, ctx: Context, *, split_from: str = "") -> PlanRequest:
@@ -46,8 +47,8 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     update["compute"] = compute
     if fail is not None:
         emit(runtime, event="plan_failed", step=step, error=fail)
-        failed = {"step": step, "index": attempt, "status": "plan_failed", "error": fail, "verdict": None}
-        return {**update, "plan": None, "attempt": attempt + 1, "attempts": [failed]}
+        failed = {"step": step, "index": attempt, "status": "plan_failed", "error": fail}
+        return {**update, "plan": None, "attempt": attempt + 1, "attempts": with_attempt(state, failed), "last": "plan_failed"}
     emit(runtime, event="plan", step=step, instruction=record.instruction, task_complete=record.task_complete)
     return {
         **update,

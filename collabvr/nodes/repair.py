@@ -17,6 +17,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from collabvr.artifacts import ref_json
 from collabvr.context import Context
 from collabvr.nodes.common import call_vlm, compose_prompt, emit, store_of, vlm_of
 from collabvr.nodes.plan import plan_request
@@ -49,8 +50,8 @@ def repair(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         store = store_of(ctx)
         clip = store.load_video(last["clip"])
         cut = clip.frame_index_at(verdict["good_fraction"])
-        update["prefix"] = store.put_video(clip.trim(0, cut + 1)).model_dump(mode="json")
-        update["cond_frame"] = store.put_image(clip.frame(cut)).model_dump(mode="json")
+        update["prefix"] = ref_json(store.put_video(clip.trim(0, cut + 1)))
+        update["cond_frame"] = ref_json(store.put_image(clip.frame(cut)))
         update["prompt"] = compose_prompt(verdict.get("remaining") or plan["instruction"], verdict["suggestion"])
         detail = {"cut_frame": cut, "of_frames": clip.num_frames}
     elif strategy == "action_splitting":
@@ -69,4 +70,4 @@ def repair(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
     emit(runtime, event="repair", step=state["step"], attempt=state["attempt"], strategy=strategy)
     record = {"step": state["step"], "after_attempt": last["index"], "strategy": strategy, "prompt": update["prompt"], **detail}
-    return {**update, "repairs": [record]}
+    return {**update, "repairs": [*state.get("repairs", []), record]}

@@ -10,10 +10,11 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from collabvr.artifacts import ref_json
 from collabvr.context import Context
 from collabvr.nodes.common import call_vlm, emit, store_of, vlm_of
 from collabvr.records import Verdict, VerifyRequest
-from collabvr.state import State
+from collabvr.state import State, with_attempt
 
 
 def verify(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -30,22 +31,28 @@ def verify(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     )
     verdict, fail, compute = call_vlm("verify", vlm_of(ctx).verify, request, Verdict)
     if fail is not None:
-        attempt = {**pending, "status": "verification_failed", "error": fail, "verdict": None}
+        attempt = {**pending, "status": "verification_failed", "error": fail}
     else:
         status = "accepted" if verdict.accept is True else "rejected"
         attempt = {**pending, "status": status, "verdict": verdict.model_dump(mode="json")}
     attempt["verify_ms"] = compute["vlm_ms"]
     emit(runtime, event="verified", step=state["step"], attempt=state["attempt"], status=attempt["status"],
          reason=(verdict.reason if verdict else fail["message"]))
-    update: dict[str, Any] = {"attempts": [attempt], "pending": None, "attempt": state["attempt"] + 1, "compute": compute}
+    attempts = with_attempt(state, attempt)
+    update: dict[str, Any] = {"attempts": attempts, "pending": None, "attempt": state["attempt"] + 1,
+                              "last": attempt["status"], "compute": compute}
     if attempt["status"] == "accepted":
+        # the step is done: its attempt log moves to the store, so state stays bounded per step
+        log = store.put_json({"attempts": attempts, "repairs": state.get("repairs", [])})
         accepted = {
             "step": state["step"],
             "plan": plan,
             "clip": pending["clip"],
             "start_frame": state["frame"],
             "end_frame": pending["last_frame"],
-            "attempts": state["attempt"] + 1,
+            "attempts": len(attempts),
+            "log": ref_json(log),
         }
-        update |= {"steps": [accepted], "frame": pending["last_frame"], "step": state["step"] + 1, "attempt": 0, "prefix": None}
+        update |= {"steps": [accepted], "frame": pending["last_frame"], "step": state["step"] + 1, "attempt": 0,
+                   "prefix": None, "attempts": [], "repairs": []}
     return update

@@ -31,7 +31,12 @@ def read_trajectory(family: Family, frames: np.ndarray, start: object | None = N
     """Decode frames in order; stop at the first unreadable frame or illegal transition."""
     states: list = [] if start is None else [start]
     last_good: list[int] = [] if start is None else [-1]
+    previous = None
     for t, frame in enumerate(frames):
+        if previous is not None and states and np.array_equal(frame, previous):
+            last_good[-1] = t  # a held frame shows the same state; no need to read it again
+            continue
+        previous = frame
         try:
             state = family.decode(frame)
         except DecodeError as exc:

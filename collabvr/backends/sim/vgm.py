@@ -34,7 +34,7 @@ class SimVGM:
     def generate(self, frame: Image, prompt: str, *, seconds: float, fps: int, seed: int) -> Video:
         family = family_of(frame.array)
         state = read_state(family, frame.array, "conditioning frame")
-        rng = rng_for("vgm", seed, frame.array, prompt, seconds, fps)
+        rng = rng_for("vgm", seed, state, prompt, seconds, fps)
         total = max(1, round(seconds * fps))
         states = self.rollout(family, state, prompt, capacity=(total - 1) // self.config.frames_per_move, rng=rng)
         return Video(frames=self.render(family, states, total, frame.height), fps=fps)

@@ -20,12 +20,12 @@ from collabvr.errors import BackendError
 from collabvr.records import (
     Critique,
     CritiqueRequest,
-    JudgeRequest,
     Judgement,
+    JudgeRequest,
     Plan,
     PlanRequest,
-    SelectRequest,
     Selection,
+    SelectRequest,
     Verdict,
     VerifyRequest,
 )
@@ -50,7 +50,7 @@ class SimVLM:
         if solution is None:
             raise BackendError(f"the planner finds no way to solve the task from here ({seen})")
         moves = solution[: self._action_size(family, request, len(solution))]
-        rng = rng_for("plan", self.seed, request.frame.array, request.step, request.split_from)
+        rng = rng_for("plan", self.seed, state, request.step, request.split_from)
         if rng.random() < self.config.plan_noise:
             wrong = family.wrong_move(state, moves[0], rng)
             moves = [wrong] if wrong else moves
@@ -81,8 +81,8 @@ class SimVLM:
         start = read_state(family, request.start_frame.array, "start frame")
         planned = family.parse(request.instruction)
         frames = request.clip.frames
-        verdict = self._check(family, start, planned, frames)
-        rng = rng_for("verify", self.seed, request.start_frame.array, request.instruction, frames[-1])
+        verdict, seen = self._check(family, start, planned, frames)
+        rng = rng_for("verify", self.seed, request.instruction, *seen)
         if not verdict.accept and rng.random() < self.config.false_accept:
             return Verdict(accept=True, reason="the action looks carried out", good_fraction=1.0, confidence=0.6)
         if verdict.accept and rng.random() < self.config.false_reject:
@@ -95,7 +95,8 @@ class SimVLM:
             )
         return verdict
 
-    def _check(self, family: Family, start: object, planned: list[str], frames) -> Verdict:
+    def _check(self, family: Family, start: object, planned: list[str], frames) -> tuple[Verdict, list]:
+        """The true verdict, and the states the clip showed (which seed the error draws)."""
         expected = [start]
         for move in planned:
             nxt = _walk(family, expected[-1], [move])
@@ -116,8 +117,9 @@ class SimVLM:
             break
         remaining = family.describe(planned[done:]) if done < len(planned) else ""
         if bad is None and done == len(planned) and len(expected) == len(planned) + 1:
-            return Verdict(accept=True, reason=f"all {len(planned)} planned moves carried out legally",
-                           good_fraction=1.0, confidence=0.9)
+            verdict = Verdict(accept=True, reason=f"all {len(planned)} planned moves carried out legally",
+                              good_fraction=1.0, confidence=0.9)
+            return verdict, states
         if bad is None:
             if len(expected) < len(planned) + 1:
                 problem = f"the planned action is impossible from move {len(expected)} on"
@@ -125,8 +127,8 @@ class SimVLM:
                 problem = f"the clip ended after {done} of {len(planned)} planned moves"
             bad = n
         too_large = bad == n or done >= LATE_ERROR_MOVE
-        suggestion = f"{problem}. Move one step at a time and obey the rules; carry out exactly: {remaining or 'nothing more'}"
-        return Verdict(
+        suggestion = f"move one step at a time, obey the rules, and carry out exactly: {remaining or 'nothing more'}"
+        verdict = Verdict(
             accept=False,
             reason=problem,
             good_fraction=round(bad / n, 6),
@@ -135,13 +137,14 @@ class SimVLM:
             confidence=0.9,
             action_too_large=too_large,
         )
+        return verdict, [*states, bad]
 
     # ------------------------------------------------- select / judge / critique
     def select(self, request: SelectRequest) -> Selection:
         if not request.candidates:
             raise BackendError("no candidates to select from")
         scores = [self._score(request.family, video.frames).score for video in request.candidates]
-        rng = rng_for("select", self.seed, request.task, *[v.frames[-1] for v in request.candidates])
+        rng = rng_for("select", self.seed, request.task, *scores)
         if rng.random() < self.config.select_noise:
             return Selection(index=int(rng.integers(len(scores))), reason="a guess")
         best = max(range(len(scores)), key=lambda i: (scores[i], -i))

@@ -156,12 +156,16 @@ def sample(frame: Any, background: RGB, family: str) -> Samples:
 
 
 def classify(px: np.ndarray, palette: np.ndarray, max_dist: float = MAX_COLOUR_DIST) -> np.ndarray:
-    """Nearest-palette label per pixel; -1 where no palette colour is close (blends, noise)."""
-    d = px[..., None, :].astype(np.int32) - palette.astype(np.int32)
-    d2 = np.einsum("...c,...c->...", d, d)
-    labels = d2.argmin(-1)
-    labels[d2.min(-1) > max_dist * max_dist] = -1
-    return labels
+    """Nearest-palette label per pixel; -1 where no palette colour is close (blends, noise).
+
+    Squared distances via one small matmul (|p|^2 - 2 p.c + |c|^2): the decode hot path.
+    """
+    p = px.reshape(-1, 3).astype(np.float32)
+    pal = palette.astype(np.float32)
+    d2 = (p * p).sum(1, keepdims=True) - 2 * p @ pal.T + (pal * pal).sum(1)
+    labels = d2.argmin(1)
+    labels[d2[np.arange(len(p)), labels] > max_dist * max_dist] = -1
+    return labels.reshape(px.shape[:2])
 
 
 def cell_votes(labels: np.ndarray, s: Samples, grid: Grid, n_labels: int) -> np.ndarray:

@@ -71,9 +71,10 @@ def _carve(rng: np.random.Generator) -> np.ndarray:
         stack.append((nr, nc))
     for r in range(1, N - 1, 2):
         for c in range(1, N - 1, 2):
+            dead_end = sum(not wall[r + dr, c + dc] for dr, dc in DIRS.values()) == 1
             closed = [(dr, dc) for dr, dc in DIRS.values()
                       if wall[r + dr, c + dc] and 0 < r + 2 * dr < N - 1 and 0 < c + 2 * dc < N - 1]
-            if len(closed) == 3 and rng.random() < BRAID:
+            if dead_end and closed and rng.random() < BRAID:
                 dr, dc = closed[int(rng.integers(len(closed)))]
                 wall[r + dr, c + dc] = False
     return wall
@@ -109,7 +110,8 @@ class Maze(Family):
             for _ in range(8):
                 agent = floor[int(rng.integers(len(floor)))]
                 dist = bfs_distances(agent, lambda a: [n for _, n in _neighbours(walls, a)])
-                goals = [cell for cell, d in dist.items() if lo <= d <= hi]
+                want = int(rng.integers(lo, hi + 1))
+                goals = [cell for cell, d in dist.items() if d == want]
                 if goals:
                     return MazeState(walls, agent, goals[int(rng.integers(len(goals)))])
 

@@ -124,7 +124,8 @@ class Sokoban(Family):
             floor = [(r, c) for r in range(N) for c in range(N) if walls[r][c] == "."]
             target = floor[int(rng.integers(len(floor)))]
             dist = _distances_to_goal(walls, target)
-            starts = [ab for ab, d in dist.items() if lo <= d <= hi]
+            want = int(rng.integers(lo, hi + 1))
+            starts = [ab for ab, d in dist.items() if d == want]
             if starts:
                 agent, box = starts[int(rng.integers(len(starts)))]
                 return SokobanState(walls, agent, box, target)
@@ -152,8 +153,9 @@ class Sokoban(Family):
 
     def render_motion(self, s0: SokobanState, s1: SokobanState, alpha: float, size: int = 256) -> np.ndarray:
         pairs = [(s0.agent, s1.agent), (s0.box, s1.box)]
-        slides = (s0.walls == s1.walls and s0.target == s1.target and s0 != s1
-                  and all(a is not None and b is not None and manhattan(a, b) <= 1 for a, b in pairs))
+        shifts = {(b[0] - a[0], b[1] - a[1]) for a, b in pairs if a is not None and b is not None and a != b}
+        slides = (s0.walls == s1.walls and s0.target == s1.target and None not in (s0.agent, s0.box, s1.agent, s1.box)
+                  and len(shifts) == 1 and manhattan((0, 0), shifts.pop()) == 1)  # one object, or a push
         if not slides or alpha <= 0 or alpha >= 1:
             return self.render(s0 if alpha < 0.5 else s1, size)
         box_on = (s0 if alpha < 0.5 else s1).box == s0.target
@@ -180,8 +182,12 @@ class Sokoban(Family):
             raise DecodeError("no box visible")
         walls = tuple("".join("#" if k == 1 else "." for k in row) for row in kind)
         agent, box = nearest_cell(grid, cy[3], cx[3]), nearest_cell(grid, cy[4], cx[4])
-        if agent == box:
-            raise DecodeError("agent and box decode to the same cell")
+        if agent == box:  # half-way through a push: round agent and box together
+            dr, dc = round((cy[4] - cy[3]) / grid.cell), round((cx[4] - cx[3]) / grid.cell)
+            if abs(dr) + abs(dc) != 1:
+                raise DecodeError("agent and box decode to the same cell")
+            agent = nearest_cell(grid, (cy[3] + cy[4] - dr * grid.cell) / 2, (cx[3] + cx[4] - dc * grid.cell) / 2)
+            box = (agent[0] + dr, agent[1] + dc)
         return SokobanState(walls, agent, box, (int(targets[0][0]), int(targets[0][1])))
 
     def moves(self, state: SokobanState) -> list[str]:
@@ -222,10 +228,9 @@ class Sokoban(Family):
             toward = [mv for mv in DIRS if manhattan(step(agent, mv), box) < manhattan(agent, box)]
             return replace(state, agent=step(agent, toward[int(rng.integers(len(toward)))]))
         toward = [mv for mv in DIRS if manhattan(step(box, mv), state.target) < manhattan(box, state.target)]
-        pushes = [mv for mv in toward if step(box, mv) != agent]
-        if pushes:
-            mv = pushes[int(rng.integers(len(pushes)))]
-            return replace(state, agent=box, box=step(box, mv))
+        shoves = [mv for mv in toward if step(box, mv) != agent]
+        if shoves:  # the box slides toward the target on its own, whatever side the agent is on
+            return replace(state, box=step(box, shoves[int(rng.integers(len(shoves)))]))
         mv = toward[int(rng.integers(len(toward)))]  # the agent stands in the way: it hops round to push
         return replace(state, agent=step(box, OPPOSITE[mv]))
 

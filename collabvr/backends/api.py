@@ -1,0 +1,318 @@
+"""What every closed-API backend shares: call policy, retries, re-asks, prompts, frames, prices.
+
+The backends in :mod:`collabvr.backends.google` and :mod:`collabvr.backends.openai` turn SDK
+exceptions into a :class:`Failure` classification; everything else (backoff with jitter,
+``Retry-After``, the attempt limit and the total deadline, the concurrency limit, validating
+structured answers and re-asking once) lives here, so there is one policy for all of them.
+The SDKs' own retries are switched off.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import numpy as np
+from pydantic import BaseModel, ValidationError
+
+from collabvr import prompts
+from collabvr.errors import BackendError, BadInput, InvalidOutput, TransientError, redact
+from collabvr.media import Image, Video
+from collabvr.records import (
+    CritiqueRequest,
+    JudgeRequest,
+    PlanRequest,
+    SelectRequest,
+    Usage,
+    VerifyRequest,
+)
+
+R = TypeVar("R", bound=BaseModel)
+T = TypeVar("T")
+
+# ----------------------------------------------------------------------------- prices
+# USD. Tokens per million, video per generated second. Collected from the providers' public
+# price pages in 2025 (standard tier, prompts <= 200k tokens, Veo 720p/1080p without audio
+# where the page lists both). Prices change: check current pricing, and override with the
+# ``prices`` option ({"model": {"input_per_mtok": .., "output_per_mtok": ..}} or
+# {"model": {"per_second": ..}}).
+PRICES: dict[str, dict[str, float]] = {
+    "gemini-2.5-pro": {"input_per_mtok": 1.25, "output_per_mtok": 10.00},
+    "gemini-2.5-flash": {"input_per_mtok": 0.30, "output_per_mtok": 2.50},
+    "gemini-2.5-flash-lite": {"input_per_mtok": 0.10, "output_per_mtok": 0.40},
+    "gpt-4o": {"input_per_mtok": 2.50, "output_per_mtok": 10.00},
+    "gpt-4o-mini": {"input_per_mtok": 0.15, "output_per_mtok": 0.60},
+    "gpt-4.1": {"input_per_mtok": 2.00, "output_per_mtok": 8.00},
+    "gpt-4.1-mini": {"input_per_mtok": 0.40, "output_per_mtok": 1.60},
+    "gpt-5": {"input_per_mtok": 1.25, "output_per_mtok": 10.00},
+    "gpt-5-mini": {"input_per_mtok": 0.25, "output_per_mtok": 2.00},
+    "veo-2.0-generate-001": {"per_second": 0.50},
+    "veo-3.0-generate-001": {"per_second": 0.20},
+    "veo-3.0-fast-generate-001": {"per_second": 0.10},
+    "veo-3.1-generate-001": {"per_second": 0.20},
+    "veo-3.1-fast-generate-001": {"per_second": 0.10},
+}
+
+
+def estimated_cost(
+    model: str, usage: Mapping[str, float], prices: Mapping[str, Mapping[str, float]] | None = None
+) -> float | None:
+    """USD estimate for ``usage`` ({input_tokens, output_tokens} and/or {video_seconds} or the
+    trace's {clip_seconds}); None when the model has no price (local server, unknown model)."""
+    table = {**PRICES, **(prices or {})}
+    price = table.get(model)
+    if price is None:  # "gemini-2.5-pro-preview-06-05" is priced like "gemini-2.5-pro"
+        stems = [name for name in table if model.startswith(name)]
+        price = table[max(stems, key=len)] if stems else None
+    if price is None:
+        return None
+    tokens = usage.get("input_tokens", 0) * price.get("input_per_mtok", 0.0)
+    tokens += usage.get("output_tokens", 0) * price.get("output_per_mtok", 0.0)
+    seconds = usage.get("video_seconds", usage.get("clip_seconds", 0.0))
+    return round(tokens / 1e6 + seconds * price.get("per_second", 0.0), 6)
+
+
+# ----------------------------------------------------------------------------- policy
+@dataclass(frozen=True)
+class Policy:
+    """How one backend calls its API. Every field is an option of the same name."""
+
+    max_retries: int = 4  # retries after the first try, per request
+    deadline_s: float = 300.0  # total time for one role call / one generation, retries included
+    timeout_s: float = 120.0  # one HTTP request
+    backoff_s: float = 1.0  # first backoff; doubles per retry, with jitter
+    backoff_max_s: float = 30.0
+    concurrency: int = 4  # calls in flight at once, across all episodes sharing the backend
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], **defaults: Any) -> Policy:
+        values = {**defaults, **{f.name: options[f.name] for f in fields(cls) if f.name in options}}
+        try:
+            policy = cls(**{k: type(getattr(cls, k))(v) for k, v in values.items()})
+        except (TypeError, ValueError) as exc:
+            raise BadInput(f"bad backend call option: {exc}") from None
+        if policy.max_retries < 0 or policy.concurrency < 1 or min(policy.deadline_s, policy.timeout_s) <= 0:
+            raise BadInput("max_retries must be >= 0, concurrency >= 1, deadline_s and timeout_s > 0")
+        return policy
+
+
+def check_options(options: Mapping[str, Any], known: set[str], backend: str) -> None:
+    """Fail early on a misspelt option, naming the ones the backend accepts."""
+    unknown = sorted(set(options) - known - {f.name for f in fields(Policy)} - {"prices"})
+    if unknown:
+        accepted = sorted(known | {f.name for f in fields(Policy)} | {"prices"})
+        raise BadInput(f"unknown option(s) for {backend}: {', '.join(unknown)}; accepted: {', '.join(accepted)}")
+
+
+@dataclass
+class Failure:
+    """A backend's reading of one exception: retry it or not, and after how long at least."""
+
+    error: BackendError
+    retry: bool = False
+    retry_after: float | None = None
+
+
+def retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds from ``Retry-After`` (seconds or HTTP date) or ``retry-after-ms``; None if absent."""
+    if not headers:
+        return None
+    lower = {k.lower(): v for k, v in headers.items()}
+    try:
+        if "retry-after-ms" in lower:
+            return max(0.0, float(lower["retry-after-ms"]) / 1000)
+        value = lower.get("retry-after")
+        if value is None:
+            return None
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+class Caller:
+    """Retries, deadline and concurrency for one backend instance (shared by every episode).
+
+    ``slots`` bounds the calls in flight; ``call`` retries one request on transient failures
+    with exponential backoff and jitter (at least ``Retry-After``), within the attempt limit and
+    what is left of the call's deadline, then raises a typed error.
+    """
+
+    def __init__(self, name: str, policy: Policy, classify: Callable[[BaseException], Failure]) -> None:
+        self.name = name
+        self.policy = policy
+        self.classify = classify
+        self.slots = threading.BoundedSemaphore(policy.concurrency)
+        self._random = random.Random()
+
+    def deadline(self) -> float:
+        """The monotonic time by which one role call must be done."""
+        return time.monotonic() + self.policy.deadline_s
+
+    def timeout(self, deadline: float) -> float:
+        """The per-request timeout: the option, cut to what is left of the deadline."""
+        return max(0.05, min(self.policy.timeout_s, deadline - time.monotonic()))
+
+    def call(self, what: str, fn: Callable[[], T], deadline: float) -> T:
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return fn()
+            except BackendError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - classified below; unknown errors are not retried
+                failure = self.classify(exc)
+            if not failure.retry:
+                raise failure.error from None
+            left = deadline - time.monotonic()
+            wait = self.policy.backoff_s * 2 ** (tries - 1)
+            wait = min(self.policy.backoff_max_s, wait) * (0.5 + 0.5 * self._random.random())
+            wait = max(wait, failure.retry_after or 0.0)
+            if tries > self.policy.max_retries or wait >= left:
+                why = "attempts" if tries > self.policy.max_retries else "deadline"
+                raise TransientError(
+                    f"{self.name} {what}: gave up after {tries} tries ({why} exhausted): {failure.error}"
+                ) from None
+            time.sleep(wait)
+
+
+def safe_message(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one short line with secrets removed."""
+    return redact(f"{type(exc).__name__}: {exc}".replace("\n", " "))[:limit]
+
+
+# ----------------------------------------------------------------------------- structured output
+def response_schema(record: type[BaseModel]) -> dict[str, Any]:
+    """The JSON schema of a record as the model should answer it: no ``usage``, no titles."""
+    schema = record.model_json_schema(mode="serialization")
+    schema.pop("title", None)
+    schema["properties"] = {k: {kk: vv for kk, vv in v.items() if kk != "title"} for k, v in schema["properties"].items()}
+    schema["properties"].pop("usage", None)
+    schema["required"] = [k for k in schema.get("required", []) if k != "usage"]
+    return schema
+
+
+def strict_schema(record: type[BaseModel]) -> dict[str, Any]:
+    """The schema in OpenAI's strict form: every property required, nothing extra, no defaults."""
+    schema = response_schema(record)
+    schema["properties"] = {k: {kk: vv for kk, vv in v.items() if kk != "default"} for k, v in schema["properties"].items()}
+    schema["required"] = list(schema["properties"])
+    schema["additionalProperties"] = False
+    return schema
+
+
+def parse_record(text: str | None, record: type[R]) -> R:
+    """Validate a JSON answer (tolerating a ```json fence); raises ValueError/ValidationError."""
+    text = (text or "").strip()
+    if text.startswith("```"):
+        text = text.strip("`").removeprefix("json").strip()
+    if not text:
+        raise ValueError("empty answer")
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    data.pop("usage", None)
+    return record.model_validate(data)
+
+
+def reask_note(error: BaseException, record: type[BaseModel]) -> str:
+    """The follow-up that quotes why the last answer was rejected."""
+    detail = str(error) if isinstance(error, ValidationError) else f"{type(error).__name__}: {error}"
+    return (
+        "Your previous answer could not be used: " + detail[:800] + "\nAnswer again with only a JSON object that matches "
+        f"this schema:\n{json.dumps(response_schema(record))}"
+    )
+
+
+def ask_validated(
+    ask: Callable[[tuple[str, str] | None], tuple[str | None, Usage]], record: type[R], what: str
+) -> R:
+    """Ask, validate the answer against ``record``, re-ask once quoting the error, then fail typed.
+
+    ``ask(retry)`` sends the request and returns the answer text and its token usage; on the
+    re-ask ``retry`` is (the rejected answer, a note saying why) to append as a follow-up turn.
+    Usage of both asks is summed on the returned record.
+    """
+    total = Usage()
+    retry: tuple[str, str] | None = None
+    error: BaseException | None = None
+    for _ in range(2):
+        text, usage = ask(retry)
+        total = Usage(input_tokens=total.input_tokens + usage.input_tokens, output_tokens=total.output_tokens + usage.output_tokens)
+        try:
+            result = parse_record(text, record)
+        except (ValueError, ValidationError) as exc:
+            error, retry = exc, ((text or "")[:4000], reask_note(exc, record))
+            continue
+        result.usage = total
+        return result
+    raise InvalidOutput(f"{what}: the answer did not validate as {record.__name__} after a re-ask: {safe_message(error)}")
+
+
+# ----------------------------------------------------------------------------- prompts and media
+def sample_frames(video: Video, count: int) -> list[Image]:
+    """``count`` frames spread evenly over the clip, first and last included."""
+    total = video.num_frames
+    indices = np.unique(np.linspace(0, total - 1, max(1, min(count, total))).round().astype(int))
+    return [video.frame(int(i)) for i in indices]
+
+
+def history_text(request: PlanRequest) -> str:
+    if not request.history:
+        return "none"
+    return "\n".join(f"{i}. {s.instruction} (reached: {s.target_state})" for i, s in enumerate(request.history, 1))
+
+
+def split_note(request: PlanRequest) -> str:
+    if not request.split_from:
+        return ""
+    return (
+        f'\nThe last action, "{request.split_from}", proved too large to carry out in one clip. '
+        "Plan a smaller action: only the first part of it.\n"
+    )
+
+
+def prompt_for(request: Any) -> str:
+    """The rendered role prompt for a request."""
+    if isinstance(request, PlanRequest):
+        return prompts.render(
+            "plan", task=request.task, seconds=f"{request.seconds:g}", step=request.step, max_steps=request.max_steps,
+            history=history_text(request), split_note=split_note(request),
+        )
+    if isinstance(request, VerifyRequest):
+        return prompts.render("verify", task=request.task, instruction=request.instruction, target_state=request.target_state)
+    if isinstance(request, SelectRequest):
+        return prompts.render("select", task=request.task, count=len(request.candidates))
+    if isinstance(request, JudgeRequest):
+        return prompts.render("judge", task=request.task)
+    if isinstance(request, CritiqueRequest):
+        return prompts.render("critique", task=request.task, prompt=request.prompt)
+    raise TypeError(f"no prompt for {type(request).__name__}")
+
+
+@dataclass
+class Tally:
+    """Running usage totals of one backend instance, for cost reports across episodes."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    video_seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, *, input_tokens: int = 0, output_tokens: int = 0, video_seconds: float = 0.0) -> None:
+        with self._lock:
+            self.input_tokens += input_tokens
+            self.output_tokens += output_tokens
+            self.video_seconds += video_seconds
+
+    def as_dict(self) -> dict[str, float]:
+        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens, "video_seconds": self.video_seconds}
