@@ -40,13 +40,17 @@ class Context:
         "fixed", "'fixed': every attempt uses the run seed (as in the paper); 'vary': a new seed per attempt."
     )
     out_dir: str = _f("runs/latest", "Output directory: artifacts, clips, trace.json, final.mp4.")
+    budget_seconds: float = _f(0.0, "Most VGM clip-seconds per episode; a method stops before exceeding it (0: no limit).")
+    k: int = _f(4, "Candidates per pass@k episode.")
+    rounds: int = _f(3, "Rounds of the critique and prompt-optimisation baselines.")
+    cache_dir: str = _f("", "Directory of the cache of backend calls; empty: no cache.")
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
         """Fail early, naming the bad field and what it accepts."""
-        for name in ("max_steps", "max_attempts", "fps"):
+        for name in ("max_steps", "max_attempts", "fps", "k", "rounds"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise BadInput(f"{name} must be a whole number >= 1, got {value!r}")
@@ -54,6 +58,8 @@ class Context:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0 < value <= 120:
                 raise BadInput(f"{name} must be a number of seconds in (0, 120], got {value!r}")
+        if not isinstance(self.budget_seconds, int | float) or self.budget_seconds < 0:
+            raise BadInput(f"budget_seconds must be >= 0 (0: no limit), got {self.budget_seconds!r}")
         if not 0.0 <= self.partial_threshold <= 1.0:
             raise BadInput(f"partial_threshold must be in [0, 1], got {self.partial_threshold!r}")
         if self.seed_policy not in ("fixed", "vary"):
@@ -64,6 +70,10 @@ class Context:
     def seconds_for(self, step: int) -> float:
         """Clip length for a 0-based step index."""
         return float(self.first_clip_seconds if step == 0 else self.clip_seconds)
+
+    def affords(self, spent: float, seconds: float) -> bool:
+        """Whether a clip of ``seconds`` fits in the clip-seconds budget after ``spent``."""
+        return not self.budget_seconds or spent + seconds <= self.budget_seconds + 1e-9
 
     def seed_for(self, step: int, attempt: int) -> int:
         if self.seed_policy == "fixed":

@@ -174,3 +174,32 @@ def test_state_holds_references_only(user_task, tmp_path):
     text = json.dumps(state)  # plain JSON: no bytes, no arrays
     assert len(text) < 8_000
     assert all(isinstance(ref, dict) and "sha256" in ref for ref in (state["frame"], state["final"]))
+
+
+def test_clip_seconds_budget_stops_before_a_clip_would_exceed_it(user_task, tmp_path):
+    state, nodes, _, vgm, _ = run_script(
+        user_task, tmp_path, [plan("a")], [verdict(False), verdict(False)], budget_seconds=1.5
+    )
+    assert len(vgm.calls) == 1  # a second 1 s clip would make 2 s > 1.5 s
+    assert state["compute"]["clip_seconds"] <= 1.5
+    assert state["status"] == "budget_spent"
+
+
+def test_cached_calls_are_not_paid_twice_but_still_count_as_compute(user_task, tmp_path):
+    cache = str(tmp_path / "cache")
+    first, _, vlm1, vgm1, _ = run_script(user_task, tmp_path, [plan("a", complete=True)], [verdict(False, good=0.0, suggestion="fix"), verdict(True)], cache_dir=cache)
+    second, _, vlm2, vgm2, _ = run_script(user_task, tmp_path, [], [], cache_dir=cache)  # empty scripts: every call must hit
+    assert len(vgm1.calls) == 2 and vgm2.calls == [] and vlm2.calls == []
+    assert second["compute"]["vgm_calls"] == first["compute"]["vgm_calls"] == 2
+    assert second["compute"]["vgm_cache_hits"] == 2 and "vgm_cache_hits" not in first["compute"]
+    assert second["compute"]["vlm_cache_hits"] == second["compute"]["vlm_calls"] == 3
+    assert second["final"]["sha256"] == first["final"]["sha256"]
+
+
+def test_failed_calls_are_never_cached(user_task, tmp_path):
+    cache = str(tmp_path / "cache")
+    first, *_ = run_script(user_task, tmp_path, [plan("a", complete=True)], [InvalidOutput("garbage")] * 3, cache_dir=cache)
+    assert first["status"] == "attempts_exhausted"
+    second, _, vlm, vgm, _ = run_script(user_task, tmp_path, [], [verdict(True)], cache_dir=cache)
+    assert [role for role, _ in vlm.calls] == ["verify"]  # plan and clip came from the cache; the failed verify did not
+    assert vgm.calls == [] and second["status"] == "complete"

@@ -23,27 +23,34 @@ from collabvr.nodes.verify import verify
 from collabvr.state import State
 
 
+def can_generate(state: State, ctx: Context) -> bool:
+    """Attempts left in this step, and a clip of this step's length fits the clip-seconds budget."""
+    spent = state.get("compute", {}).get("clip_seconds", 0.0)
+    return state["attempt"] < ctx.max_attempts and ctx.affords(spent, ctx.seconds_for(state["step"]))
+
+
 def after_plan(state: State, runtime: Runtime[Context]) -> Literal["generate", "plan", "finalize"]:
     current = state.get("plan")
     if current is None:  # the planner failed
         return "plan" if state["attempt"] < runtime.context.max_attempts else "finalize"
     if current["task_complete"] and not current["instruction"].strip():
         return "finalize"
-    return "generate"
+    return "generate" if can_generate(state, runtime.context) else "finalize"
 
 
 def after_generate(state: State, runtime: Runtime[Context]) -> Literal["verify", "repair", "finalize"]:
     if state.get("pending") is not None:
         return "verify"
-    return "repair" if state["attempt"] < runtime.context.max_attempts else "finalize"
+    return "repair" if can_generate(state, runtime.context) else "finalize"
 
 
 def after_verify(state: State, runtime: Runtime[Context]) -> Literal["plan", "repair", "finalize"]:
+    ctx = runtime.context
     if state["last"] == "accepted":
-        if state["plan"]["task_complete"] or state["step"] >= runtime.context.max_steps:
+        if state["plan"]["task_complete"] or state["step"] >= ctx.max_steps:
             return "finalize"
-        return "plan"
-    return "repair" if state["attempt"] < runtime.context.max_attempts else "finalize"
+        return "plan" if can_generate(state, ctx) else "finalize"
+    return "repair" if can_generate(state, ctx) else "finalize"
 
 
 def build_collabvr() -> StateGraph:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,8 +11,10 @@ from langgraph.runtime import Runtime
 
 from collabvr.artifacts import ArtifactStore
 from collabvr.backends import registry
+from collabvr.cache import cache_at
 from collabvr.context import Context
 from collabvr.errors import InvalidOutput, failure
+from collabvr.media import Image, Video
 from collabvr.records import Usage
 
 T = TypeVar("T")
@@ -44,17 +45,22 @@ def emit(runtime: Runtime[Context], **event: Any) -> None:
         writer(event)
 
 
-def call_vlm(role: str, fn: Callable[[Any], T], request: Any, expected: type) -> tuple[T | None, dict | None, dict]:
+def call_vlm(ctx: Context, role: str, request: Any, expected: type[T]) -> tuple[T | None, dict | None, dict]:
     """Call one VLM role. Returns (record, None, compute) or (None, failure, compute).
 
     Anything other than a valid ``expected`` record is a failure; nothing here can turn an
-    exception into an accept.
+    exception into an accept. With a cache, a hit counts as a call too (and as a cache hit).
     """
     start = time.perf_counter()
     record: Any = None
     fail: dict | None = None
+    hit = False
     try:
-        record = fn(request)
+        fn = getattr(vlm_of(ctx), role)
+        if ctx.cache_dir:
+            record, hit = cache_at(ctx.cache_dir).call(fn, role, ctx.vlm, ctx.vlm_options, request, expected)
+        else:
+            record = fn(request)
         if not isinstance(record, expected):
             raise InvalidOutput(f"{role} returned {type(record).__name__}, expected {expected.__name__}")
     except Exception as exc:  # noqa: BLE001 - every backend failure becomes a typed failed attempt
@@ -68,7 +74,17 @@ def call_vlm(role: str, fn: Callable[[Any], T], request: Any, expected: type) ->
         "output_tokens": usage.output_tokens,
         "vlm_ms": round(ms, 3),
     }
+    if hit:
+        compute["vlm_cache_hits"] = 1
     return record, fail, compute
+
+
+def call_vgm(ctx: Context, frame: Image, prompt: str, *, seconds: float, seed: int) -> tuple[Video, bool]:
+    """(clip, cache hit) from the run's VGM; exceptions propagate to the node, which records them."""
+    vgm = vgm_of(ctx)
+    if ctx.cache_dir:
+        return cache_at(ctx.cache_dir).generate(vgm, ctx.vgm, ctx.vgm_options, frame, prompt, seconds=seconds, fps=ctx.fps, seed=seed)
+    return vgm.generate(frame, prompt, seconds=seconds, fps=ctx.fps, seed=seed), False
 
 
 def compose_prompt(instruction: str, suggestion: str) -> str:

@@ -19,10 +19,14 @@ def outcome(state: State, ctx: Context) -> tuple[str, str]:
     plan = state.get("plan") or {}
     if plan.get("task_complete") and not plan.get("instruction", "").strip():
         return "complete", "the planner found the task already complete"
+    spent = state.get("compute", {}).get("clip_seconds", 0.0)
     if state.get("last") == "accepted":
         if plan.get("task_complete"):
             return "complete", "the planner's last action completes the task and it was accepted"
-        return "step_budget_spent", f"all {ctx.max_steps} steps used"
+        if state.get("step", 0) >= ctx.max_steps:
+            return "step_budget_spent", f"all {ctx.max_steps} steps used"
+    if not ctx.affords(spent, ctx.seconds_for(state.get("step", 0))):
+        return "budget_spent", f"{spent:g} of {ctx.budget_seconds:g} clip-seconds used; the next clip would exceed the budget"
     if not attempts:
         return "attempts_exhausted", "no attempt was made"
     last = attempts[-1]

@@ -11,7 +11,7 @@ from collabvr.artifacts import ref_json
 from collabvr.context import Context
 from collabvr.errors import InvalidOutput, failure
 from collabvr.media import Video
-from collabvr.nodes.common import emit, store_of, vgm_of
+from collabvr.nodes.common import call_vgm, emit, store_of
 from collabvr.state import State, with_attempt
 
 
@@ -33,7 +33,7 @@ def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         record["prefix"] = state["prefix"]
     start = time.perf_counter()
     try:
-        video = vgm_of(ctx).generate(store.load_image(state["cond_frame"]), state["prompt"], seconds=seconds, fps=ctx.fps, seed=seed)
+        video, hit = call_vgm(ctx, store.load_image(state["cond_frame"]), state["prompt"], seconds=seconds, seed=seed)
         if not isinstance(video, Video) or video.num_frames < 1:
             raise InvalidOutput(f"the video model returned {type(video).__name__}, not a non-empty Video")
     except Exception as exc:  # noqa: BLE001 - a failed generation is a typed failed attempt
@@ -52,4 +52,7 @@ def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         pending |= {"generated": generated, "clip": ref_json(store.put_video(clip))}
     pending["last_frame"] = ref_json(store.put_image(clip.last_frame()))
     emit(runtime, event="generated", step=step, attempt=attempt, seconds=video.seconds)
-    return {"pending": pending, "compute": {"vgm_calls": 1, "clip_seconds": round(video.seconds, 6), "vgm_ms": round(ms, 3)}}
+    compute = {"vgm_calls": 1, "clip_seconds": round(video.seconds, 6), "vgm_ms": round(ms, 3)}
+    if hit:
+        compute["vgm_cache_hits"] = 1
+    return {"pending": pending, "compute": compute}

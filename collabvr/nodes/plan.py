@@ -8,7 +8,7 @@ from langgraph.runtime import Runtime
 
 from collabvr.artifacts import ref_json
 from collabvr.context import Context
-from collabvr.nodes.common import call_vlm, emit, store_of, vlm_of
+from collabvr.nodes.common import call_vlm, emit, store_of
 from collabvr.records import Plan, PlanRequest, StepSummary
 from collabvr.state import State, with_attempt
 from collabvr.task import Task
@@ -43,7 +43,7 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     update = start(state, ctx)
     state = {**state, **update}  # type: ignore[typeddict-item]
     step, attempt = state.get("step", 0), state.get("attempt", 0)
-    record, fail, compute = call_vlm("plan", vlm_of(ctx).plan, plan_request(state, ctx), Plan)
+    record, fail, compute = call_vlm(ctx, "plan", plan_request(state, ctx), Plan)
     update["compute"] = compute
     if fail is not None:
         emit(runtime, event="plan_failed", step=step, error=fail)

@@ -19,7 +19,7 @@ from langgraph.runtime import Runtime
 
 from collabvr.artifacts import ref_json
 from collabvr.context import Context
-from collabvr.nodes.common import call_vlm, compose_prompt, emit, store_of, vlm_of
+from collabvr.nodes.common import call_vlm, compose_prompt, emit, store_of
 from collabvr.nodes.plan import plan_request
 from collabvr.records import Plan, RepairStrategy
 from collabvr.state import State
@@ -56,7 +56,7 @@ def repair(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         detail = {"cut_frame": cut, "of_frames": clip.num_frames}
     elif strategy == "action_splitting":
         request = plan_request(state, ctx, split_from=plan["instruction"])
-        smaller, fail, compute = call_vlm("plan", vlm_of(ctx).plan, request, Plan)
+        smaller, fail, compute = call_vlm(ctx, "plan", request, Plan)
         update["compute"] = compute
         if smaller is not None and smaller.instruction.strip():
             update["plan"] = smaller.model_dump(mode="json")

@@ -12,7 +12,7 @@ from langgraph.runtime import Runtime
 
 from collabvr.artifacts import ref_json
 from collabvr.context import Context
-from collabvr.nodes.common import call_vlm, emit, store_of, vlm_of
+from collabvr.nodes.common import call_vlm, emit, store_of
 from collabvr.records import Verdict, VerifyRequest
 from collabvr.state import State, with_attempt
 
@@ -29,7 +29,7 @@ def verify(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         target_state=plan["target_state"],
         family=state["task"].get("family"),
     )
-    verdict, fail, compute = call_vlm("verify", vlm_of(ctx).verify, request, Verdict)
+    verdict, fail, compute = call_vlm(ctx, "verify", request, Verdict)
     if fail is not None:
         attempt = {**pending, "status": "verification_failed", "error": fail}
     else:

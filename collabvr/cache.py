@@ -1,0 +1,93 @@
+"""A content-addressed cache of VGM and VLM calls.
+
+The key is the backend spec and options, the inputs' content hashes, the prompt, the seed,
+seconds, fps and the request's other fields. Reruns, resumed runs and ablations that share a
+prefix never pay twice for the same clip. A hit still counts as compute for the method that asked
+(nodes record it as a call, and separately as a cache hit), so comparisons stay fair.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from collabvr.artifacts import ArtifactStore
+from collabvr.media import Image, Video
+
+
+def fingerprint(value: Any) -> Any:
+    """A JSON-able stand-in for a request field: media become content hashes."""
+    if isinstance(value, Image):
+        return {"image": hashlib.sha256(value.array.tobytes() + repr(value.array.shape).encode()).hexdigest()}
+    if isinstance(value, Video):
+        return {"video": hashlib.sha256(value.mp4).hexdigest()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: fingerprint(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [fingerprint(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): fingerprint(v) for k, v in sorted(value.items())}
+    return value
+
+
+class CallCache:
+    """Cache entries are small JSON files; clips live in the cache's own artifact store."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.store = ArtifactStore(self.root / "artifacts")
+
+    @staticmethod
+    def key(*parts: Any) -> str:
+        blob = json.dumps(fingerprint(list(parts)), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def _path(self, key: str) -> Path:
+        return self.root / "calls" / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> Any | None:
+        try:
+            return json.loads(self._path(key).read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def put(self, key: str, value: Any) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{id(value)}.tmp")
+        tmp.write_text(json.dumps(value))
+        tmp.replace(path)
+
+    def generate(self, vgm: Any, spec: str, options: dict, frame: Image, prompt: str, *, seconds: float, fps: int,
+                 seed: int) -> tuple[Video, bool]:
+        """(clip, hit): the cached clip for these exact inputs, or a fresh one that is then cached."""
+        key = self.key("vgm", spec, options, frame, prompt, seconds, fps, seed)
+        entry = self.get(key)
+        if entry is not None and self.store.exists(entry):
+            return self.store.load_video(entry), True
+        video = vgm.generate(frame, prompt, seconds=seconds, fps=fps, seed=seed)
+        if isinstance(video, Video):
+            self.put(key, self.store.put_video(video).model_dump(mode="json"))
+        return video, False
+
+    def call(self, fn: Any, role: str, spec: str, options: dict, request: Any, expected: type[BaseModel]) -> tuple[Any, bool]:
+        """(record, hit) for one VLM role call. Only valid records are cached; failures never are."""
+        key = self.key("vlm", role, spec, options, request)
+        entry = self.get(key)
+        if entry is not None:
+            return expected.model_validate(entry), True
+        record = fn(request)
+        if isinstance(record, expected):
+            self.put(key, record.model_dump(mode="json"))
+        return record, False
+
+
+@lru_cache(maxsize=16)
+def cache_at(root: str) -> CallCache:
+    return CallCache(root)
