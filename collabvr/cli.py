@@ -44,6 +44,7 @@ def _options(pairs: list[str] | None) -> dict[str, Any]:
 @app.command()
 def run(
     task: Annotated[str | None, typer.Option(help="A sim task: sim:FAMILY/DIFFICULTY, e.g. sim:maze/hard.")] = None,
+    method: Annotated[str, typer.Option(help="collabvr, or a baseline: single, pass@K, upfront_plan, posthoc_critique, prompt_opt.")] = "collabvr",
     image: Annotated[Path | None, typer.Option(help="Your own task's first frame (use with --prompt).")] = None,
     prompt: Annotated[str | None, typer.Option(help="Your own task's prompt (use with --image).")] = None,
     seed: Annotated[int, typer.Option(help="Seed: picks the sim instance and seeds every random draw.")] = 0,
@@ -79,7 +80,7 @@ def run(
         )
         the_task = Task.from_image(image, prompt) if image is not None else Task.parse(task or "sim:maze/hard", seed=seed)
         progress = None if quiet else _Progress()
-        episode = run_episode(the_task, context=ctx, on_event=progress)
+        episode = run_episode(the_task, context=ctx, method=method, on_event=progress)
     except BadInput as exc:
         _fail(str(exc))
     _summary(episode)
@@ -88,13 +89,13 @@ def run(
 @app.command()
 def graph(method: Annotated[str, typer.Option(help="Which method's graph.")] = "collabvr") -> None:
     """Print the method's graph as a Mermaid diagram."""
-    from collabvr.graph import builder_for
+    from collabvr.graph import compiled, parse_method
 
     try:
-        builder = builder_for(method)
+        name, _ = parse_method(method)
     except BadInput as exc:
         _fail(str(exc))
-    out.print(builder().compile().get_graph().draw_mermaid(), highlight=False, markup=False)
+    out.print(compiled(name).get_graph().draw_mermaid(), highlight=False, markup=False)
 
 
 class _Progress:

@@ -105,6 +105,7 @@ class PlanRequest:
     seconds: float  # length of the clip the action must fit in
     history: tuple[StepSummary, ...] = ()
     split_from: str = ""  # when splitting: the action that proved too large; plan a smaller one
+    upfront: bool = False  # plan every step now, before any frame exists: one "Step i: ..." line per step
     family: str | None = None  # sim task family when known, a hint only
 
 

@@ -23,6 +23,7 @@ from collabvr.artifacts import ArtifactRef, ArtifactStore
 from collabvr.backends import registry
 from collabvr.context import Context
 from collabvr.errors import BadInput, redact
+from collabvr.graph import compiled, parse_method
 from collabvr.media import Image, contact_sheet
 from collabvr.nodes.common import store_of
 from collabvr.nodes.plan import start
@@ -84,24 +85,25 @@ def run(
     task: Task | str,
     *,
     context: Context | None = None,
+    method: str = "collabvr",
     graph: CompiledStateGraph | None = None,
     on_event: Callable[[Event], None] | None = None,
     config: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> Episode:
-    """Run one CollabVR episode (or another method's graph) and write its run directory.
+    """Run one episode of ``method`` (default CollabVR) and write its run directory.
 
-    ``task`` is a :class:`Task` or a sim spec such as ``"sim:maze/hard"``; keyword overrides set
-    context fields (``vlm="sim:noisy"``, ``max_steps=4``, ``out_dir=...``).
+    ``task`` is a :class:`Task` or a sim spec such as ``"sim:maze/hard"``; ``method`` a name from
+    ``collabvr.graph.METHODS`` or ``pass@K``; keyword overrides set context fields
+    (``vlm="sim:noisy"``, ``max_steps=4``, ``out_dir=...``). ``graph`` replaces the method's
+    compiled graph (e.g. one compiled with your checkpointer).
     """
-    ctx = make_context(context, **overrides)
+    name, method_overrides = parse_method(method)
+    ctx = make_context(context, **{**method_overrides, **overrides})
     if isinstance(task, str):
         task = Task.parse(task, seed=ctx.seed)
     check_backends(task, ctx)
-    if graph is None:
-        from collabvr.graph.collabvr import graph as default_graph
-
-        graph = default_graph
+    graph = graph or compiled(name)
     out = Path(ctx.out_dir)
     _clear_outputs(out)
     store = store_of(ctx)

@@ -54,6 +54,8 @@ def history(state: State, load_json: Any) -> tuple[list[dict[str, Any]], list[di
     attempts: list[dict[str, Any]] = []
     repairs: list[dict[str, Any]] = []
     for step in state.get("steps", []):
+        if "log" not in step:  # methods that keep every attempt in state archive nothing
+            continue
         log = load_json(step["log"])
         attempts += log["attempts"]
         repairs += log["repairs"]

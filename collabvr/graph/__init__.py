@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from importlib import import_module
 
 from langgraph.graph import StateGraph
+from langgraph.graph.state import CompiledStateGraph
 
 from collabvr.errors import BadInput
 
@@ -15,9 +17,31 @@ METHODS: dict[str, str] = {
 }
 
 
+def parse_method(spec: str) -> tuple[str, dict[str, int]]:
+    """A method spec to (method name, context overrides): "pass@8" -> ("pass_at_k", {"k": 8})."""
+    name, at, k = spec.strip().partition("@")
+    if at:
+        if name != "pass" or not k.isdigit() or int(k) < 1:
+            raise BadInput(f"bad method {spec!r}: pass@k needs a whole number k >= 1, e.g. pass@4")
+        return "pass_at_k", {"k": int(k)}
+    if name not in METHODS:
+        raise BadInput(f"unknown method {spec!r}; known: {', '.join(known_methods())}")
+    return name, {}
+
+
+def known_methods() -> list[str]:
+    return [("pass@k" if m == "pass_at_k" else m) for m in METHODS]
+
+
+@lru_cache(maxsize=None)
+def compiled(method: str) -> CompiledStateGraph:
+    """The compiled default graph of a method (no checkpointer), built once per process."""
+    return builder_for(method)().compile(name=method)
+
+
 def builder_for(method: str) -> Callable[[], StateGraph]:
     """The builder function of a method; BadInput naming the known methods otherwise."""
     if method not in METHODS:
-        raise BadInput(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+        raise BadInput(f"unknown method {method!r}; known: {', '.join(known_methods())}")
     module, _, name = METHODS[method].partition(":")
     return getattr(import_module(module), name)
