@@ -1,0 +1,83 @@
+"""The command line: a successful run, the graph, and one clear line with exit 2 on bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from collabvr.cli import app
+
+runner = CliRunner()
+
+
+def test_run_writes_outputs_and_prints_a_summary(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "collabvr.cli", "run", "--task", "sim:sort/easy", "--seed", "2", "--out", str(out),
+         "--first-seconds", "2", "--seconds", "1"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "sim:sort/easy#2" in proc.stdout and "score" in proc.stdout
+    assert "step 1 plan:" in proc.stderr  # live progress
+    trace = json.loads((out / "trace.json").read_text())
+    assert trace["status"] in {"complete", "step_budget_spent", "attempts_exhausted"}
+    assert (out / "final.mp4").stat().st_size > 0 and (out / "contact_sheet.png").stat().st_size > 0
+
+
+def test_graph_prints_a_mermaid_diagram_of_the_real_edges():
+    result = runner.invoke(app, ["graph"])
+    assert result.exit_code == 0
+    text = result.stdout
+    for edge in ("plan -.-> generate", "generate -.-> verify", "verify -.-> repair", "repair --> generate", "verify -.-> plan"):
+        assert edge in text, edge
+
+
+def _bad(args: list[str], tmp_path) -> str:
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "bad")])
+    assert result.exit_code == 2, result.output
+    message = result.output.strip()
+    assert "Traceback" not in message
+    assert len(message.splitlines()) <= 2  # one line (rich may wrap a long one)
+    assert not (tmp_path / "bad" / "trace.json").exists()
+    return message
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["run", "--task", "sim:nope/hard"], "unknown sim task family"),
+        (["run", "--task", "sim:maze/impossible"], "unknown difficulty"),
+        (["run", "--task", "vbvr:task1"], "unknown task"),
+        (["run", "--task", "sim:maze/easy", "--vlm", "nosuch:model"], "unknown backend provider"),
+        (["run", "--task", "sim:maze/easy", "--vgm", "sim:ultra"], "unknown sim preset"),
+        (["run", "--task", "sim:maze/easy", "--max-steps", "0"], "max_steps"),
+        (["run", "--task", "sim:maze/easy", "--max-attempts", "-1"], "max_attempts"),
+        (["run", "--task", "sim:maze/easy", "--seconds", "0"], "clip_seconds"),
+        (["run", "--task", "sim:maze/easy", "--seed-policy", "random"], "seed_policy"),
+        (["run", "--task", "sim:maze/easy", "--vgm-option", "drift_base=2"], "probability"),
+        (["run", "--method", "nosuch", "--task", "sim:maze/easy"], "unknown method"),
+    ],
+)
+def test_bad_input_gets_one_clear_line_and_exit_code_2(args, needle, tmp_path):
+    assert needle in _bad(args, tmp_path)
+
+
+def test_unreadable_image_is_bad_input(tmp_path):
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not an image")
+    assert "cannot read image" in _bad(["run", "--image", str(junk), "--prompt", "solve it", "--vlm", "x:y"], tmp_path)
+    assert "cannot read image" in _bad(["run", "--image", str(tmp_path / "missing.png"), "--prompt", "p"], tmp_path)
+
+
+def test_sim_backend_refuses_a_task_that_is_not_a_sim_task(tmp_path, user_task):
+    message = _bad(["run", "--image", user_task.image_path, "--prompt", "solve it"], tmp_path)
+    assert "only solves sim tasks" in message
+
+
+def test_image_without_prompt_is_bad_input(tmp_path, user_task):
+    assert "--image and --prompt go together" in _bad(["run", "--image", user_task.image_path], tmp_path)
