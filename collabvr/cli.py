@@ -1,4 +1,4 @@
-"""The ``collabvr`` command: run an episode, print the graph.
+"""The ``collabvr`` command: run an episode, benchmark methods, write a report, print the graph.
 
 Bad input (unknown task or backend, invalid budgets, unreadable image, a sim backend on a user
 task) prints one line and exits with code 2, with no traceback.
@@ -96,6 +96,107 @@ def graph(method: Annotated[str, typer.Option(help="Which method's graph.")] = "
     except BadInput as exc:
         _fail(str(exc))
     out.print(compiled(name).get_graph().draw_mermaid(), highlight=False, markup=False)
+
+
+@app.command()
+def bench(
+    out_dir: Annotated[Path, typer.Option("--out", help="Benchmark directory: episodes/, results.jsonl, results.md, summary.json.")],
+    suite: Annotated[str, typer.Option(help="sim, sim:FAMILY or sim:FAMILY/DIFFICULTY.")] = "sim",
+    methods: Annotated[str, typer.Option(help="Comma-separated methods, e.g. single,pass@4,collabvr.")] = "collabvr",
+    n: Annotated[int, typer.Option("--n", help="Episodes per method and cell: seeds SEED..SEED+N-1.")] = 50,
+    concurrency: Annotated[int, typer.Option(help="Episodes at once.")] = 8,
+    seed: Annotated[int, typer.Option(help="First seed.")] = 0,
+    vgm: Annotated[str, typer.Option(help="Video model as provider:model.")] = "sim:weak",
+    vlm: Annotated[str, typer.Option(help="VLM as provider:model.")] = "sim:accurate",
+    vgm_option: Annotated[list[str] | None, typer.Option(help="VGM option key=value (repeatable).")] = None,
+    vlm_option: Annotated[list[str] | None, typer.Option(help="VLM option key=value (repeatable).")] = None,
+    budget: Annotated[str, typer.Option(help="VGM clip-seconds per episode, or match:METHOD (its mean per cell).")] = "",
+    cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Cache backend calls in DIR/cache.")] = True,
+    size: Annotated[int, typer.Option(help="Sim frame size (even, >= 128).")] = 128,
+    prices: Annotated[Path | None, typer.Option(help="JSON price table merged over the built-in one.")] = None,
+    backend_limit: Annotated[int, typer.Option(help="Concurrent calls per backend (0: --concurrency).")] = 0,
+    max_steps: Annotated[int | None, typer.Option(help="Most steps per episode (advanced).")] = None,
+    max_attempts: Annotated[int | None, typer.Option(help="Most attempts per step (advanced).")] = None,
+    first_seconds: Annotated[float | None, typer.Option(help="First clip length in seconds (advanced).")] = None,
+    seconds: Annotated[float | None, typer.Option(help="Later clip length in seconds (advanced).")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Run methods over a suite, resumably; write results.jsonl, results.md and summary.json."""
+    from collabvr.bench.prices import load_prices
+    from collabvr.bench.report import results_table
+    from collabvr.bench.runner import BenchConfig, run_bench
+
+    try:
+        overrides = {"max_steps": max_steps, "max_attempts": max_attempts, "first_clip_seconds": first_seconds,
+                     "clip_seconds": seconds}
+        config = BenchConfig(
+            out=out_dir, suite=suite, methods=[m.strip() for m in methods.split(",") if m.strip()], n=n, seed=seed,
+            concurrency=concurrency, backend_limit=backend_limit, vgm=vgm, vlm=vlm, vgm_options=_options(vgm_option),
+            vlm_options=_options(vlm_option), budget=budget, cache=cache, size=size,
+            context={k: v for k, v in overrides.items() if v is not None}, prices=load_prices(prices),
+        )
+        config.check()
+        progress = _BenchProgress(quiet)
+        with progress:
+            cells = run_bench(config, on_start=progress.start, on_result=progress.update)
+    except BadInput as exc:
+        _fail(str(exc))
+    out.print(results_table(cells, title=f"{suite}: {out_dir}"))
+    out.print(f"wrote {out_dir / 'results.md'}, {out_dir / 'summary.json'}; report: collabvr report {out_dir}", highlight=False)
+
+
+@app.command()
+def report(bench_dir: Annotated[Path, typer.Argument(help="A benchmark directory (collabvr bench --out).")]) -> None:
+    """Write DIR/report/: index.html (table, plots, one row per episode with its timeline) and two PNG plots."""
+    from collabvr.bench.report import write_report
+
+    try:
+        if not (bench_dir / "results.jsonl").is_file():
+            raise BadInput(f"{bench_dir} has no results.jsonl; run collabvr bench --out {bench_dir} first")
+        try:
+            import matplotlib  # noqa: F401
+        except ModuleNotFoundError:
+            raise BadInput("collabvr report needs matplotlib: pip install matplotlib") from None
+        index = write_report(bench_dir)
+    except BadInput as exc:
+        _fail(str(exc))
+    out.print(f"wrote {index}", highlight=False)
+
+
+class _BenchProgress:
+    """A rich progress bar: episodes done/total, running mean score per method, compute spent."""
+
+    def __init__(self, quiet: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.quiet = quiet
+        self.progress = Progress(TextColumn("episodes"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                 TextColumn("{task.description}"), console=console, disable=quiet)
+        self.task = self.progress.add_task("", total=None)
+        self.scores: dict[str, list[float]] = {}
+        self.clip_seconds = self.vlm_calls = self.cost = 0.0
+
+    def __enter__(self) -> _BenchProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def start(self, total: int, done: int) -> None:
+        self.progress.update(self.task, total=total, completed=done)
+        if done and not self.quiet:
+            console.print(f"resuming: {done} of {total} episodes already done", highlight=False)
+
+    def update(self, result: dict[str, Any]) -> None:
+        compute = result.get("compute") or {}
+        self.scores.setdefault(result["method"], []).append(result.get("score") or 0.0)
+        self.clip_seconds += compute.get("clip_seconds", 0.0)
+        self.vlm_calls += compute.get("vlm_calls", 0)
+        self.cost += result.get("cost") or 0.0
+        means = "  ".join(f"{m} {sum(v) / len(v):.2f}" for m, v in self.scores.items())
+        spent = f"{self.clip_seconds:.0f} clip-s, {self.vlm_calls:.0f} VLM calls, ${self.cost:.2f}"
+        self.progress.update(self.task, advance=1, description=f"{means} | {spent}")
 
 
 class _Progress:

@@ -21,6 +21,7 @@ from langgraph.graph.state import CompiledStateGraph
 from collabvr import __version__
 from collabvr.artifacts import ArtifactRef, ArtifactStore
 from collabvr.backends import registry
+from collabvr.bench.report import write_timeline
 from collabvr.context import Context
 from collabvr.errors import BadInput, redact
 from collabvr.graph import compiled, parse_method
@@ -78,7 +79,8 @@ def check_backends(task: Task, ctx: Context) -> None:
 
 
 def recursion_limit(ctx: Context) -> int:
-    return ctx.max_steps * (ctx.max_attempts * 4 + 2) + 10
+    """Enough super-steps for any method's longest path under these budgets."""
+    return ctx.max_steps * (ctx.max_attempts * 4 + 2) + 4 * ctx.rounds + 2 * ctx.k + 10
 
 
 def run(
@@ -89,6 +91,7 @@ def run(
     graph: CompiledStateGraph | None = None,
     on_event: Callable[[Event], None] | None = None,
     config: dict[str, Any] | None = None,
+    resume: bool = False,
     **overrides: Any,
 ) -> Episode:
     """Run one episode of ``method`` (default CollabVR) and write its run directory.
@@ -97,6 +100,10 @@ def run(
     ``collabvr.graph.METHODS`` or ``pass@K``; keyword overrides set context fields
     (``vlm="sim:noisy"``, ``max_steps=4``, ``out_dir=...``). ``graph`` replaces the method's
     compiled graph (e.g. one compiled with your checkpointer).
+
+    With ``resume=True``, a graph with a checkpointer and a ``config`` naming a thread that has a
+    checkpoint continues that thread (``graph.stream(None, config)``) instead of starting fresh,
+    and the run directory's clips are kept. Without a checkpoint it starts fresh as usual.
     """
     name, method_overrides = parse_method(method)
     ctx = make_context(context, **{**method_overrides, **overrides})
@@ -105,19 +112,24 @@ def run(
     check_backends(task, ctx)
     graph = graph or compiled(name)
     out = Path(ctx.out_dir)
-    _clear_outputs(out)
+    saved = _checkpoint(graph, config) if resume else None
+    _clear_outputs(out, keep_clips=saved is not None)
     store = store_of(ctx)
     task = task.materialize(store)
-    initial = start({"task": task.model_dump(mode="json")}, ctx)
     run_config = {"recursion_limit": recursion_limit(ctx), **(config or {})}
     started = time.perf_counter()
-    state: dict[str, Any] = dict(initial)
+    if saved is None:
+        state: dict[str, Any] = dict(start({"task": task.model_dump(mode="json")}, ctx))
+        graph_input: dict[str, Any] | None = state
+    else:  # continue from the last checkpoint; a finished thread has nothing left to run
+        state, graph_input = dict(saved.values), None
     try:
-        for mode, chunk in graph.stream(initial, run_config, context=ctx, stream_mode=["custom", "values"]):
-            if mode == "values":
-                state = chunk
-            elif on_event is not None:
-                on_event(chunk)
+        if saved is None or saved.next:
+            for mode, chunk in graph.stream(graph_input, run_config, context=ctx, stream_mode=["custom", "values"]):
+                if mode == "values":
+                    state = chunk
+                elif on_event is not None:
+                    on_event(chunk)
         wall = time.perf_counter() - started
         score = score_episode(task, store, state.get("final"))
         episode = Episode(task, state.get("status", "unknown"), state.get("reason", ""), out, state, score, wall)
@@ -173,6 +185,15 @@ def write_outputs(episode: Episode, store: ArtifactStore, ctx: Context) -> None:
                   "artifacts": os.path.relpath(store.root, out)},
     }
     _write_json(out / "trace.json", trace)
+    write_timeline(out)
+
+
+def _checkpoint(graph: CompiledStateGraph, config: dict[str, Any] | None) -> Any | None:
+    """The thread's latest checkpoint (a StateSnapshot), or None when there is none to resume."""
+    if graph.checkpointer is None or not (config or {}).get("configurable", {}).get("thread_id"):
+        return None
+    snapshot = graph.get_state(config)
+    return snapshot if snapshot.values else None
 
 
 def _sheet_rows(state: dict[str, Any], store: ArtifactStore) -> list[tuple[Image, Image, str]]:
@@ -190,12 +211,12 @@ def _sheet_rows(state: dict[str, Any], store: ArtifactStore) -> list[tuple[Image
     return rows
 
 
-def _clear_outputs(out: Path) -> None:
+def _clear_outputs(out: Path, *, keep_clips: bool = False) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name in OUTPUTS:
         (out / name).unlink(missing_ok=True)
     clips = out / "clips"
-    if clips.is_dir():
+    if clips.is_dir() and not keep_clips:
         for path in clips.glob("*.mp4"):
             path.unlink()
 

@@ -24,7 +24,7 @@ def add_counts(left: dict[str, float] | None, right: dict[str, float] | None) ->
 class State(TypedDict, total=False):
     """One episode. Fields marked (append) accumulate through reducers."""
 
-    task: dict[str, Any]  # Task.model_dump(mode="json"), with first_frame set
+    task: dict[str, Any]  # Task.model_dump(mode="json") with first_frame set (input may be a spec string)
     frame: Ref  # the current frame: start of the current step
     step: int  # 0-based index of the current step
     attempt: int  # attempts made in the current step

@@ -10,7 +10,7 @@ import numpy as np
 
 from collabvr.backends import registry
 from collabvr.media import Image, Video
-from collabvr.records import Plan, Verdict
+from collabvr.records import Critique, Plan, Selection, Verdict
 
 SIZE = 64
 
@@ -24,6 +24,14 @@ def verdict(accept: bool, *, good: float = 0.0, too_large: bool = False, suggest
                    suggestion=suggestion, remaining=remaining, action_too_large=too_large)
 
 
+def selection(index: int) -> Selection:
+    return Selection(index=index, reason="scripted")
+
+
+def critique(solved: bool = False, revised: str = "do it better") -> Critique:
+    return Critique(solved=solved, critique="scripted", revised_prompt=revised)
+
+
 def shade(call: int, t: int) -> int:
     """The grey level of frame t of the clip made by generate call number `call`."""
     return (60 * call + 4 * t) % 250
@@ -34,6 +42,8 @@ class ScriptedVLM:
     plans: deque = field(default_factory=deque)
     verdicts: deque = field(default_factory=deque)
     calls: list[tuple[str, Any]] = field(default_factory=list)
+    selections: deque = field(default_factory=deque)
+    critiques: deque = field(default_factory=deque)
 
     def _next(self, queue: deque) -> Any:
         item = queue.popleft()
@@ -50,13 +60,15 @@ class ScriptedVLM:
         return self._next(self.verdicts)
 
     def select(self, request):
-        raise NotImplementedError
+        self.calls.append(("select", request))
+        return self._next(self.selections)
 
     def judge(self, request):
         raise NotImplementedError
 
     def critique(self, request):
-        raise NotImplementedError
+        self.calls.append(("critique", request))
+        return self._next(self.critiques)
 
 
 @dataclass

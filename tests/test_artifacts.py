@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from collabvr.artifacts import ArtifactError, ArtifactRef, ArtifactStore, as_ref
 from collabvr.media import Image, Video
@@ -106,7 +107,7 @@ def test_ref_json_is_small(tmp_path: Path) -> None:
 
 def test_ref_is_frozen(tmp_path: Path) -> None:
     ref = ArtifactStore(tmp_path).put_image(image(5))
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         ref.width = 1  # type: ignore[misc]
     assert isinstance(ref, ArtifactRef)
 

@@ -83,7 +83,7 @@ def test_registry() -> None:
         get_family("chess")
     backgrounds = [np.array(f.background) for f in FAMILIES.values()]
     for i, a in enumerate(backgrounds):
-        for b in backgrounds[i + 1:]:
+        for b in backgrounds[i + 1 :]:
             assert np.linalg.norm(a - b) > 80
 
 
@@ -122,11 +122,11 @@ def test_roundtrip_other_sizes(name: str, size: int) -> None:
 def test_roundtrip_through_mp4(name: str, size: int) -> None:
     family = FAMILIES[name]
     states = walk(family, 11, 4, "hard")
-    frames = [family.render_motion(a, b, alpha, size) for a, b in zip(states, states[1:]) for alpha in (0.0, 0.3, 0.7)]
-    expected = [(a, b) for a, b in zip(states, states[1:]) for _ in range(3)]
-    for frame, (a, b), alpha in zip(through_mp4(frames), expected, [0.0, 0.3, 0.7] * len(states), strict=False):
-        got = family.decode(frame)
-        assert got == (a if alpha < 0.5 else b)
+    clip = [(a, b, alpha) for a, b in zip(states, states[1:], strict=False) for alpha in (0.0, 0.3, 0.7)]
+    decoded = through_mp4([family.render_motion(a, b, alpha, size) for a, b, alpha in clip])
+    assert len(decoded) == len(clip)
+    for frame, (a, b, alpha) in zip(decoded, clip, strict=True):
+        assert family.decode(frame) == (a if alpha < 0.5 else b)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -248,10 +248,18 @@ def test_transitions(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_greedy_is_a_visual_prior(name: str) -> None:
     family = FAMILIES[name]
-    easy = [greedy_rollout_solves(family, family.generate("easy", np.random.default_rng(s)),
-                                  np.random.default_rng(s + 100)) for s in range(20)]
-    hard = [greedy_rollout_solves(family, family.generate("hard", np.random.default_rng(s)),
-                                  np.random.default_rng(s + 100)) for s in range(20)]
+    easy = [
+        greedy_rollout_solves(
+            family, family.generate("easy", np.random.default_rng(s)), np.random.default_rng(s + 100)
+        )
+        for s in range(20)
+    ]
+    hard = [
+        greedy_rollout_solves(
+            family, family.generate("hard", np.random.default_rng(s)), np.random.default_rng(s + 100)
+        )
+        for s in range(20)
+    ]
     assert any(easy) and not all(hard)
     goal_state = walk(family, 0, 0, "easy")[0]
     for move in family.solve(goal_state):
@@ -274,18 +282,42 @@ def test_maze_is_braided() -> None:
 # --------------------------------------------------------------------------- grammar
 
 PHRASINGS = {
-    "maze": [("move up", ["up"]), ("go left", ["left"]), ("down", ["down"]), ("move up 3 times", ["up"] * 3),
-             ("move right x2", ["right"] * 2), ("up 2", ["up"] * 2),
-             ("Move up, go left; down then right\nleft", ["up", "left", "down", "right", "left"])],
-    "tiles": [("slide the blank up", ["up"]), ("move the blank left", ["left"]), ("blank down", ["down"]),
-              ("right", ["right"]), ("slide the blank up 2 times", ["up"] * 2), ("blank left x3", ["left"] * 3),
-              ("Slide the blank up, then blank left; down\nright 2", ["up", "left", "down", "right", "right"])],
-    "sokoban": [("move up", ["up"]), ("go down", ["down"]), ("left", ["left"]), ("go right 2 times", ["right"] * 2),
-                ("move up x2", ["up"] * 2), ("left 3", ["left"] * 3),
-                ("Go up then move left, down; right", ["up", "left", "down", "right"])],
-    "sort": [("swap 2 3", ["swap 2 3"]), ("swap bars 4 and 5", ["swap 4 5"]), ("swap slots 1 and 2", ["swap 1 2"]),
-             ("Swap 2 3, swap bars 3 and 4; swap slots 5 and 6 then swap 1 2\nswap 6 7",
-              ["swap 2 3", "swap 3 4", "swap 5 6", "swap 1 2", "swap 6 7"])],
+    "maze": [
+        ("move up", ["up"]),
+        ("go left", ["left"]),
+        ("down", ["down"]),
+        ("move up 3 times", ["up"] * 3),
+        ("move right x2", ["right"] * 2),
+        ("up 2", ["up"] * 2),
+        ("Move up, go left; down then right\nleft", ["up", "left", "down", "right", "left"]),
+    ],
+    "tiles": [
+        ("slide the blank up", ["up"]),
+        ("move the blank left", ["left"]),
+        ("blank down", ["down"]),
+        ("right", ["right"]),
+        ("slide the blank up 2 times", ["up"] * 2),
+        ("blank left x3", ["left"] * 3),
+        ("Slide the blank up, then blank left; down\nright 2", ["up", "left", "down", "right", "right"]),
+    ],
+    "sokoban": [
+        ("move up", ["up"]),
+        ("go down", ["down"]),
+        ("left", ["left"]),
+        ("go right 2 times", ["right"] * 2),
+        ("move up x2", ["up"] * 2),
+        ("left 3", ["left"] * 3),
+        ("Go up then move left, down; right", ["up", "left", "down", "right"]),
+    ],
+    "sort": [
+        ("swap 2 3", ["swap 2 3"]),
+        ("swap bars 4 and 5", ["swap 4 5"]),
+        ("swap slots 1 and 2", ["swap 1 2"]),
+        (
+            "Swap 2 3, swap bars 3 and 4; swap slots 5 and 6 then swap 1 2\nswap 6 7",
+            ["swap 2 3", "swap 3 4", "swap 5 6", "swap 1 2", "swap 6 7"],
+        ),
+    ],
 }
 
 

@@ -203,3 +203,10 @@ def test_failed_calls_are_never_cached(user_task, tmp_path):
     second, _, vlm, vgm, _ = run_script(user_task, tmp_path, [], [verdict(True)], cache_dir=cache)
     assert [role for role, _ in vlm.calls] == ["verify"]  # plan and clip came from the cache; the failed verify did not
     assert vgm.calls == [] and second["status"] == "complete"
+
+
+def test_graph_accepts_a_task_spec_string_as_input(tmp_path):
+    ctx = Context(out_dir=str(tmp_path / "run"), first_clip_seconds=1.0, clip_seconds=1.0, max_steps=1, seed=4)
+    final = build_collabvr().compile().invoke({"task": "sim:sort/easy"}, {"recursion_limit": 50}, context=ctx)
+    assert final["task"]["id"] == "sim:sort/easy#4" and final["task"]["first_frame"]["mime"] == "image/png"
+    assert final["status"] in {"complete", "step_budget_spent", "attempts_exhausted"}

@@ -116,3 +116,13 @@ def test_collabvr_episode_with_openai_and_the_sim_video_model(tmp_path, server):
     trace = json.loads((tmp_path / "run" / "trace.json").read_text())
     assert trace["steps"][0]["plan"]["instruction"] == family.describe(moves)
     assert trace["compute"]["input_tokens"] >= 200 and trace["score"] is not None
+
+
+def test_upfront_plan_request_asks_for_one_line_per_step():
+    from collabvr.backends.api import prompt_for
+    from collabvr.records import PlanRequest
+
+    frame = Image(np.zeros((64, 64, 3), np.uint8))
+    text = prompt_for(PlanRequest(task="t", frame=frame, step=1, max_steps=3, seconds=6.0, upfront=True))
+    assert '"Step 1: ..."' in text and "3 lines" in text
+    assert "Plan every step now" not in prompt_for(PlanRequest(task="t", frame=frame, step=1, max_steps=3, seconds=6.0))

@@ -273,6 +273,11 @@ def history_text(request: PlanRequest) -> str:
 
 
 def split_note(request: PlanRequest) -> str:
+    if request.upfront:
+        return (
+            f"\nPlan every step now, before any video exists: write the instruction as {request.max_steps} lines, "
+            '"Step 1: ...", "Step 2: ...", one action per step, which together finish the task.\n'
+        )
     if not request.split_from:
         return ""
     return (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 from importlib import import_module
 
 from langgraph.graph import StateGraph
@@ -14,6 +14,11 @@ from collabvr.errors import BadInput
 # method name -> "module:builder function"
 METHODS: dict[str, str] = {
     "collabvr": "collabvr.graph.collabvr:build_collabvr",
+    "single": "collabvr.graph.single:build_single",
+    "pass_at_k": "collabvr.graph.pass_at_k:build_pass_at_k",
+    "upfront_plan": "collabvr.graph.upfront_plan:build_upfront_plan",
+    "posthoc_critique": "collabvr.graph.posthoc_critique:build_posthoc_critique",
+    "prompt_opt": "collabvr.graph.prompt_opt:build_prompt_opt",
 }
 
 
@@ -33,7 +38,7 @@ def known_methods() -> list[str]:
     return [("pass@k" if m == "pass_at_k" else m) for m in METHODS]
 
 
-@lru_cache(maxsize=None)
+@cache
 def compiled(method: str) -> CompiledStateGraph:
     """The compiled default graph of a method (no checkpointer), built once per process."""
     return builder_for(method)().compile(name=method)

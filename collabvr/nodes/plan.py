@@ -15,10 +15,13 @@ from collabvr.task import Task
 
 
 def start(state: State, ctx: Context) -> dict[str, Any]:
-    """Fill in what an episode starts from, so a caller may pass only ``{"task": ...}``."""
+    """Fill in what an episode starts from, so a caller may pass only ``{"task": ...}``: a Task
+    dict, or a spec string such as ``"sim:maze/hard"`` (handy in LangGraph Studio)."""
     if "frame" in state:
         return {}
-    task = Task.model_validate(state["task"]).materialize(store_of(ctx))
+    spec = state["task"]
+    task = Task.parse(spec, seed=ctx.seed) if isinstance(spec, str) else Task.model_validate(spec)
+    task = task.materialize(store_of(ctx))
     return {"task": task.model_dump(mode="json", exclude_none=True), "frame": ref_json(task.first_frame), "step": 0,
             "attempt": 0, "attempts": [], "repairs": [], "status": "running"}
 

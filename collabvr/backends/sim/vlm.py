@@ -1,7 +1,8 @@
 """The simulated VLM. It sees pixels only: every judgement starts by decoding frames.
 
 * plan: exact search over the decoded state; the action is the next share of the optimal
-  solution (the rest on the last step), with planning noise;
+  solution (the rest on the last step), with planning noise; an up-front plan splits the whole
+  solution into one "Step i: ..." line per step;
 * verify: decodes every frame, checks each transition is legal and is the planned move, and
   reports the first bad frame, what remains, and a concrete correction; with configurable
   false-accept and false-reject rates;
@@ -49,6 +50,8 @@ class SimVLM:
         solution = family.solve(state)
         if solution is None:
             raise BackendError(f"the planner finds no way to solve the task from here ({seen})")
+        if request.upfront:
+            return self._plan_upfront(family, state, solution, request)
         moves = solution[: self._action_size(family, request, len(solution))]
         rng = rng_for("plan", self.seed, state, request.step, request.split_from)
         if rng.random() < self.config.plan_noise:
@@ -64,6 +67,30 @@ class SimVLM:
             target_state=family.state_text(end) if end is not None else "unknown",
             task_complete=complete,
             steps_left=0 if complete else max(1, math.ceil(left / per_step)),
+        )
+
+    def _plan_upfront(self, family: Family, state: object, solution: list[str], request: PlanRequest) -> Plan:
+        """Every step now: the optimal moves in ``max_steps`` nearly equal chunks (longer ones first,
+        for the longer first clip), one "Step i: ..." line each. Planning noise, as for a single
+        action, is one wrong (legal, off-path) move: here it replaces the first move of the plan."""
+        moves = list(solution)
+        rng = rng_for("plan", self.seed, state, request.step, "upfront")
+        if rng.random() < self.config.plan_noise:
+            wrong = family.wrong_move(state, moves[0], rng)
+            moves = [wrong, *moves[1:]] if wrong else moves
+        parts = min(request.max_steps, len(moves))
+        size, extra = divmod(len(moves), parts)
+        bounds = [0]
+        for i in range(parts):
+            bounds.append(bounds[-1] + size + (i < extra))
+        chunks = [moves[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+        end = _walk(family, state, moves)
+        return Plan(
+            observation=family.state_text(state),
+            instruction="\n".join(f"Step {i}: {family.describe(chunk)}" for i, chunk in enumerate(chunks, 1)),
+            target_state=family.state_text(end) if end is not None else "unknown",
+            task_complete=end is not None and family.is_goal(end),
+            steps_left=len(chunks) - 1,
         )
 
     def _action_size(self, family: Family, request: PlanRequest, remaining: int) -> int:

@@ -6,6 +6,7 @@ Render and decode share one `Grid` layout so pixels map back to cells without hi
 
 from __future__ import annotations
 
+import functools
 import re
 from abc import ABC, abstractmethod
 from collections import deque
@@ -155,17 +156,23 @@ def sample(frame: Any, background: RGB, family: str) -> Samples:
     return Samples(px, coords, coords[: px.shape[1]], k)
 
 
-def classify(px: np.ndarray, palette: np.ndarray, max_dist: float = MAX_COLOUR_DIST) -> np.ndarray:
-    """Nearest-palette label per pixel; -1 where no palette colour is close (blends, noise).
-
-    Squared distances via one small matmul (|p|^2 - 2 p.c + |c|^2): the decode hot path.
-    """
-    p = px.reshape(-1, 3).astype(np.float32)
-    pal = palette.astype(np.float32)
-    d2 = (p * p).sum(1, keepdims=True) - 2 * p @ pal.T + (pal * pal).sum(1)
+@functools.lru_cache(maxsize=16)
+def _label_table(palette: bytes, max_dist: float) -> np.ndarray:
+    """Label of every 5-bit-per-channel colour bucket (at its centre): decoding becomes one table lookup."""
+    pal = np.frombuffer(palette, dtype=np.int64).reshape(-1, 3).astype(np.float64)
+    levels = np.arange(32) * 8 + 3.5
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(-1, 1, 3)
+    d2 = ((grid - pal) ** 2).sum(-1)
     labels = d2.argmin(1)
-    labels[d2[np.arange(len(p)), labels] > max_dist * max_dist] = -1
-    return labels.reshape(px.shape[:2])
+    labels[d2.min(1) > max_dist * max_dist] = -1
+    return labels.astype(np.int64)
+
+
+def classify(px: np.ndarray, palette: np.ndarray, max_dist: float = MAX_COLOUR_DIST) -> np.ndarray:
+    """Nearest-palette label per pixel; -1 where no palette colour is close (blends, noise)."""
+    table = _label_table(palette.astype(np.int64).tobytes(), max_dist)
+    q = (px >> 3).astype(np.int64)
+    return table[(q[..., 0] << 10) | (q[..., 1] << 5) | q[..., 2]]
 
 
 def cell_votes(labels: np.ndarray, s: Samples, grid: Grid, n_labels: int) -> np.ndarray:
@@ -177,7 +184,9 @@ def cell_votes(labels: np.ndarray, s: Samples, grid: Grid, n_labels: int) -> np.
     return counts.reshape(grid.n, grid.n, n_labels)
 
 
-def label_centroids(labels: np.ndarray, s: Samples, n_labels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def label_centroids(
+    labels: np.ndarray, s: Samples, n_labels: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-label pixel counts and centroid (y, x) in full-frame pixels (nan where absent)."""
     flat = labels.ravel() + 1
     yy = np.broadcast_to(s.ys[:, None], labels.shape).ravel()
@@ -199,8 +208,9 @@ def nearest_cell(grid: Grid, y: float, x: float) -> Cell:
 # --------------------------------------------------------------------------- search
 
 
-def bfs_path(start: Hashable, successors: Callable[[Any], Iterable[tuple[str, Any]]],
-             is_goal: Callable[[Any], bool]) -> list[str] | None:
+def bfs_path(
+    start: Hashable, successors: Callable[[Any], Iterable[tuple[str, Any]]], is_goal: Callable[[Any], bool]
+) -> list[str] | None:
     """Shortest move list from start to a goal node (moves in successor order), or None."""
     parent: dict[Hashable, tuple[Hashable, str] | None] = {start: None}
     queue = deque([start])

@@ -61,8 +61,11 @@ def _carve(rng: np.random.Generator) -> np.ndarray:
     stack = [(1, 1)]
     while stack:
         r, c = stack[-1]
-        options = [(r + 2 * dr, c + 2 * dc) for dr, dc in DIRS.values()
-                   if 0 < r + 2 * dr < N - 1 and 0 < c + 2 * dc < N - 1 and wall[r + 2 * dr, c + 2 * dc]]
+        options = [
+            (r + 2 * dr, c + 2 * dc)
+            for dr, dc in DIRS.values()
+            if 0 < r + 2 * dr < N - 1 and 0 < c + 2 * dc < N - 1 and wall[r + 2 * dr, c + 2 * dc]
+        ]
         if not options:
             stack.pop()
             continue
@@ -72,8 +75,11 @@ def _carve(rng: np.random.Generator) -> np.ndarray:
     for r in range(1, N - 1, 2):
         for c in range(1, N - 1, 2):
             dead_end = sum(not wall[r + dr, c + dc] for dr, dc in DIRS.values()) == 1
-            closed = [(dr, dc) for dr, dc in DIRS.values()
-                      if wall[r + dr, c + dc] and 0 < r + 2 * dr < N - 1 and 0 < c + 2 * dc < N - 1]
+            closed = [
+                (dr, dc)
+                for dr, dc in DIRS.values()
+                if wall[r + dr, c + dc] and 0 < r + 2 * dr < N - 1 and 0 < c + 2 * dc < N - 1
+            ]
             if dead_end and closed and rng.random() < BRAID:
                 dr, dc = closed[int(rng.integers(len(closed)))]
                 wall[r + dr, c + dc] = False
@@ -87,6 +93,10 @@ def _neighbours(walls: tuple[str, ...], cell: Cell) -> list[tuple[str, Cell]]:
         if 0 <= r < N and 0 <= c < N and walls[r][c] == ".":
             out.append((mv, (r, c)))
     return out
+
+
+def _open_cells(walls: tuple[str, ...], cell: Cell) -> list[Cell]:
+    return [n for _, n in _neighbours(walls, cell)]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -109,15 +119,17 @@ class Maze(Family):
             floor = [(int(r), int(c)) for r, c in np.argwhere(~wall)]
             for _ in range(8):
                 agent = floor[int(rng.integers(len(floor)))]
-                dist = bfs_distances(agent, lambda a: [n for _, n in _neighbours(walls, a)])
+                dist = bfs_distances(agent, functools.partial(_open_cells, walls))
                 want = int(rng.integers(lo, hi + 1))
                 goals = [cell for cell, d in dist.items() if d == want]
                 if goals:
                     return MazeState(walls, agent, goals[int(rng.integers(len(goals)))])
 
     def prompt(self, state: MazeState) -> str:
-        return ("Guide the red agent through the maze to the green goal cell. "
-                "It moves one cell at a time and cannot pass through walls.")
+        return (
+            "Guide the red agent through the maze to the green goal cell. "
+            "It moves one cell at a time and cannot pass through walls."
+        )
 
     def _draw(self, state: MazeState, agent: tuple[float, float] | None, size: int) -> np.ndarray:
         img = blank_frame(size, self.background)
@@ -133,8 +145,13 @@ class Maze(Family):
         return self._draw(state, state.agent, size)
 
     def render_motion(self, s0: MazeState, s1: MazeState, alpha: float, size: int = 256) -> np.ndarray:
-        slides = (s0.walls == s1.walls and s0.goal == s1.goal and s0.agent is not None
-                  and s1.agent is not None and manhattan(s0.agent, s1.agent) == 1)
+        slides = (
+            s0.walls == s1.walls
+            and s0.goal == s1.goal
+            and s0.agent is not None
+            and s1.agent is not None
+            and manhattan(s0.agent, s1.agent) == 1
+        )
         if not slides or alpha <= 0 or alpha >= 1:
             return self.render(s0 if alpha < 0.5 else s1, size)
         return self._draw(s0, lerp(s0.agent, s1.agent, alpha), size)  # type: ignore[arg-type]
@@ -189,10 +206,17 @@ class Maze(Family):
         if state.agent is None:
             raise ValueError("the agent has already vanished")
         agent = state.agent
-        far = [(r, c) for r in range(N) for c in range(N)
-               if state.walls[r][c] == "." and manhattan((r, c), agent) > 1 and (r, c) != state.goal]
-        walls = [step(agent, mv) for mv in DIRS if state.is_wall(step(agent, mv))
-                 and all(0 <= v < N for v in step(agent, mv))]
+        far = [
+            (r, c)
+            for r in range(N)
+            for c in range(N)
+            if state.walls[r][c] == "." and manhattan((r, c), agent) > 1 and (r, c) != state.goal
+        ]
+        walls = [
+            step(agent, mv)
+            for mv in DIRS
+            if state.is_wall(step(agent, mv)) and all(0 <= v < N for v in step(agent, mv))
+        ]
         options: dict[str, list[Cell | None]] = {"teleport": far, "wall_pass": walls, "vanish": [None]}
         kinds = [k for k, v in options.items() if v]
         kind = kinds[int(rng.integers(len(kinds)))]

@@ -98,8 +98,9 @@ def _distances_to_goal(walls: tuple[str, ...], target: Cell) -> dict[tuple[Cell,
 
 @functools.lru_cache(maxsize=4096)
 def _solve(state: SokobanState) -> tuple[str, ...] | None:
-    path = bfs_path((state.agent, state.box), lambda ab: _successors(state.walls, *ab),
-                    lambda ab: ab[1] == state.target)
+    path = bfs_path(
+        (state.agent, state.box), lambda ab: _successors(state.walls, *ab), lambda ab: ab[1] == state.target
+    )
     return None if path is None else tuple(path)
 
 
@@ -131,11 +132,19 @@ class Sokoban(Family):
                 return SokobanState(walls, agent, box, target)
 
     def prompt(self, state: SokobanState) -> str:
-        return ("Push the orange box onto the light-blue target square. The blue agent walks one "
-                "cell at a time, can only push the box (never pull it), and cannot walk through walls.")
+        return (
+            "Push the orange box onto the light-blue target square. The blue agent walks one "
+            "cell at a time, can only push the box (never pull it), and cannot walk through walls."
+        )
 
-    def _draw(self, state: SokobanState, agent: tuple[float, float] | None,
-              box: tuple[float, float] | None, box_on: bool, size: int) -> np.ndarray:
+    def _draw(
+        self,
+        state: SokobanState,
+        agent: tuple[float, float] | None,
+        box: tuple[float, float] | None,
+        box_on: bool,
+        size: int,
+    ) -> np.ndarray:
         img = blank_frame(size, self.background)
         grid = Grid(size, N)
         colours = np.array([[WALL if ch == "#" else FLOOR for ch in row] for row in state.walls], np.uint8)
@@ -154,13 +163,23 @@ class Sokoban(Family):
     def render_motion(self, s0: SokobanState, s1: SokobanState, alpha: float, size: int = 256) -> np.ndarray:
         pairs = [(s0.agent, s1.agent), (s0.box, s1.box)]
         shifts = {(b[0] - a[0], b[1] - a[1]) for a, b in pairs if a is not None and b is not None and a != b}
-        slides = (s0.walls == s1.walls and s0.target == s1.target and None not in (s0.agent, s0.box, s1.agent, s1.box)
-                  and len(shifts) == 1 and manhattan((0, 0), shifts.pop()) == 1)  # one object, or a push
+        slides = (
+            s0.walls == s1.walls
+            and s0.target == s1.target
+            and None not in (s0.agent, s0.box, s1.agent, s1.box)
+            and len(shifts) == 1
+            and manhattan((0, 0), shifts.pop()) == 1
+        )  # one object, or a push
         if not slides or alpha <= 0 or alpha >= 1:
             return self.render(s0 if alpha < 0.5 else s1, size)
         box_on = (s0 if alpha < 0.5 else s1).box == s0.target
-        return self._draw(s0, lerp(s0.agent, s1.agent, alpha), lerp(s0.box, s1.box, alpha),  # type: ignore[arg-type]
-                          box_on, size)
+        return self._draw(
+            s0,
+            lerp(s0.agent, s1.agent, alpha),
+            lerp(s0.box, s1.box, alpha),  # type: ignore[arg-type]
+            box_on,
+            size,
+        )
 
     def decode(self, frame: np.ndarray) -> SokobanState:
         s = sample(frame, self.background, self.name)
@@ -182,12 +201,16 @@ class Sokoban(Family):
             raise DecodeError("no box visible")
         walls = tuple("".join("#" if k == 1 else "." for k in row) for row in kind)
         agent, box = nearest_cell(grid, cy[3], cx[3]), nearest_cell(grid, cy[4], cx[4])
-        if agent == box:  # half-way through a push: round agent and box together
-            dr, dc = round((cy[4] - cy[3]) / grid.cell), round((cx[4] - cx[3]) / grid.cell)
-            if abs(dr) + abs(dc) != 1:
-                raise DecodeError("agent and box decode to the same cell")
-            agent = nearest_cell(grid, (cy[3] + cy[4] - dr * grid.cell) / 2, (cx[3] + cx[4] - dc * grid.cell) / 2)
+        dr, dc = round((cy[4] - cy[3]) / grid.cell), round((cx[4] - cx[3]) / grid.cell)
+        if (
+            abs(dr) + abs(dc) == 1
+        ):  # side by side (maybe mid-push): round the pair together, never half-pushed
+            agent = nearest_cell(
+                grid, (cy[3] + cy[4] - dr * grid.cell) / 2, (cx[3] + cx[4] - dc * grid.cell) / 2
+            )
             box = (agent[0] + dr, agent[1] + dc)
+        if agent == box:
+            raise DecodeError("agent and box decode to the same cell")
         return SokobanState(walls, agent, box, (int(targets[0][0]), int(targets[0][1])))
 
     def moves(self, state: SokobanState) -> list[str]:
@@ -242,11 +265,20 @@ class Sokoban(Family):
         options: dict[str, list[tuple[str, Cell | None]]] = {"teleport": [], "wall_pass": [], "vanish": []}
         for name, cell in objects.items():
             options["vanish"].append((name, None))
-            options["teleport"] += [(name, (r, c)) for r in range(N) for c in range(N)
-                                    if state.walls[r][c] == "." and (r, c) not in taken
-                                    and manhattan((r, c), cell) > 1 and not (name == "box" and (r, c) == state.target)]
-            options["wall_pass"] += [(name, step(cell, mv)) for mv in DIRS
-                                     if state.is_wall(step(cell, mv)) and all(0 <= v < N for v in step(cell, mv))]
+            options["teleport"] += [
+                (name, (r, c))
+                for r in range(N)
+                for c in range(N)
+                if state.walls[r][c] == "."
+                and (r, c) not in taken
+                and manhattan((r, c), cell) > 1
+                and not (name == "box" and (r, c) == state.target)
+            ]
+            options["wall_pass"] += [
+                (name, step(cell, mv))
+                for mv in DIRS
+                if state.is_wall(step(cell, mv)) and all(0 <= v < N for v in step(cell, mv))
+            ]
         kinds = [k for k, v in options.items() if v]
         kind = kinds[int(rng.integers(len(kinds)))]
         name, cell = options[kind][int(rng.integers(len(options[kind])))]
@@ -262,6 +294,7 @@ class Sokoban(Family):
         def where(cell: Cell | None) -> str:
             return "missing" if cell is None else f"at row {cell[0] + 1}, col {cell[1] + 1}"
 
-        return (f"agent {where(state.agent)}; box {where(state.box)}; target {where(state.target)} "
-                "(counted from the top-left)")
-
+        return (
+            f"agent {where(state.agent)}; box {where(state.box)}; target {where(state.target)} "
+            "(counted from the top-left)"
+        )

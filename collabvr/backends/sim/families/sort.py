@@ -25,14 +25,23 @@ from .base import (
 )
 
 N = 7
-COLOURS = ((220, 30, 30), (245, 140, 20), (235, 215, 0), (40, 170, 60),
-           (0, 170, 190), (40, 70, 220), (150, 40, 190))
+COLOURS = (
+    (220, 30, 30),
+    (245, 140, 20),
+    (235, 215, 0),
+    (40, 170, 60),
+    (0, 170, 190),
+    (40, 70, 220),
+    (150, 40, 190),
+)
 NAMES = ("red", "orange", "yellow", "green", "teal", "blue", "purple")
 BACKGROUND = (235, 235, 235)
 PALETTE = np.array(COLOURS + (BACKGROUND,))
 BAR_HALF = 0.3  # bar half-width in slots: bars stand apart so colours don't bleed
 GOAL = tuple(range(1, N + 1))
-_SWAP = re.compile(rf"{LEAD}swap\s+(?:(?:bars?|slots?)\s+)?(\d{{1,2}})\s*(?:and\s+|with\s+|&\s*|\s)(\d{{1,2}})\s*!*")
+_SWAP = re.compile(
+    rf"{LEAD}swap\s+(?:(?:bars?|slots?)\s+)?(\d{{1,2}})\s*(?:and\s+|with\s+|&\s*|\s)(\d{{1,2}})\s*!*"
+)
 _MOVE = re.compile(r"swap (\d+) (\d+)")
 
 
@@ -82,16 +91,24 @@ class Sort(Family):
         return SortState(bucket[int(rng.integers(len(bucket)))])
 
     def prompt(self, state: SortState) -> str:
-        return ("Sort the seven coloured bars so their heights increase from left to right. "
-                "A bar can only trade places with the bar directly beside it.")
+        return (
+            "Sort the seven coloured bars so their heights increase from left to right. "
+            "A bar can only trade places with the bar directly beside it."
+        )
 
     def _draw(self, bars: list[tuple[int, float]], size: int) -> np.ndarray:
         """bars: (height, fractional slot); taller bars first so a passing shorter bar stays in front."""
         img = blank_frame(size, self.background)
         grid = Grid(size, N)
         for h, x in sorted(bars, reverse=True):
-            fill_rect(img, grid.px(N - h), grid.px(N), grid.px(x + 0.5 - BAR_HALF), grid.px(x + 0.5 + BAR_HALF),
-                      COLOURS[h - 1])
+            fill_rect(
+                img,
+                grid.px(N - h),
+                grid.px(N),
+                grid.px(x + 0.5 - BAR_HALF),
+                grid.px(x + 0.5 + BAR_HALF),
+                COLOURS[h - 1],
+            )
         return img
 
     def render(self, state: SortState, size: int = 256) -> np.ndarray:
@@ -99,7 +116,7 @@ class Sort(Family):
 
     def render_motion(self, s0: SortState, s1: SortState, alpha: float, size: int = 256) -> np.ndarray:
         changed = [i for i in range(N) if s0.bars[i] != s1.bars[i]]
-        slides = (s0.valid and s1.valid and len(changed) == 2 and changed[1] == changed[0] + 1)
+        slides = s0.valid and s1.valid and len(changed) == 2 and changed[1] == changed[0] + 1
         if not slides or alpha <= 0 or alpha >= 1:
             return self.render(s0 if alpha < 0.5 else s1, size)
         i, j = changed
@@ -115,7 +132,9 @@ class Sort(Family):
         count, _, cx = label_centroids(labels, s, len(PALETTE))
         block = 2 * BAR_HALF * (grid.cell / s.step) ** 2
         if (count[:N] < 0.25 * block).any():
-            raise DecodeError(f"bar(s) missing: {[NAMES[h] for h in np.flatnonzero(count[:N] < 0.25 * block)]}")
+            raise DecodeError(
+                f"bar(s) missing: {[NAMES[h] for h in np.flatnonzero(count[:N] < 0.25 * block)]}"
+            )
         for h in range(N):
             rows = np.flatnonzero((labels == h).sum(1) >= 2)
             height = (grid.px(N) - s.ys[rows[0]]) / grid.cell if len(rows) else 0.0

@@ -33,8 +33,16 @@ from .base import (
 
 N = 3
 BOARD = (40, 40, 40)
-COLOURS = ((220, 30, 30), (245, 140, 20), (240, 230, 40), (40, 180, 60),
-           (40, 210, 220), (40, 70, 220), (220, 50, 210), (245, 245, 245))
+COLOURS = (
+    (220, 30, 30),
+    (245, 140, 20),
+    (240, 230, 40),
+    (40, 180, 60),
+    (40, 210, 220),
+    (40, 70, 220),
+    (220, 50, 210),
+    (245, 245, 245),
+)
 NAMES = ("red", "orange", "yellow", "green", "cyan", "blue", "magenta", "white")
 PALETTE = np.array(COLOURS + (BOARD,))
 GAP = 0.07  # per side, in cells: keeps neighbouring tiles from bleeding into each other
@@ -73,7 +81,9 @@ def _rc(cell: int) -> tuple[int, int]:
 def _blank_moves(blank: int) -> list[tuple[str, int]]:
     """(move, cell the blank moves to) in stable order."""
     r, c = _rc(blank)
-    return [(mv, (r + dr) * N + c + dc) for mv, (dr, dc) in DIRS.items() if 0 <= r + dr < N and 0 <= c + dc < N]
+    return [
+        (mv, (r + dr) * N + c + dc) for mv, (dr, dc) in DIRS.items() if 0 <= r + dr < N and 0 <= c + dc < N
+    ]
 
 
 def _slide(board: tuple[int, ...], blank: int, to: int) -> tuple[int, ...]:
@@ -118,9 +128,11 @@ class Tiles(Family):
 
     def prompt(self, state: TilesState) -> str:
         order = ", ".join(NAMES)
-        return ("Solve the sliding puzzle: arrange the coloured tiles in reading order "
-                f"({order}) with the empty space in the last corner. Only a tile next to the "
-                "empty space can slide into it.")
+        return (
+            "Solve the sliding puzzle: arrange the coloured tiles in reading order "
+            f"({order}) with the empty space in the last corner. Only a tile next to the "
+            "empty space can slide into it."
+        )
 
     def _draw(self, tiles: list[tuple[int, float, float]], size: int) -> np.ndarray:
         """tiles: (tile index, row, col) with fractional positions."""
@@ -128,7 +140,14 @@ class Tiles(Family):
         grid = Grid(size, N)
         fill_rect(img, grid.px(0), grid.px(N), grid.px(0), grid.px(N), BOARD)
         for t, r, c in tiles:
-            fill_rect(img, grid.px(r + GAP), grid.px(r + 1 - GAP), grid.px(c + GAP), grid.px(c + 1 - GAP), COLOURS[t])
+            fill_rect(
+                img,
+                grid.px(r + GAP),
+                grid.px(r + 1 - GAP),
+                grid.px(c + GAP),
+                grid.px(c + 1 - GAP),
+                COLOURS[t],
+            )
         return img
 
     def render(self, state: TilesState, size: int = 256) -> np.ndarray:
@@ -136,9 +155,13 @@ class Tiles(Family):
 
     def render_motion(self, s0: TilesState, s1: TilesState, alpha: float, size: int = 256) -> np.ndarray:
         moved = [t for t in range(8) if s0.pos[t] != s1.pos[t]]
-        slides = (s0.valid and s1.valid and len(moved) == 1
-                  and s1.pos[moved[0]] == s0.blank
-                  and manhattan(_rc(s0.pos[moved[0]]), _rc(s0.blank)) == 1)  # type: ignore[arg-type]
+        slides = (
+            s0.valid
+            and s1.valid
+            and len(moved) == 1
+            and s1.pos[moved[0]] == s0.blank
+            and manhattan(_rc(s0.pos[moved[0]]), _rc(s0.blank)) == 1
+        )  # type: ignore[arg-type]
         if not slides or alpha <= 0 or alpha >= 1:
             return self.render(s0 if alpha < 0.5 else s1, size)
         tiles = []
@@ -153,7 +176,9 @@ class Tiles(Family):
         count, cy, cx = label_centroids(classify(s.px, PALETTE), s, len(PALETTE))
         expected = ((1 - 2 * GAP) * grid.cell / s.step) ** 2
         if (count[:8] < 0.3 * expected).any():
-            raise DecodeError(f"tile(s) missing: {[NAMES[t] for t in np.flatnonzero(count[:8] < 0.3 * expected)]}")
+            raise DecodeError(
+                f"tile(s) missing: {[NAMES[t] for t in np.flatnonzero(count[:8] < 0.3 * expected)]}"
+            )
         pos = tuple(r * N + c for r, c in (nearest_cell(grid, cy[t], cx[t]) for t in range(8)))
         if len(set(pos)) != 8:
             raise DecodeError("two tiles decode to the same cell")
@@ -183,8 +208,11 @@ class Tiles(Family):
         path: list[str] = []
         while dist[board]:
             blank = board.index(0)
-            mv, board = next((mv, nb) for mv, to in _blank_moves(blank)
-                             if dist.get(nb := _slide(board, blank, to), -1) == dist[board] - 1)
+            mv, board = next(
+                (mv, nb)
+                for mv, to in _blank_moves(blank)
+                if dist.get(nb := _slide(board, blank, to), -1) == dist[board] - 1
+            )
             path.append(mv)
         return path
 
@@ -227,5 +255,5 @@ class Tiles(Family):
     def state_text(self, state: TilesState) -> str:
         names = ["blank" if t == 0 else NAMES[t - 1] for t in state.board]
         missing = [NAMES[t] for t, p in enumerate(state.pos) if p is None]
-        rows = "; ".join(f"row {r + 1}: {' '.join(names[r * N:(r + 1) * N])}" for r in range(N))
+        rows = "; ".join(f"row {r + 1}: {' '.join(names[r * N : (r + 1) * N])}" for r in range(N))
         return rows + (f" (missing: {', '.join(missing)})" if missing else "")

@@ -1,0 +1,431 @@
+"""The benchmark runner: many episodes, concurrently, resumable, with compute accounting.
+
+For each method x (family, difficulty) cell of the suite it runs seeds ``seed .. seed+n-1``.
+Episode ``METHOD / FAMILY-DIFFICULTY-SEED`` writes its run directory under ``DIR/episodes/`` and,
+when it finishes, one line to ``DIR/results.jsonl`` (appended, flushed and fsynced).
+
+Resume is the default. Rerunning the same command skips the episodes that have a line in
+``results.jsonl`` (except errors, which are retried) and continues the others from their last
+LangGraph checkpoint in ``DIR/checkpoints.sqlite`` (thread ``method|task id|seed``), so a run that
+was killed, even with ``kill -9``, loses at most the node that was executing; with the call cache
+on (the default) that node's backend calls are cache hits.
+
+Concurrency: episodes run in threads (``asyncio.to_thread``) under a limit of ``concurrency``
+episodes at once, and every backend spec (per role) is behind its own semaphore of
+``backend_limit`` concurrent calls, shared by all episodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from collabvr.backends import registry
+from collabvr.bench import prices as price_table
+from collabvr.bench.report import results_markdown
+from collabvr.bench.stats import Cell, summarize
+from collabvr.bench.suites import parse_suite
+from collabvr.context import Context
+from collabvr.errors import BadInput, redact
+from collabvr.graph import builder_for, parse_method
+
+RESULTS = "results.jsonl"
+CHECKPOINTS = "checkpoints.sqlite"
+# settings that change what an episode does: a rerun into the same DIR must keep them
+_PINNED = ("vgm", "vlm", "vgm_options", "vlm_options", "budget", "size", "context", "cache")
+
+
+@dataclasses.dataclass
+class BenchConfig:
+    """One benchmark: what to run, on which backends, how many, how fast, where."""
+
+    out: Path
+    suite: str = "sim"
+    methods: list[str] = dataclasses.field(default_factory=lambda: ["collabvr"])
+    n: int = 50
+    seed: int = 0
+    concurrency: int = 8
+    backend_limit: int = 0  # concurrent calls per backend spec; 0: as many as episodes
+    vgm: str = "sim:weak"
+    vlm: str = "sim:accurate"
+    vgm_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    vlm_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    budget: str = ""  # "", "SECONDS", or "match:METHOD"
+    cache: bool = True
+    size: int = 128
+    context: dict[str, Any] = dataclasses.field(default_factory=dict)  # other Context fields (max_steps, ...)
+    prices: dict[str, dict[str, Any]] = dataclasses.field(default_factory=price_table.load_prices)
+
+    def check(self) -> None:
+        """Fail before any work, naming the bad argument and what it accepts."""
+        if not isinstance(self.n, int) or self.n < 1:
+            raise BadInput(f"--n must be a whole number >= 1, got {self.n!r}")
+        if not isinstance(self.concurrency, int) or self.concurrency < 1:
+            raise BadInput(f"--concurrency must be a whole number >= 1, got {self.concurrency!r}")
+        if not isinstance(self.backend_limit, int) or self.backend_limit < 0:
+            raise BadInput(f"--backend-limit must be a whole number >= 0 (0: no extra limit), got {self.backend_limit!r}")
+        if not self.methods:
+            raise BadInput("--methods is empty; give e.g. collabvr,pass@4")
+        if len(set(self.methods)) != len(self.methods):
+            raise BadInput(f"--methods names a method twice: {','.join(self.methods)}")
+        for method in self.methods:
+            parse_method(method)
+        parse_suite(self.suite)
+        self.match_method()
+        self.fixed_budget()
+        from collabvr.runner import make_context
+
+        make_context(**self.context)  # validates the other context fields
+
+    def match_method(self) -> str | None:
+        kind, sep, method = self.budget.strip().partition(":")
+        if kind == "match" and sep:
+            parse_method(method)
+            return method.strip()
+        return None
+
+    def fixed_budget(self) -> float:
+        """The clip-seconds budget per episode; 0 means none (or a matched one)."""
+        text = self.budget.strip()
+        if not text or text.startswith("match:"):
+            return 0.0
+        try:
+            value = float(text)
+        except ValueError:
+            raise BadInput(f"--budget must be a number of clip-seconds >= 0 or match:METHOD, got {text!r}") from None
+        if value < 0 or value != value:
+            raise BadInput(f"--budget must be a number of clip-seconds >= 0 (0: no limit), got {text!r}")
+        return value
+
+    def ordered_methods(self) -> list[str]:
+        """The methods in run order: a budget-matched method first (added if not listed)."""
+        match = self.match_method()
+        if match is None:
+            return list(self.methods)
+        return [match, *[m for m in self.methods if m != match]]
+
+    def pinned(self) -> dict[str, Any]:
+        return json.loads(json.dumps({k: getattr(self, k) for k in _PINNED}, default=str))
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One episode of the benchmark."""
+
+    method: str
+    family: str
+    difficulty: str
+    seed: int
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.method, self.family, self.difficulty, self.seed)
+
+    @property
+    def run_dir(self) -> str:
+        """The run directory, relative to the benchmark directory."""
+        return f"episodes/{self.method}/{self.family}-{self.difficulty}-{self.seed}"
+
+    def thread_id(self, task_id: str) -> str:
+        return f"{self.method}|{task_id}|{self.seed}"
+
+
+def jobs_of(config: BenchConfig, methods: list[str] | None = None) -> list[Job]:
+    cells = parse_suite(config.suite)
+    return [Job(m, f, d, s) for m in (methods or config.ordered_methods()) for f, d in cells
+            for s in range(config.seed, config.seed + config.n)]
+
+
+# -- results.jsonl ------------------------------------------------------------------------------
+
+
+def read_results(path: str | Path) -> list[dict[str, Any]]:
+    """The finished episodes in a results file, the last line per episode winning.
+
+    A torn last line (a run killed mid-write) and any other unparseable line are skipped.
+    """
+    latest: dict[tuple, dict[str, Any]] = {}
+    try:
+        lines = Path(path).read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    for line in lines:
+        try:
+            r = json.loads(line)
+            latest[(r["method"], r["family"], r["difficulty"], r["seed"])] = r
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    return list(latest.values())
+
+
+class ResultsFile:
+    """Appends one JSON line per finished episode: under a lock, flushed and fsynced."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        _drop_torn_tail(path)
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, default=str) + "\n"
+        with self.lock, open(self.path, "a") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a last line that a kill left without its newline, so the next append starts clean."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+
+
+# -- per-backend limits --------------------------------------------------------------------------
+
+
+class _Limited:
+    """A backend whose public methods each hold a semaphore while they run."""
+
+    def __init__(self, backend: Any, semaphore: threading.Semaphore) -> None:
+        self._backend, self._semaphore = backend, semaphore
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._backend, name)
+        if name.startswith("_") or not callable(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._semaphore:
+                return attr(*args, **kwargs)
+
+        return call
+
+
+@contextmanager
+def backend_limits(specs: list[str], limit: int) -> Iterator[dict[tuple[str, str], threading.Semaphore]]:
+    """Within the block, every backend of these specs' providers shares one semaphore per
+    (role, spec) of ``limit`` concurrent calls. The providers' factories are restored after."""
+    semaphores: dict[tuple[str, str], threading.Semaphore] = {}
+    lock = threading.Lock()
+    originals = {}
+    for provider in dict.fromkeys(registry.parse_spec(s)[0] for s in specs):
+        original = originals[provider] = registry._factory(provider)  # noqa: SLF001 - no public getter
+
+        def limited(role: str, model: str, options: dict[str, Any], _provider: str = provider, _make: Any = original) -> Any:
+            backend = _make(role, model, options)
+            if backend is None:
+                return None
+            with lock:
+                sem = semaphores.setdefault((role, f"{_provider}:{model}"), threading.BoundedSemaphore(limit))
+            return _Limited(backend, sem)
+
+        registry.register(provider, limited)
+    try:
+        yield semaphores
+    finally:
+        for provider, original in originals.items():
+            registry.register(provider, original)
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Bench:
+    """Everything episodes share while a benchmark runs."""
+
+    config: BenchConfig
+    graphs: dict[str, Any]
+    results: ResultsFile
+    budgets: dict[tuple[str, str], float] = dataclasses.field(default_factory=dict)  # matched, per cell
+    on_result: Callable[[dict[str, Any]], None] | None = None
+
+    def context_for(self, job: Job) -> Context:
+        cfg = self.config
+        budget = self.budgets.get((job.family, job.difficulty), cfg.fixed_budget()) if job.method != cfg.match_method() else 0.0
+        return Context(**{
+            **cfg.context, "vgm": cfg.vgm, "vlm": cfg.vlm, "vgm_options": dict(cfg.vgm_options),
+            "vlm_options": dict(cfg.vlm_options), "seed": job.seed, "out_dir": str(cfg.out / job.run_dir),
+            "budget_seconds": budget, "cache_dir": str(cfg.out / "cache") if cfg.cache else "",
+        })
+
+    def run_one(self, job: Job) -> dict[str, Any]:
+        """Run (or continue) one episode in this thread and append its result line."""
+        from collabvr.runner import run
+        from collabvr.task import Task
+
+        started = time.perf_counter()
+        task = Task.sim(f"{job.family}/{job.difficulty}", seed=job.seed, size=self.config.size)
+        ctx = self.context_for(job)
+        name, _ = parse_method(job.method)
+        graph = self.graphs[name]
+        config = {"configurable": {"thread_id": job.thread_id(task.id)}}
+        resumed = bool(graph.get_state(config).values)
+        record: dict[str, Any] = {**dataclasses.asdict(job), "task": task.id, "run_dir": job.run_dir,
+                                  "budget_seconds": ctx.budget_seconds, "resumed": resumed}
+        try:
+            episode = run(task, context=ctx, method=job.method, graph=graph, config=config, resume=True)
+            compute = dict(episode.compute)
+            score = episode.score or {}
+            record |= {"status": episode.status, "reason": episode.reason, "score": score.get("score"),
+                       "solved": bool(score.get("solved")), "compute": compute, "wall_s": round(episode.wall_s, 4)}
+        except Exception as exc:  # noqa: BLE001 - one broken episode must not stop the benchmark
+            compute = {}
+            record |= {"status": "error", "reason": redact(f"{type(exc).__name__}: {exc}"), "score": None,
+                       "solved": False, "compute": compute, "wall_s": round(time.perf_counter() - started, 4)}
+        record["cost"] = price_table.cost(compute, vgm=ctx.vgm, vlm=ctx.vlm, prices=self.config.prices)
+        record["cache_hits"] = {"vgm": compute.get("vgm_cache_hits", 0), "vlm": compute.get("vlm_cache_hits", 0)}
+        record["elapsed_s"] = round(time.perf_counter() - started, 4)
+        self.results.append(record)
+        if self.on_result is not None:
+            self.on_result(record)
+        return record
+
+
+async def _run_jobs(bench: Bench, jobs: list[Job]) -> None:
+    gate = asyncio.Semaphore(bench.config.concurrency)
+
+    async def one(job: Job) -> None:
+        async with gate:
+            await asyncio.to_thread(bench.run_one, job)
+
+    await asyncio.gather(*(one(job) for job in jobs))
+
+
+def matched_budgets(results: list[dict[str, Any]], method: str) -> dict[tuple[str, str], float]:
+    """Per (family, difficulty): the method's mean clip-seconds per episode (a tiny positive number if 0,
+    because a budget of 0 means no limit)."""
+    groups: dict[tuple[str, str], list[float]] = {}
+    for r in results:
+        if r["method"] == method:
+            groups.setdefault((r["family"], r["difficulty"]), []).append((r.get("compute") or {}).get("clip_seconds", 0.0))
+    return {cell: max(sum(v) / len(v), 1e-6) for cell, v in groups.items()}
+
+
+@contextmanager
+def _checkpointer(path: Path) -> Iterator[Any]:
+    try:
+        from langgraph.checkpoint.sqlite import SqliteSaver
+    except ModuleNotFoundError as exc:
+        raise BadInput("collabvr bench needs langgraph-checkpoint-sqlite: pip install 'collabvr[sqlite]'") from exc
+    conn = sqlite3.connect(str(path), check_same_thread=False)  # SqliteSaver serialises access with a lock
+    try:
+        saver = SqliteSaver(conn)
+        saver.setup()  # WAL mode; NORMAL sync survives a killed process (not a power cut) with fewer fsyncs
+        conn.execute("PRAGMA synchronous=NORMAL")
+        yield saver
+    finally:
+        conn.close()
+
+
+def _pin_settings(config: BenchConfig) -> None:
+    """Record the settings in DIR/bench.json; refuse to resume into a DIR run with different ones."""
+    path = config.out / "bench.json"
+    pinned = config.pinned()
+    if path.exists():
+        before = json.loads(path.read_text()).get("pinned", {})
+        changed = sorted(k for k in pinned if before.get(k) != pinned[k])
+        if changed:
+            raise BadInput(f"{config.out} holds a benchmark run with other settings ({', '.join(changed)}); use a new --out")
+    path.write_text(json.dumps({"pinned": pinned}, indent=2))
+
+
+def run_bench(
+    config: BenchConfig,
+    *,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+) -> list[Cell]:
+    """Run (or resume) a benchmark; write results.jsonl, results.md and summary.json; return the cells.
+
+    ``on_start(total, already_done)`` is called once before the first episode, ``on_result`` after
+    each one (from a worker thread).
+    """
+    from collabvr.runner import check_backends
+    from collabvr.task import Task
+
+    config.check()
+    config.out = Path(config.out)
+    config.out.mkdir(parents=True, exist_ok=True)
+    limit = config.backend_limit or config.concurrency
+    with backend_limits([config.vgm, config.vlm], limit):
+        # fail on a bad backend before any work; this also builds the backends before the threads start
+        family, difficulty = parse_suite(config.suite)[0]
+        probe = Task.sim(f"{family}/{difficulty}", seed=config.seed, size=config.size)
+        check_backends(probe, Context(**{**config.context, "vgm": config.vgm, "vlm": config.vlm,
+                                         "vgm_options": config.vgm_options, "vlm_options": config.vlm_options}))
+        _pin_settings(config)
+        _run_missing(config, on_start, on_result)
+    return write_summary(config)
+
+
+def _run_missing(config: BenchConfig, on_start: Callable[[int, int], None] | None,
+                 on_result: Callable[[dict[str, Any]], None] | None) -> None:
+    import collabvr.backends.sim.score  # noqa: F401 - imported here, not by eight threads at once
+
+    results_path = config.out / RESULTS
+    results = ResultsFile(results_path)
+    methods = config.ordered_methods()
+    all_jobs = jobs_of(config, methods)
+    done = {(r["method"], r["family"], r["difficulty"], r["seed"]) for r in read_results(results_path) if r.get("status") != "error"}
+    if on_start is not None:
+        on_start(len(all_jobs), sum(job.key in done for job in all_jobs))
+    with _checkpointer(config.out / CHECKPOINTS) as saver, \
+            ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="episode") as pool:
+        graphs = {name: builder_for(name)().compile(checkpointer=saver, name=name)
+                  for name in dict.fromkeys(parse_method(m)[0] for m in methods)}
+        bench = Bench(config, graphs, results, on_result=on_result)
+        match = config.match_method()
+        phases = [[match], [m for m in methods if m != match]] if match else [methods]
+
+        async def main() -> None:
+            asyncio.get_running_loop().set_default_executor(pool)
+            for phase in phases:
+                if match and phase != [match]:
+                    bench.budgets = matched_budgets(read_results(results_path), match)
+                await _run_jobs(bench, [j for j in jobs_of(config, phase) if j.key not in done])
+
+        asyncio.run(main())
+
+
+def write_summary(config: BenchConfig) -> list[Cell]:
+    """results.md and summary.json from results.jsonl, for this config's episodes only."""
+    wanted = {job.key for job in jobs_of(config)}
+    results = [r for r in read_results(config.out / RESULTS) if (r["method"], r["family"], r["difficulty"], r["seed"]) in wanted]
+    cells = summarize(results, seed=config.seed)
+    totals = {
+        "episodes": len(results),
+        "errors": sum(r.get("status") == "error" for r in results),
+        "clip_seconds": round(sum((r.get("compute") or {}).get("clip_seconds", 0.0) for r in results), 3),
+        "vgm_calls": sum((r.get("compute") or {}).get("vgm_calls", 0) for r in results),
+        "vlm_calls": sum((r.get("compute") or {}).get("vlm_calls", 0) for r in results),
+        "vgm_cache_hits": sum(r.get("cache_hits", {}).get("vgm", 0) for r in results),
+        "vlm_cache_hits": sum(r.get("cache_hits", {}).get("vlm", 0) for r in results),
+        "cost": None if any(r.get("cost") is None for r in results) else round(sum(r["cost"] for r in results), 6),
+    }
+    summary = {"config": {**config.pinned(), "suite": config.suite, "methods": config.methods, "n": config.n,
+                          "seed": config.seed, "seeds": [config.seed, config.seed + config.n - 1]},
+               "totals": totals, "cells": [c.public() for c in cells]}
+    (config.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    header = (f"# Benchmark results\n\nsuite `{config.suite}`, methods `{','.join(config.methods)}`, seeds "
+              f"{config.seed}..{config.seed + config.n - 1}, VGM `{config.vgm}`, VLM `{config.vlm}`, "
+              f"budget `{config.budget or 'none'}`. Scores: mean [95% percentile bootstrap CI, 2000 resamples, "
+              f"seed {config.seed}]; clip-s, VLM calls and cost are means per episode.\n\n")
+    (config.out / "results.md").write_text(header + results_markdown(cells))
+    return cells

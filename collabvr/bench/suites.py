@@ -1,0 +1,27 @@
+"""Benchmark suites: which (family, difficulty) cells a suite spec names.
+
+``sim`` is every sim family at every difficulty; ``sim:maze`` every difficulty of one family;
+``sim:maze/hard`` one cell. Episodes of a cell use seeds ``seed .. seed+n-1``.
+"""
+
+from __future__ import annotations
+
+from collabvr.errors import BadInput
+
+
+def parse_suite(spec: str) -> list[tuple[str, str]]:
+    """The (family, difficulty) cells of a suite spec, in a fixed order; BadInput if unknown."""
+    from collabvr.backends.sim.families import FAMILIES
+
+    kind, _, rest = spec.strip().partition(":")
+    if kind != "sim":
+        raise BadInput(f"unknown suite {spec!r}: use sim, sim:FAMILY or sim:FAMILY/DIFFICULTY (families: {', '.join(FAMILIES)})")
+    family, _, difficulty = rest.partition("/")
+    if not family:
+        return [(f, d) for f in FAMILIES for d in FAMILIES[f].lengths]
+    if family not in FAMILIES:
+        raise BadInput(f"unknown suite {spec!r}: no sim family {family!r}; known: {', '.join(FAMILIES)}")
+    levels = list(FAMILIES[family].lengths)
+    if difficulty and difficulty not in levels:
+        raise BadInput(f"unknown suite {spec!r}: no difficulty {difficulty!r}; known: {', '.join(levels)}")
+    return [(family, d) for d in ([difficulty] if difficulty else levels)]

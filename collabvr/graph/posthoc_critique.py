@@ -1,0 +1,66 @@
+"""Post-hoc critique: a whole video from the raw prompt; the VLM critiques it after the fact and
+rewrites the prompt; the whole video is made again from the first frame, for R = ``rounds``
+generations at most.
+
+    prepare ──fits──> generate ──rounds and budget left──> critique ──not solved──> generate
+       │                 └──failed, last round or budget spent──> finalize
+       └──does not fit──> finalize              critique ──solved or failed──> finalize
+
+The last video is not critiqued: no further round could use the critique.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
+from collabvr.context import Context
+from collabvr.nodes.baseline import BaselineState, affordable, prepare
+from collabvr.nodes.conclude import conclude_with, failed
+from collabvr.nodes.critique import critique
+from collabvr.nodes.whole import generate_whole
+
+
+def after_prepare(state: BaselineState, runtime: Runtime[Context]) -> Literal["generate", "finalize"]:
+    return "generate" if affordable(state, runtime.context, 1) else "finalize"
+
+
+def after_generate(state: BaselineState, runtime: Runtime[Context]) -> Literal["critique", "finalize"]:
+    ctx = runtime.context
+    another = state["step"] < ctx.rounds and affordable(state, ctx, 1)
+    return "critique" if state["last"] == "generated" and another else "finalize"
+
+
+def after_critique(state: BaselineState) -> Literal["generate", "finalize"]:
+    return "generate" if state["last"] == "critiqued" else "finalize"
+
+
+def outcome(state: BaselineState, ctx: Context) -> tuple[str, str]:
+    if stopped := failed(state):
+        return stopped
+    made = state.get("step", 0)
+    if state.get("last") == "solved":
+        return "solved", f"the critic called video {made} of at most {ctx.rounds} solved"
+    if made < ctx.rounds:
+        return "budget_spent", f"{made} of {ctx.rounds} videos fit the budget of {ctx.budget_seconds:g} clip-seconds"
+    return "rounds_spent", f"all {ctx.rounds} rounds used; the final video is the last one"
+
+
+def build_posthoc_critique() -> StateGraph:
+    """The uncompiled builder: compile it with your own checkpointer, or embed it as a subgraph."""
+    builder = StateGraph(BaselineState, context_schema=Context)
+    builder.add_node("prepare", prepare)
+    builder.add_node("generate", generate_whole)
+    builder.add_node("critique", critique)
+    builder.add_node("finalize", conclude_with(outcome))
+    builder.add_edge(START, "prepare")
+    builder.add_conditional_edges("prepare", after_prepare)
+    builder.add_conditional_edges("generate", after_generate)
+    builder.add_conditional_edges("critique", after_critique)
+    builder.add_edge("finalize", END)
+    return builder
+
+
+graph = build_posthoc_critique().compile(name="posthoc_critique")

@@ -1,0 +1,74 @@
+"""Prompt optimisation (VideoTPO-style): each round makes two candidates with the current prompt;
+the VLM selects the better one and critiques it, rewriting the prompt for the next round, for
+R = ``rounds`` rounds.
+
+    prepare ──Send × 2 (as the budget affords)──> candidate ──> select ──rounds and budget left──> critique
+       └──not even one fits──> finalize                          └──failed, last round or budget──> finalize
+    critique ──not solved: Send × 2──> candidate
+    critique ──solved or failed──> finalize
+
+The final video is the last round's selected candidate. The last round is not critiqued: no
+further round could use the rewrite.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import Send
+
+from collabvr.context import Context
+from collabvr.nodes.baseline import BaselineState, affordable, prepare
+from collabvr.nodes.conclude import conclude_with, failed
+from collabvr.nodes.critique import critique
+from collabvr.nodes.select import select
+from collabvr.nodes.whole import candidate_orders, generate_candidate
+
+PER_ROUND = 2
+
+
+def launch(state: BaselineState, runtime: Runtime[Context]) -> list[Send] | Literal["finalize"]:
+    return candidate_orders(state, runtime.context, PER_ROUND) or "finalize"
+
+
+def after_select(state: BaselineState, runtime: Runtime[Context]) -> Literal["critique", "finalize"]:
+    ctx = runtime.context
+    another = state["step"] < ctx.rounds and affordable(state, ctx, 1)
+    return "critique" if state["last"] == "selected" and another else "finalize"
+
+
+def after_critique(state: BaselineState, runtime: Runtime[Context]) -> list[Send] | Literal["finalize"]:
+    return launch(state, runtime) if state["last"] == "critiqued" else "finalize"
+
+
+def outcome(state: BaselineState, ctx: Context) -> tuple[str, str]:
+    if stopped := failed(state):
+        return stopped
+    rounds = state.get("step", 0)
+    if state.get("last") == "solved":
+        return "solved", f"the critic called round {rounds}'s selected video solved"
+    if rounds < ctx.rounds:
+        return "budget_spent", f"{rounds} of {ctx.rounds} rounds fit the budget of {ctx.budget_seconds:g} clip-seconds"
+    return "rounds_spent", f"all {ctx.rounds} rounds used; the final video is the last round's selection"
+
+
+def build_prompt_opt() -> StateGraph:
+    """The uncompiled builder: compile it with your own checkpointer, or embed it as a subgraph."""
+    builder = StateGraph(BaselineState, context_schema=Context)
+    builder.add_node("prepare", prepare)
+    builder.add_node("candidate", generate_candidate)
+    builder.add_node("select", select)
+    builder.add_node("critique", critique)
+    builder.add_node("finalize", conclude_with(outcome))
+    builder.add_edge(START, "prepare")
+    builder.add_conditional_edges("prepare", launch, ["candidate", "finalize"])
+    builder.add_edge("candidate", "select")
+    builder.add_conditional_edges("select", after_select)
+    builder.add_conditional_edges("critique", after_critique, ["candidate", "finalize"])
+    builder.add_edge("finalize", END)
+    return builder
+
+
+graph = build_prompt_opt().compile(name="prompt_opt")

@@ -1,0 +1,45 @@
+"""Single inference (pass@1): one video of the full horizon H from the raw task prompt.
+
+    prepare ──fits the budget──> generate ──> finalize
+       └──────does not fit───────────────────> finalize
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
+from collabvr.context import Context
+from collabvr.nodes.baseline import BaselineState, affordable, horizon, prepare
+from collabvr.nodes.conclude import conclude_with, failed
+from collabvr.nodes.whole import generate_whole
+
+
+def after_prepare(state: BaselineState, runtime: Runtime[Context]) -> Literal["generate", "finalize"]:
+    return "generate" if affordable(state, runtime.context, 1) else "finalize"
+
+
+def outcome(state: BaselineState, ctx: Context) -> tuple[str, str]:
+    if stopped := failed(state):
+        return stopped
+    if not state.get("chosen"):
+        return "budget_spent", f"a {horizon(ctx):g} s video does not fit the budget of {ctx.budget_seconds:g} clip-seconds"
+    return "generated", f"one {horizon(ctx):g} s video from the raw task prompt"
+
+
+def build_single() -> StateGraph:
+    """The uncompiled builder: compile it with your own checkpointer, or embed it as a subgraph."""
+    builder = StateGraph(BaselineState, context_schema=Context)
+    builder.add_node("prepare", prepare)
+    builder.add_node("generate", generate_whole)
+    builder.add_node("finalize", conclude_with(outcome))
+    builder.add_edge(START, "prepare")
+    builder.add_conditional_edges("prepare", after_prepare)
+    builder.add_edge("generate", "finalize")
+    builder.add_edge("finalize", END)
+    return builder
+
+
+graph = build_single().compile(name="single")

@@ -1,0 +1,68 @@
+"""Up-front plan: the VLM plans every step before any frame exists; the VGM executes the steps
+in turn, each conditioned on the previous clip's last frame, and nothing is verified.
+
+    prepare ──> plan ──steps planned, first fits──> generate ──clip──> advance ──steps left, next fits──> generate
+                 └──failed, nothing to do, or budget──> finalize
+                                 generate ──failed──> finalize      advance ──script done or budget──> finalize
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
+from collabvr.context import Context
+from collabvr.nodes.baseline import BaselineState, prepare, spent
+from collabvr.nodes.conclude import conclude_with, failed
+from collabvr.nodes.generate import generate
+from collabvr.nodes.upfront import advance, plan_upfront
+
+
+def next_step_fits(state: BaselineState, ctx: Context) -> bool:
+    step = state.get("step", 0)
+    return step < len(state.get("script", [])) and ctx.affords(spent(state), ctx.seconds_for(step))
+
+
+def after_plan(state: BaselineState, runtime: Runtime[Context]) -> Literal["generate", "finalize"]:
+    return "generate" if next_step_fits(state, runtime.context) else "finalize"
+
+
+def after_generate(state: BaselineState) -> Literal["advance", "finalize"]:
+    return "advance" if state.get("pending") is not None else "finalize"
+
+
+def after_advance(state: BaselineState, runtime: Runtime[Context]) -> Literal["generate", "finalize"]:
+    return "generate" if next_step_fits(state, runtime.context) else "finalize"
+
+
+def outcome(state: BaselineState, ctx: Context) -> tuple[str, str]:
+    if stopped := failed(state):
+        return stopped
+    script, done = state.get("script", []), state.get("step", 0)
+    if not script:
+        return "complete", "the planner found the task already complete"
+    if done < len(script):
+        return "budget_spent", f"{done} of {len(script)} planned steps fit the budget of {ctx.budget_seconds:g} clip-seconds"
+    return "plan_executed", f"all {len(script)} planned steps rendered, none verified"
+
+
+def build_upfront_plan() -> StateGraph:
+    """The uncompiled builder: compile it with your own checkpointer, or embed it as a subgraph."""
+    builder = StateGraph(BaselineState, context_schema=Context)
+    builder.add_node("prepare", prepare)
+    builder.add_node("plan", plan_upfront)
+    builder.add_node("generate", generate)
+    builder.add_node("advance", advance)
+    builder.add_node("finalize", conclude_with(outcome))
+    builder.add_edge(START, "prepare")
+    builder.add_edge("prepare", "plan")
+    builder.add_conditional_edges("plan", after_plan)
+    builder.add_conditional_edges("generate", after_generate)
+    builder.add_conditional_edges("advance", after_advance)
+    builder.add_edge("finalize", END)
+    return builder
+
+
+graph = build_upfront_plan().compile(name="upfront_plan")

@@ -1,0 +1,56 @@
+"""Finalize for the baselines: the final video, and why the episode ended.
+
+Each baseline's graph module states its own ``outcome`` (status and reason); the final video is
+the same rule for all: the steps' clips concatenated (up-front plan), else the ``chosen`` video,
+else the first frame alone when no video was made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from collabvr.artifacts import ref_json
+from collabvr.context import Context
+from collabvr.media import Video
+from collabvr.nodes.baseline import BaselineState
+from collabvr.nodes.common import emit, store_of
+
+Outcome = Callable[[BaselineState, Context], tuple[str, str]]
+FAILURES = ("plan_failed", "generation_failed", "selection_failed", "critique_failed")
+
+
+def failed(state: BaselineState) -> tuple[str, str] | None:
+    """(status, reason) when a typed failure ended the episode: a baseline has no repair, so the
+    first failed call is where it stops."""
+    last = state.get("last", "")
+    if last not in FAILURES:
+        return None
+    errors = [a["error"]["message"] for a in state.get("attempts", []) if a.get("error")]
+    why = errors[-1] if errors else "no candidate was generated"
+    if last == "selection_failed":
+        return last, f"the selector failed ({why}); the final video is the first candidate, which was not selected"
+    return last, why
+
+
+def conclude_with(outcome: Outcome) -> Callable[[BaselineState, Runtime[Context]], dict[str, Any]]:
+    """A finalize node whose status and reason come from ``outcome``."""
+
+    def finalize(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
+        ctx = runtime.context
+        store = store_of(ctx)
+        clips = [store.load_video(s["clip"]) for s in state.get("steps", [])]
+        if clips:
+            final = ref_json(store.put_video(Video.concat(clips)))
+        elif state.get("chosen"):
+            final = state["chosen"]
+        else:  # no video was made: the final video is the first frame alone
+            first = store.load_image(state["task"]["first_frame"]).array
+            final = ref_json(store.put_video(Video(frames=first[None], fps=ctx.fps)))
+        status, reason = outcome(state, ctx)
+        emit(runtime, event="finalized", status=status, reason=reason)
+        return {"final": final, "status": status, "reason": reason}
+
+    return finalize

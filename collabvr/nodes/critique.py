@@ -1,0 +1,35 @@
+"""Critique: the VLM reviews the chosen whole video and rewrites the prompt for the next round.
+
+The critique is attached to the attempt it reviewed. A critic that fails gives no rewrite, so
+``last`` becomes ``critique_failed`` (the graphs stop there) and the attempt records the error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from collabvr.context import Context
+from collabvr.nodes.baseline import BaselineState
+from collabvr.nodes.common import call_vlm, emit, store_of
+from collabvr.nodes.whole import current_prompt
+from collabvr.records import Critique, CritiqueRequest
+
+
+def critique(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
+    ctx = runtime.context
+    prompt = current_prompt(state)
+    request = CritiqueRequest(task=state["task"]["prompt"], video=store_of(ctx).load_video(state["chosen"]),
+                              prompt=prompt, family=state["task"].get("family"))
+    record, fail, compute = call_vlm(ctx, "critique", request, Critique)
+    attempts = list(state["attempts"])
+    at = max(i for i, a in enumerate(attempts) if a.get("clip") == state["chosen"])
+    if record is None:
+        attempts[at] = {**attempts[at], "status": "critique_failed", "error": fail}
+        emit(runtime, event="critique_failed", error=fail)
+        return {"attempts": attempts, "last": "critique_failed", "compute": compute}
+    attempts[at] = {**attempts[at], "critique": record.model_dump(mode="json")}
+    emit(runtime, event="critique", solved=record.solved)
+    return {"attempts": attempts, "last": "solved" if record.solved else "critiqued",
+            "prompt": record.revised_prompt.strip() or prompt, "compute": compute}

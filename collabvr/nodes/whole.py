@@ -1,0 +1,87 @@
+"""Whole-video generation: one video of the full horizon H from the task's first frame.
+
+``generate_whole`` makes the one video of a round (single inference, post-hoc critique).
+``generate_candidate`` is the target of a ``Send``: one candidate of a pass@k or prompt-optimisation
+round, collected through the ``candidates`` reducer channel so parallel candidates never clash.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from langgraph.runtime import Runtime
+from langgraph.types import Send
+
+from collabvr.artifacts import ref_json
+from collabvr.context import Context
+from collabvr.errors import InvalidOutput, failure
+from collabvr.media import Video
+from collabvr.nodes.baseline import BaselineState, affordable, horizon
+from collabvr.nodes.common import call_vgm, emit, store_of
+from collabvr.state import with_attempt
+
+
+def render(ctx: Context, record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
+    """(attempt, compute) of one generation described by ``record``; a failure is a typed
+    ``generation_failed`` attempt, never an exception."""
+    store = store_of(ctx)
+    started = time.perf_counter()
+    try:
+        frame = store.load_image(record["cond_frame"])
+        video, hit = call_vgm(ctx, frame, record["prompt"], seconds=record["seconds_requested"], seed=record["seed"])
+        if not isinstance(video, Video) or video.num_frames < 1:
+            raise InvalidOutput(f"the video model returned {type(video).__name__}, not a non-empty Video")
+    except Exception as exc:  # noqa: BLE001 - a failed generation is a typed failed attempt
+        ms = round((time.perf_counter() - started) * 1000, 3)
+        return {**record, "status": "generation_failed", "error": failure(exc), "gen_ms": ms}, {
+            "vgm_calls": 1, "vgm_failures": 1, "vgm_ms": ms}
+    ms = round((time.perf_counter() - started) * 1000, 3)
+    attempt = {**record, "status": "generated", "clip": ref_json(store.put_video(video)),
+               "last_frame": ref_json(store.put_image(video.last_frame())), "gen_ms": ms}
+    compute = {"vgm_calls": 1, "clip_seconds": round(video.seconds, 6), "vgm_ms": ms}
+    if hit:
+        compute["vgm_cache_hits"] = 1
+    return attempt, compute
+
+
+def current_prompt(state: BaselineState) -> str:
+    """The prompt of the next generation: a critic's rewrite once there is one, else the raw task."""
+    return state.get("prompt") or state["task"]["prompt"]
+
+
+def generate_whole(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """One whole video; ``step`` counts the rounds made, and the newest video becomes ``chosen``."""
+    ctx = runtime.context
+    index = state.get("step", 0)
+    record = {"step": 0, "index": index, "prompt": current_prompt(state), "seed": ctx.seed_for(0, index),
+              "seconds_requested": horizon(ctx), "cond_frame": state["frame"]}
+    attempt, compute = render(ctx, record)
+    emit(runtime, event=attempt["status"], round=index, seconds=compute.get("clip_seconds", 0.0))
+    update: dict[str, Any] = {"attempts": with_attempt(state, attempt), "step": index + 1,
+                              "last": attempt["status"], "compute": compute}
+    if attempt["status"] == "generated":
+        update["chosen"] = attempt["clip"]
+    return update
+
+
+def candidate_orders(state: BaselineState, ctx: Context, wanted: int) -> list[Send]:
+    """One ``Send`` per candidate of this round, as many of ``wanted`` as the budget affords.
+
+    Seeds are ``seed_for(round, 0) + i``: distinct within a round whatever the seed policy.
+    Indices continue across rounds so every candidate's clip has its own name.
+    """
+    round_, first = state.get("step", 0), len(state.get("candidates", []))
+    base = {"frame": state["frame"], "prompt": current_prompt(state), "round": round_}
+    return [Send("candidate", {**base, "index": first + i, "seed": ctx.seed_for(round_, 0) + i})
+            for i in range(affordable(state, ctx, wanted))]
+
+
+def generate_candidate(order: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
+    """One candidate; ``order`` is the ``Send`` payload: frame, prompt, round, index, seed."""
+    ctx = runtime.context
+    record = {"step": 0, "index": order["index"], "round": order["round"], "prompt": order["prompt"],
+              "seed": order["seed"], "seconds_requested": horizon(ctx), "cond_frame": order["frame"]}
+    attempt, compute = render(ctx, record)
+    emit(runtime, event=attempt["status"], round=order["round"], candidate=order["index"])
+    return {"candidates": [attempt], "compute": compute}
