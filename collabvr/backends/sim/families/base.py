@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+LOOKAHEAD = 4  # moves the greedy visual prior sees ahead (docs/simulator.md)
 DIFFICULTIES = ("easy", "medium", "hard")
 RGB = tuple[int, int, int]
 Cell = tuple[int, int]
@@ -340,6 +341,31 @@ class Family(ABC):
     def distance(self, state: Any) -> int | None:
         path = self.solve(state)
         return None if path is None else len(path)
+
+    def lookahead(self, state: Any, naive: Callable[[Any], float], depth: int = LOOKAHEAD) -> list[str]:
+        """First moves of the legal sequences of up to ``depth`` moves that get closest to the goal
+        by a naive measure, if that beats standing still. The greedy visual prior of a video
+        model: it sees a few moves ahead, never a whole plan."""
+        frontier: list[tuple[Any, str | None]] = [(state, None)]
+        seen = {state}
+        best, firsts = naive(state), []
+        for _ in range(depth):
+            nxt = []
+            for current, first in frontier:
+                for mv in self.moves(current):
+                    after = self.apply(current, mv)
+                    if after in seen:
+                        continue
+                    seen.add(after)
+                    head = first or mv
+                    score = naive(after)
+                    if score < best:
+                        best, firsts = score, [head]
+                    elif score == best and firsts and head not in firsts:
+                        firsts.append(head)
+                    nxt.append((after, head))
+            frontier = nxt
+        return sorted(firsts)
 
     def wrong_move(self, state: Any, move: str, rng: np.random.Generator) -> str | None:
         others = [m for m in self.moves(state) if m != move]

@@ -193,9 +193,13 @@ class Maze(Family):
         return None if path is None else list(path)
 
     def greedy(self, state: MazeState, rng: np.random.Generator) -> MazeState:
-        """Step toward the goal by Manhattan distance; through a wall if no open cell is closer."""
+        """Open moves that soon get closer to the goal (a few moves ahead); failing that, step
+        toward the goal by Manhattan distance, through a wall if no open cell is closer."""
         if state.agent is None or self.is_goal(state):
             return state
+        firsts = self.lookahead(state, lambda s: manhattan(s.agent, s.goal))
+        if firsts:
+            return self.apply(state, firsts[int(rng.integers(len(firsts)))])
         here = manhattan(state.agent, state.goal)
         closer = [mv for mv in DIRS if manhattan(step(state.agent, mv), state.goal) < here]
         legal = [mv for mv in closer if mv in self.moves(state)]

@@ -241,11 +241,9 @@ class Sokoban(Family):
         """Head for the box and shove it toward the target, ignoring walls and corners when stuck."""
         if state.agent is None or state.box is None or self.is_goal(state):
             return state
-        scored = [(self._naive(self.apply(state, mv)), mv) for mv in self.moves(state)]
-        best = min((sc for sc, _ in scored), default=None)
-        if best is not None and best < self._naive(state):
-            options = [mv for sc, mv in scored if sc == best]
-            return self.apply(state, options[int(rng.integers(len(options)))])
+        firsts = self.lookahead(state, self._naive)
+        if firsts:
+            return self.apply(state, firsts[int(rng.integers(len(firsts)))])
         agent, box = state.agent, state.box
         if manhattan(agent, box) > 1:
             toward = [mv for mv in DIRS if manhattan(step(agent, mv), box) < manhattan(agent, box)]

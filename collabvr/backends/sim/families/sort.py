@@ -171,9 +171,13 @@ class Sort(Family):
         return _inversions(state.bars) if state.valid else None  # type: ignore[arg-type]
 
     def greedy(self, state: SortState, rng: np.random.Generator) -> SortState:
-        """Swap a misplaced bar straight into its home slot; legal only when the home slot is adjacent."""
+        """Adjacent swaps that soon put more bars in place; failing that, swap a misplaced bar straight
+        into its home slot (legal only when that slot is adjacent)."""
         if not state.valid or self.is_goal(state):
             return state
+        firsts = self.lookahead(state, lambda s: sum(h != i + 1 for i, h in enumerate(s.bars)))
+        if firsts:
+            return self.apply(state, firsts[int(rng.integers(len(firsts)))])
         misplaced = [i for i, h in enumerate(state.bars) if h != i + 1]
         legal = [i for i in misplaced if abs(state.bars[i] - 1 - i) == 1]  # type: ignore[operator]
         options = legal or misplaced

@@ -217,13 +217,13 @@ class Tiles(Family):
         return path
 
     def greedy(self, state: TilesState, rng: np.random.Generator) -> TilesState:
-        """Slide a tile that lowers total Manhattan distance; else put a misplaced tile straight into its home cell."""
+        """Slides that soon lower the total Manhattan distance (a few moves ahead); else put a misplaced
+        tile straight into its home cell."""
         if not state.valid or self.is_goal(state):
             return state
-        here = _tile_distance(state)
-        better = [mv for mv in self.moves(state) if _tile_distance(self.apply(state, mv)) < here]
-        if better:
-            return self.apply(state, better[int(rng.integers(len(better)))])
+        firsts = self.lookahead(state, _tile_distance)
+        if firsts:
+            return self.apply(state, firsts[int(rng.integers(len(firsts)))])
         misplaced = [t for t in range(8) if state.pos[t] != t]
         t = misplaced[int(rng.integers(len(misplaced)))]
         pos = list(state.pos)
