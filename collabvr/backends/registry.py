@@ -59,7 +59,8 @@ def known_providers() -> list[str]:
     return sorted(names)
 
 
-def _factory(provider: str) -> Factory:
+def factory(provider: str) -> Factory:
+    """The factory a provider name resolves to: registered, entry point, or built in."""
     if provider in _registered:
         return _registered[provider]
     for ep in entry_points(group="collabvr.backends"):
@@ -85,7 +86,7 @@ def resolve(role: Role, spec: str, options: dict[str, Any] | None = None) -> Any
     with _lock:
         if key in _cache:
             return _cache[key]
-    backend = _factory(provider)(role, model, options)
+    backend = factory(provider)(role, model, options)
     if backend is None:
         raise BadInput(f"backend provider {provider!r} offers no {role.upper()}")
     with _lock:

@@ -225,7 +225,7 @@ def backend_limits(specs: list[str], limit: int) -> Iterator[dict[tuple[str, str
     lock = threading.Lock()
     originals = {}
     for provider in dict.fromkeys(registry.parse_spec(s)[0] for s in specs):
-        original = originals[provider] = registry._factory(provider)  # noqa: SLF001 - no public getter
+        original = originals[provider] = registry.factory(provider)
 
         def limited(role: str, model: str, options: dict[str, Any], _provider: str = provider, _make: Any = original) -> Any:
             backend = _make(role, model, options)
