@@ -117,6 +117,8 @@ class VerifyRequest:
     instruction: str
     target_state: str
     family: str | None = None
+    step: int = 0  # 0-based step and attempt of the clip, so each verification is its own call
+    attempt: int = 0
 
 
 @dataclass(frozen=True)

@@ -140,3 +140,16 @@ def test_verifier_reports_first_bad_frame_and_what_remains():
     assert 5 / 9 <= verdict.good_fraction <= 7 / 9
     assert SORT.parse(verdict.remaining) == plan[1:]
     assert SORT.describe(plan[1:]) in verdict.suggestion
+
+
+def test_verifier_errors_are_independent_across_attempts_of_the_same_clip():
+    start = sort_start(1)
+    plan = SORT.solve(start)[:2]
+    states = [start, SORT.apply(start, plan[0])]
+    states.append(SORT.apply(states[1], plan[1]))
+    clip, first = _clip("sort", states), Image(SORT.render(start, 128))
+    vlm = SimVLM(VLMConfig(false_reject=0.5, false_accept=0.0))
+    verdicts = [vlm.verify(VerifyRequest("t", clip, first, SORT.describe(plan), "", attempt=i)).accept for i in range(40)]
+    assert 5 < sum(verdicts) < 35  # a fair coin per attempt, not one judgement repeated
+    again = [vlm.verify(VerifyRequest("t", clip, first, SORT.describe(plan), "", attempt=i)).accept for i in range(40)]
+    assert again == verdicts  # and still deterministic

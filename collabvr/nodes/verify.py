@@ -28,6 +28,8 @@ def verify(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         instruction=plan["instruction"],
         target_state=plan["target_state"],
         family=state["task"].get("family"),
+        step=state["step"],
+        attempt=state["attempt"],
     )
     verdict, fail, compute = call_vlm(ctx, "verify", request, Verdict)
     if fail is not None:

@@ -109,7 +109,8 @@ class SimVLM:
         planned = family.parse(request.instruction)
         frames = request.clip.frames
         verdict, seen = self._check(family, start, planned, frames)
-        rng = rng_for("verify", self.seed, request.instruction, *seen)
+        # independent errors per call: a correct redo of a falsely rejected clip gets a fresh judgement
+        rng = rng_for("verify", self.seed, request.step, request.attempt, request.instruction, *seen)
         if not verdict.accept and rng.random() < self.config.false_accept:
             return Verdict(accept=True, reason="the action looks carried out", good_fraction=1.0, confidence=0.6)
         if verdict.accept and rng.random() < self.config.false_reject:
