@@ -25,11 +25,16 @@ from collabvr import prompts
 from collabvr.errors import BackendError, BadInput, InvalidOutput, TransientError, redact
 from collabvr.media import Image, Video
 from collabvr.records import (
+    Critique,
     CritiqueRequest,
+    Judgement,
     JudgeRequest,
+    Plan,
     PlanRequest,
+    Selection,
     SelectRequest,
     Usage,
+    Verdict,
     VerifyRequest,
 )
 
@@ -321,3 +326,43 @@ class Tally:
 
     def as_dict(self) -> dict[str, float]:
         return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens, "video_seconds": self.video_seconds}
+
+
+class RoleVLM:
+    """The five VLM roles of an API backend, each one prompt plus its media through ``_role``.
+
+    Subclasses set ``name``, ``model`` and ``prices`` and implement ``_role(role, request, record,
+    media)``, where media is a list of captions (str) and Image/Video parts in order.
+    """
+
+    name: str
+    model: str
+    prices: dict | None
+
+    def _role(self, role: str, request: Any, record: type, media: list[Any]) -> Any:
+        raise NotImplementedError
+
+    def plan(self, request: PlanRequest) -> Plan:
+        return self._role("plan", request, Plan, ["Current frame:", request.frame])
+
+    def verify(self, request: VerifyRequest) -> Verdict:
+        return self._role("verify", request, Verdict, ["Start frame:", request.start_frame, "Clip:", request.clip])
+
+    def select(self, request: SelectRequest) -> Selection:
+        media: list[Any] = []
+        for i, clip in enumerate(request.candidates):
+            media += [f"Candidate {i}:", clip]
+        selection = self._role("select", request, Selection, media)
+        if selection.index >= len(request.candidates):
+            raise InvalidOutput(f"{self.name} select: index {selection.index} out of {len(request.candidates)} candidates")
+        return selection
+
+    def judge(self, request: JudgeRequest) -> Judgement:
+        return self._role("judge", request, Judgement, ["First frame:", request.first_frame, "Video:", request.video])
+
+    def critique(self, request: CritiqueRequest) -> Critique:
+        return self._role("critique", request, Critique, ["Video:", request.video])
+
+    def estimated_cost(self, usage: dict[str, float]) -> float | None:
+        """USD for token counts (a trace's ``compute`` or ``self.tally.as_dict()``); None off the table."""
+        return estimated_cost(self.model, usage, self.prices)

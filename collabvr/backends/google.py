@@ -26,6 +26,7 @@ from collabvr.backends.api import (
     Caller,
     Failure,
     Policy,
+    RoleVLM,
     Tally,
     ask_validated,
     check_options,
@@ -46,17 +47,7 @@ from collabvr.errors import (
 )
 from collabvr.media import Image, MediaError, Video
 from collabvr.records import (
-    Critique,
-    CritiqueRequest,
-    Judgement,
-    JudgeRequest,
-    Plan,
-    PlanRequest,
-    Selection,
-    SelectRequest,
     Usage,
-    Verdict,
-    VerifyRequest,
 )
 
 DEFAULT_GEMINI = "gemini-2.5-pro"
@@ -137,7 +128,7 @@ def _http(timeout_s: float) -> types.HttpOptions:
     return types.HttpOptions(timeout=max(1, int(timeout_s * 1000)))
 
 
-class GeminiVLM:
+class GeminiVLM(RoleVLM):
     """Plan, verify, select, judge and critique with a Gemini model and structured output."""
 
     def __init__(self, model: str, options: dict[str, Any]) -> None:
@@ -159,32 +150,6 @@ class GeminiVLM:
 
     def __repr__(self) -> str:
         return f"GeminiVLM({self.model!r})"
-
-    # ----- roles
-    def plan(self, request: PlanRequest) -> Plan:
-        return self._role("plan", request, Plan, ["Current frame:", request.frame])
-
-    def verify(self, request: VerifyRequest) -> Verdict:
-        return self._role("verify", request, Verdict, ["Start frame:", request.start_frame, "Clip:", request.clip])
-
-    def select(self, request: SelectRequest) -> Selection:
-        media: list[Any] = []
-        for i, clip in enumerate(request.candidates):
-            media += [f"Candidate {i}:", clip]
-        selection = self._role("select", request, Selection, media)
-        if selection.index >= len(request.candidates):
-            raise InvalidOutput(f"{self.name} select: index {selection.index} out of {len(request.candidates)} candidates")
-        return selection
-
-    def judge(self, request: JudgeRequest) -> Judgement:
-        return self._role("judge", request, Judgement, ["First frame:", request.first_frame, "Video:", request.video])
-
-    def critique(self, request: CritiqueRequest) -> Critique:
-        return self._role("critique", request, Critique, ["Video:", request.video])
-
-    def estimated_cost(self, usage: dict[str, float]) -> float | None:
-        """USD for token counts (a trace's ``compute`` or ``self.tally.as_dict()``)."""
-        return estimated_cost(self.model, usage, self.prices)
 
     # ----- one call
     def _role(self, role: str, request: Any, record: type, media: list[Any]) -> Any:

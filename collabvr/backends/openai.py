@@ -20,10 +20,10 @@ from collabvr.backends.api import (
     Caller,
     Failure,
     Policy,
+    RoleVLM,
     Tally,
     ask_validated,
     check_options,
-    estimated_cost,
     prompt_for,
     response_schema,
     retry_after,
@@ -41,17 +41,7 @@ from collabvr.errors import (
 )
 from collabvr.media import Image, Video
 from collabvr.records import (
-    Critique,
-    CritiqueRequest,
-    Judgement,
-    JudgeRequest,
-    Plan,
-    PlanRequest,
-    Selection,
-    SelectRequest,
     Usage,
-    Verdict,
-    VerifyRequest,
 )
 
 DEFAULT_MODEL = "gpt-4.1"
@@ -87,7 +77,7 @@ def _classify(exc: BaseException) -> Failure:
     return Failure(BackendError(message))
 
 
-class OpenAIVLM:
+class OpenAIVLM(RoleVLM):
     """Plan, verify, select, judge and critique with a chat-completions model."""
 
     def __init__(self, model: str, options: dict[str, Any]) -> None:
@@ -118,32 +108,6 @@ class OpenAIVLM:
 
     def __repr__(self) -> str:
         return f"OpenAIVLM({self.model!r})"
-
-    # ----- roles
-    def plan(self, request: PlanRequest) -> Plan:
-        return self._role("plan", request, Plan, ["Current frame:", request.frame])
-
-    def verify(self, request: VerifyRequest) -> Verdict:
-        return self._role("verify", request, Verdict, ["Start frame:", request.start_frame, "Clip:", request.clip])
-
-    def select(self, request: SelectRequest) -> Selection:
-        media: list[Any] = []
-        for i, clip in enumerate(request.candidates):
-            media += [f"Candidate {i}:", clip]
-        selection = self._role("select", request, Selection, media)
-        if selection.index >= len(request.candidates):
-            raise InvalidOutput(f"{self.name} select: index {selection.index} out of {len(request.candidates)} candidates")
-        return selection
-
-    def judge(self, request: JudgeRequest) -> Judgement:
-        return self._role("judge", request, Judgement, ["First frame:", request.first_frame, "Video:", request.video])
-
-    def critique(self, request: CritiqueRequest) -> Critique:
-        return self._role("critique", request, Critique, ["Video:", request.video])
-
-    def estimated_cost(self, usage: dict[str, float]) -> float | None:
-        """USD for token counts (a trace's ``compute`` or ``self.tally.as_dict()``); None off the table."""
-        return estimated_cost(self.model, usage, self.prices)
 
     # ----- one call
     def _role(self, role: str, request: Any, record: type, media: list[Any]) -> Any:
