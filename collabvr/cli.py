@@ -156,7 +156,7 @@ def report(bench_dir: Annotated[Path, typer.Argument(help="A benchmark directory
         try:
             import matplotlib  # noqa: F401
         except ModuleNotFoundError:
-            raise BadInput("collabvr report needs matplotlib: pip install matplotlib") from None
+            raise BadInput('collabvr report needs matplotlib: pip install "collabvr[report]"') from None
         index = write_report(bench_dir)
     except BadInput as exc:
         _fail(str(exc))

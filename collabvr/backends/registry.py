@@ -27,8 +27,6 @@ _BUILTIN: dict[str, str] = {
     "gemini": "collabvr.backends.google:make",
     "veo": "collabvr.backends.google:make",
     "openai": "collabvr.backends.openai:make",
-    "diffusers": "collabvr.backends.local:make",
-    "transformers": "collabvr.backends.local:make",
 }
 _registered: dict[str, Factory] = {}
 _cache: dict[tuple[str, str, str], Any] = {}

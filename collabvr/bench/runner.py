@@ -323,7 +323,7 @@ def _checkpointer(path: Path) -> Iterator[Any]:
     try:
         from langgraph.checkpoint.sqlite import SqliteSaver
     except ModuleNotFoundError as exc:
-        raise BadInput("collabvr bench needs langgraph-checkpoint-sqlite: pip install 'collabvr[sqlite]'") from exc
+        raise BadInput("collabvr bench needs langgraph-checkpoint-sqlite: pip install langgraph-checkpoint-sqlite") from exc
     conn = sqlite3.connect(str(path), check_same_thread=False)  # SqliteSaver serialises access with a lock
     try:
         saver = SqliteSaver(conn)
