@@ -227,7 +227,7 @@ def _summary(episode: Any) -> None:
     if episode.score is not None:
         table.add_row("score", f"{episode.score['score']:.3f} ({'solved' if episode.score['solved'] else 'not solved'}: {episode.score['reason']})")
     table.add_row("steps accepted", str(len(state.get("steps", []))))
-    table.add_row("attempts", str(len(state.get("attempts", []))))
+    table.add_row("attempts", str(len(episode.attempts)))
     table.add_row("VGM calls / clip-seconds", f"{compute.get('vgm_calls', 0):g} / {compute.get('clip_seconds', 0):g}")
     table.add_row("VLM calls", f"{compute.get('vlm_calls', 0):g}")
     table.add_row("wall time", f"{episode.wall_s:.2f} s")

@@ -46,6 +46,8 @@ class Episode:
     state: dict[str, Any]
     score: dict[str, Any] | None
     wall_s: float
+    attempts: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # every attempt, archived steps too
+    repairs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @property
     def compute(self) -> dict[str, float]:
@@ -132,7 +134,9 @@ def run(
                     on_event(chunk)
         wall = time.perf_counter() - started
         score = score_episode(task, store, state.get("final"))
-        episode = Episode(task, state.get("status", "unknown"), state.get("reason", ""), out, state, score, wall)
+        attempts, repairs = history(state, store.load_json)
+        episode = Episode(task, state.get("status", "unknown"), state.get("reason", ""), out, state, score, wall,
+                          attempts, repairs)
         write_outputs(episode, store, ctx)
         return episode
     except BaseException as exc:
@@ -157,7 +161,7 @@ def score_episode(task: Task, store: ArtifactStore, final: dict | None) -> dict[
 
 def write_outputs(episode: Episode, store: ArtifactStore, ctx: Context) -> None:
     out, state = episode.out_dir, episode.state
-    attempts, repairs = history(state, store.load_json)
+    attempts, repairs = episode.attempts, episode.repairs
     clips = []
     for attempt in attempts:
         if attempt.get("clip"):

@@ -26,6 +26,7 @@ def test_run_writes_outputs_and_prints_a_summary(tmp_path):
     assert "step 1 plan:" in proc.stderr  # live progress
     trace = json.loads((out / "trace.json").read_text())
     assert trace["status"] in {"complete", "step_budget_spent", "attempts_exhausted"}
+    assert f"│ attempts                 │ {len(trace['attempts'])}" in proc.stdout  # every attempt, not this step's
     assert (out / "final.mp4").stat().st_size > 0 and (out / "contact_sheet.png").stat().st_size > 0
 
 
