@@ -257,3 +257,14 @@ def test_read_results_skips_a_torn_line_and_keeps_the_last_line_per_episode(tmp_
     path.write_text(json.dumps({**row, "status": "error"}) + "\n" + json.dumps({**row, "status": "complete"}) + "\n" + '{"meth')
     results = read_results(path)
     assert [r["status"] for r in results] == ["complete"]
+
+
+def test_summary_cells_follow_method_then_family_then_difficulty_order():
+    from collabvr.bench.stats import summarize
+
+    rows = [{"method": m, "family": f, "difficulty": d, "score": 1.0, "solved": True}
+            for m, f, d in [("collabvr", "tiles", "hard"), ("collabvr", "maze", "hard"), ("single", "maze", "easy"),
+                            ("collabvr", "maze", "easy"), ("collabvr", "tiles", "easy")]]
+    assert [(c.method, c.family, c.difficulty) for c in summarize(rows)] == [
+        ("collabvr", "maze", "easy"), ("collabvr", "maze", "hard"), ("collabvr", "tiles", "easy"),
+        ("collabvr", "tiles", "hard"), ("single", "maze", "easy")]

@@ -75,8 +75,19 @@ def summarize_group(method: str, family: str, difficulty: str, results: list[dic
 
 
 def summarize(results: list[dict[str, Any]], *, seed: int = 0) -> list[Cell]:
-    """One cell per method x family x difficulty, in the order the results first name them."""
+    """One cell per method x family x difficulty: methods in the order the results first name them,
+    then families and difficulties in the simulator's order (easy, medium, hard)."""
+    from collabvr.backends.sim.families import DIFFICULTIES, FAMILIES
+
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in results:
         groups.setdefault((r["method"], r["family"], r["difficulty"]), []).append(r)
-    return [summarize_group(*key, group, seed=seed) for key, group in groups.items()]
+    methods = list(dict.fromkeys(key[0] for key in groups))
+    families = list(FAMILIES)
+
+    def order(key: tuple[str, str, str]) -> tuple:
+        method, family, difficulty = key
+        return (methods.index(method), families.index(family) if family in families else len(families), family,
+                DIFFICULTIES.index(difficulty) if difficulty in DIFFICULTIES else len(DIFFICULTIES), difficulty)
+
+    return [summarize_group(*key, groups[key], seed=seed) for key in sorted(groups, key=order)]
