@@ -113,7 +113,7 @@ def bench(
     budget: Annotated[str, typer.Option(help="VGM clip-seconds per episode, or match:METHOD (its mean per cell).")] = "",
     cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Cache backend calls in DIR/cache.")] = True,
     size: Annotated[int, typer.Option(help="Sim frame size (even, >= 128).")] = 128,
-    prices: Annotated[Path | None, typer.Option(help="JSON price table merged over the built-in one.")] = None,
+    prices: Annotated[Path | None, typer.Option(help="JSON price table merged over the built-in one: {MODEL: {input_per_mtok, output_per_mtok} or {per_second}} (docs/backends.md).")] = None,
     backend_limit: Annotated[int, typer.Option(help="Concurrent calls per backend (0: --concurrency).")] = 0,
     max_steps: Annotated[int | None, typer.Option(help="Most steps per episode (advanced).")] = None,
     max_attempts: Annotated[int | None, typer.Option(help="Most attempts per step (advanced).")] = None,

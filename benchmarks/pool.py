@@ -1,0 +1,51 @@
+"""Pool a bench's results over families: one row per method x difficulty, as markdown.
+
+    python benchmarks/pool.py runs/bench-weak-accurate [--by difficulty|family]
+
+Reads DIR/results.jsonl (the last line per episode counts, as in the bench itself) and prints the
+mean score with its 95% bootstrap CI (2000 resamples, seed 0), the solved rate, n, and the mean
+compute actually used per episode.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from collabvr.backends.sim.families import DIFFICULTIES, FAMILIES
+from collabvr.bench.runner import read_results
+from collabvr.bench.stats import bootstrap_ci, episode_score
+
+
+def _mean(computes: list[dict], key: str) -> float:
+    return float(np.mean([c.get(key, 0.0) for c in computes]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dir", type=Path)
+    parser.add_argument("--by", choices=["difficulty", "family"], default="difficulty")
+    args = parser.parse_args()
+    results = read_results(args.dir / "results.jsonl")
+    methods = list(dict.fromkeys(r["method"] for r in results))
+    groups = list(DIFFICULTIES) if args.by == "difficulty" else list(FAMILIES)
+    print(f"| method | {args.by} | n | score [95% CI] | solved | clip-s | VGM calls | VLM calls |")
+    print("|---|---|---|---|---|---|---|---|")
+    for method in methods:
+        for group in [*groups, "all"]:
+            rows = [r for r in results if r["method"] == method and (group == "all" or r[args.by] == group)]
+            if not rows:
+                continue
+            scores = [episode_score(r) for r in rows]
+            lo, hi = bootstrap_ci(scores, seed=0)
+            compute = [r.get("compute") or {} for r in rows]
+            solved = float(np.mean([bool(r.get("solved")) for r in rows]))
+            label = f"**{group}**" if group == "all" else group
+            print(f"| {method} | {label} | {len(rows)} | {np.mean(scores):.3f} [{lo:.3f}, {hi:.3f}] | {solved:.0%} | "
+                  f"{_mean(compute, 'clip_seconds'):.1f} | {_mean(compute, 'vgm_calls'):.1f} | {_mean(compute, 'vlm_calls'):.1f} |")
+
+
+if __name__ == "__main__":
+    main()
