@@ -98,3 +98,23 @@ def test_every_checkpoint_stays_under_8kb_per_step_at_any_resolution(tmp_path, s
     assert max(len(s.values.get("attempts", [])) for s in snapshots) >= 2  # rejections really were recorded
     for nbytes, step in sizes:
         assert nbytes < 8_000 * (min(step, ctx.max_steps - 1) + 1), (nbytes, step)
+
+
+def test_an_interrupted_run_never_leaves_a_directory_that_claims_completion(tmp_path, user_task):
+    from collections import deque
+
+    from tests.scripted import ScriptedVGM, ScriptedVLM, install, plan, verdict
+
+    out = tmp_path / "run"
+    install(ScriptedVLM(deque([plan("a", complete=True)]), deque([verdict(True)])), ScriptedVGM())
+    run(user_task, out_dir=str(out), vlm="script", vgm="script", first_clip_seconds=1.0)
+    assert json.loads((out / "trace.json").read_text())["status"] == "complete" and (out / "final.mp4").exists()
+
+    # the same directory again, interrupted mid-episode (BaseException: nodes do not swallow it)
+    install(ScriptedVLM(deque([plan("a", complete=True)]), deque()), ScriptedVGM(deque([KeyboardInterrupt()])))
+    with pytest.raises(KeyboardInterrupt):
+        run(user_task, out_dir=str(out), vlm="script", vgm="script", first_clip_seconds=1.0)
+    trace = json.loads((out / "trace.json").read_text())
+    assert trace["status"] == "error" and "KeyboardInterrupt" in trace["reason"]
+    assert not (out / "final.mp4").exists() and not (out / "contact_sheet.png").exists()
+    assert not list((out / "clips").glob("*.mp4"))  # the earlier run's clips are gone too
