@@ -43,6 +43,11 @@ class State(TypedDict, total=False):
     final: Ref | None  # the final video: accepted clips concatenated
 
 
+def clip_seconds_spent(state: State) -> float:
+    """VGM clip-seconds generated so far in the episode (what budgets are counted in)."""
+    return state.get("compute", {}).get("clip_seconds", 0.0)
+
+
 def with_attempt(state: State, attempt: dict[str, Any]) -> list[dict[str, Any]]:
     """The current step's attempts with one more."""
     return [*state.get("attempts", []), attempt]

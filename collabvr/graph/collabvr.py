@@ -20,13 +20,12 @@ from collabvr.nodes.generate import generate
 from collabvr.nodes.plan import plan
 from collabvr.nodes.repair import repair
 from collabvr.nodes.verify import verify
-from collabvr.state import State
+from collabvr.state import State, clip_seconds_spent
 
 
 def can_generate(state: State, ctx: Context) -> bool:
     """Attempts left in this step, and a clip of this step's length fits the clip-seconds budget."""
-    spent = state.get("compute", {}).get("clip_seconds", 0.0)
-    return state["attempt"] < ctx.max_attempts and ctx.affords(spent, ctx.seconds_for(state["step"]))
+    return state["attempt"] < ctx.max_attempts and ctx.affords(clip_seconds_spent(state), ctx.seconds_for(state["step"]))
 
 
 def after_plan(state: State, runtime: Runtime[Context]) -> Literal["generate", "plan", "finalize"]:

@@ -14,15 +14,16 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from collabvr.context import Context
-from collabvr.nodes.baseline import BaselineState, prepare, spent
+from collabvr.nodes.baseline import BaselineState, prepare
 from collabvr.nodes.conclude import conclude_with, failed
 from collabvr.nodes.generate import generate
 from collabvr.nodes.upfront import advance, plan_upfront
+from collabvr.state import clip_seconds_spent
 
 
 def next_step_fits(state: BaselineState, ctx: Context) -> bool:
     step = state.get("step", 0)
-    return step < len(state.get("script", [])) and ctx.affords(spent(state), ctx.seconds_for(step))
+    return step < len(state.get("script", [])) and ctx.affords(clip_seconds_spent(state), ctx.seconds_for(step))
 
 
 def after_plan(state: BaselineState, runtime: Runtime[Context]) -> Literal["generate", "finalize"]:

@@ -14,7 +14,7 @@ from langgraph.runtime import Runtime
 
 from collabvr.context import Context
 from collabvr.nodes.plan import start
-from collabvr.state import Ref, State
+from collabvr.state import Ref, State, clip_seconds_spent
 
 
 class BaselineState(State, total=False):
@@ -31,14 +31,9 @@ def horizon(ctx: Context) -> float:
     return float(ctx.first_clip_seconds + (ctx.max_steps - 1) * ctx.clip_seconds)
 
 
-def spent(state: BaselineState) -> float:
-    """Clip-seconds generated so far."""
-    return state.get("compute", {}).get("clip_seconds", 0.0)
-
-
 def affordable(state: BaselineState, ctx: Context, wanted: int) -> int:
     """How many of ``wanted`` whole videos fit the clip-seconds budget now."""
-    return next((n for n in range(wanted, 0, -1) if ctx.affords(spent(state), n * horizon(ctx))), 0)
+    return next((n for n in range(wanted, 0, -1) if ctx.affords(clip_seconds_spent(state), n * horizon(ctx))), 0)
 
 
 def prepare(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:

@@ -80,11 +80,32 @@ def call_vlm(ctx: Context, role: str, request: Any, expected: type[T]) -> tuple[
 
 
 def call_vgm(ctx: Context, frame: Image, prompt: str, *, seconds: float, seed: int) -> tuple[Video, bool]:
-    """(clip, cache hit) from the run's VGM; exceptions propagate to the node, which records them."""
+    """(clip, cache hit) from the run's VGM; exceptions propagate (see :func:`generate_clip`)."""
     vgm = vgm_of(ctx)
     if ctx.cache_dir:
         return cache_at(ctx.cache_dir).generate(vgm, ctx.vgm, ctx.vgm_options, frame, prompt, seconds=seconds, fps=ctx.fps, seed=seed)
     return vgm.generate(frame, prompt, seconds=seconds, fps=ctx.fps, seed=seed), False
+
+
+def generate_clip(ctx: Context, frame: dict, prompt: str, *, seconds: float, seed: int) -> tuple[Video | None, dict | None, dict]:
+    """One generation from the frame ref. Returns (clip, None, compute) or (None, failure, compute).
+
+    Anything other than a non-empty Video is a typed failure, never an exception, so every
+    method records a failed generation the same way.
+    """
+    start = time.perf_counter()
+    try:
+        video, hit = call_vgm(ctx, store_of(ctx).load_image(frame), prompt, seconds=seconds, seed=seed)
+        if not isinstance(video, Video) or video.num_frames < 1:
+            raise InvalidOutput(f"the video model returned {type(video).__name__}, not a non-empty Video")
+    except Exception as exc:  # noqa: BLE001 - a failed generation is a typed failed attempt
+        ms = round((time.perf_counter() - start) * 1000, 3)
+        return None, failure(exc), {"vgm_calls": 1, "vgm_failures": 1, "vgm_ms": ms}
+    ms = round((time.perf_counter() - start) * 1000, 3)
+    compute = {"vgm_calls": 1, "clip_seconds": round(video.seconds, 6), "vgm_ms": ms}
+    if hit:
+        compute["vgm_cache_hits"] = 1
+    return video, None, compute
 
 
 def compose_prompt(instruction: str, suggestion: str) -> str:

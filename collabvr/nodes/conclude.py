@@ -12,11 +12,10 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from collabvr.artifacts import ref_json
 from collabvr.context import Context
-from collabvr.media import Video
 from collabvr.nodes.baseline import BaselineState
-from collabvr.nodes.common import emit, store_of
+from collabvr.nodes.common import emit
+from collabvr.nodes.finalize import final_video
 
 Outcome = Callable[[BaselineState, Context], tuple[str, str]]
 FAILURES = ("plan_failed", "generation_failed", "selection_failed", "critique_failed")
@@ -40,17 +39,8 @@ def conclude_with(outcome: Outcome) -> Callable[[BaselineState, Runtime[Context]
 
     def finalize(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
         ctx = runtime.context
-        store = store_of(ctx)
-        clips = [store.load_video(s["clip"]) for s in state.get("steps", [])]
-        if clips:
-            final = ref_json(store.put_video(Video.concat(clips)))
-        elif state.get("chosen"):
-            final = state["chosen"]
-        else:  # no video was made: the final video is the first frame alone
-            first = store.load_image(state["task"]["first_frame"]).array
-            final = ref_json(store.put_video(Video(frames=first[None], fps=ctx.fps)))
         status, reason = outcome(state, ctx)
         emit(runtime, event="finalized", status=status, reason=reason)
-        return {"final": final, "status": status, "reason": reason}
+        return {"final": final_video(state, ctx, state.get("chosen")), "status": status, "reason": reason}
 
     return finalize

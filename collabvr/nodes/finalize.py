@@ -10,7 +10,7 @@ from collabvr.artifacts import ref_json
 from collabvr.context import Context
 from collabvr.media import Video
 from collabvr.nodes.common import emit, store_of
-from collabvr.state import State
+from collabvr.state import State, clip_seconds_spent
 
 
 def outcome(state: State, ctx: Context) -> tuple[str, str]:
@@ -19,7 +19,7 @@ def outcome(state: State, ctx: Context) -> tuple[str, str]:
     plan = state.get("plan") or {}
     if plan.get("task_complete") and not plan.get("instruction", "").strip():
         return "complete", "the planner found the task already complete"
-    spent = state.get("compute", {}).get("clip_seconds", 0.0)
+    spent = clip_seconds_spent(state)
     if state.get("last") == "accepted":
         if plan.get("task_complete"):
             return "complete", "the planner's last action completes the task and it was accepted"
@@ -34,14 +34,21 @@ def outcome(state: State, ctx: Context) -> tuple[str, str]:
     return "attempts_exhausted", f"step {state.get('step', 0) + 1}: {ctx.max_attempts} attempts failed; last {last['status']}: {why}"
 
 
-def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    ctx = runtime.context
+def final_video(state: State, ctx: Context, chosen: dict | None = None) -> dict:
+    """The ref of an episode's final video: the accepted steps' clips concatenated, else the video a
+    method ``chosen``, else the first frame alone (nothing was made)."""
     store = store_of(ctx)
     clips = [store.load_video(s["clip"]) for s in state.get("steps", [])]
     if clips:
-        final = Video.concat(clips)
-    else:  # nothing accepted: the final video is the first frame alone
-        final = Video(frames=store.load_image(state["task"]["first_frame"]).array[None], fps=ctx.fps)
+        return ref_json(store.put_video(Video.concat(clips)))
+    if chosen:
+        return chosen
+    first = store.load_image(state["task"]["first_frame"]).array
+    return ref_json(store.put_video(Video(frames=first[None], fps=ctx.fps)))
+
+
+def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    ctx = runtime.context
     status, reason = outcome(state, ctx)
     emit(runtime, event="finalized", status=status, reason=reason)
-    return {"final": ref_json(store.put_video(final)), "status": status, "reason": reason}
+    return {"final": final_video(state, ctx), "status": status, "reason": reason}

@@ -7,7 +7,6 @@ round, collected through the ``candidates`` reducer channel so parallel candidat
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -15,33 +14,21 @@ from langgraph.types import Send
 
 from collabvr.artifacts import ref_json
 from collabvr.context import Context
-from collabvr.errors import InvalidOutput, failure
-from collabvr.media import Video
 from collabvr.nodes.baseline import BaselineState, affordable, horizon
-from collabvr.nodes.common import call_vgm, emit, store_of
+from collabvr.nodes.common import emit, generate_clip, store_of
 from collabvr.state import with_attempt
 
 
 def render(ctx: Context, record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
     """(attempt, compute) of one generation described by ``record``; a failure is a typed
     ``generation_failed`` attempt, never an exception."""
+    video, fail, compute = generate_clip(ctx, record["cond_frame"], record["prompt"], seconds=record["seconds_requested"],
+                                         seed=record["seed"])
+    if video is None:
+        return {**record, "status": "generation_failed", "error": fail, "gen_ms": compute["vgm_ms"]}, compute
     store = store_of(ctx)
-    started = time.perf_counter()
-    try:
-        frame = store.load_image(record["cond_frame"])
-        video, hit = call_vgm(ctx, frame, record["prompt"], seconds=record["seconds_requested"], seed=record["seed"])
-        if not isinstance(video, Video) or video.num_frames < 1:
-            raise InvalidOutput(f"the video model returned {type(video).__name__}, not a non-empty Video")
-    except Exception as exc:  # noqa: BLE001 - a failed generation is a typed failed attempt
-        ms = round((time.perf_counter() - started) * 1000, 3)
-        return {**record, "status": "generation_failed", "error": failure(exc), "gen_ms": ms}, {
-            "vgm_calls": 1, "vgm_failures": 1, "vgm_ms": ms}
-    ms = round((time.perf_counter() - started) * 1000, 3)
     attempt = {**record, "status": "generated", "clip": ref_json(store.put_video(video)),
-               "last_frame": ref_json(store.put_image(video.last_frame())), "gen_ms": ms}
-    compute = {"vgm_calls": 1, "clip_seconds": round(video.seconds, 6), "vgm_ms": ms}
-    if hit:
-        compute["vgm_cache_hits"] = 1
+               "last_frame": ref_json(store.put_image(video.last_frame())), "gen_ms": compute["vgm_ms"]}
     return attempt, compute
 
 
