@@ -331,13 +331,26 @@ class Tally:
 class RoleVLM:
     """The five VLM roles of an API backend, each one prompt plus its media through ``_role``.
 
-    Subclasses set ``name``, ``model`` and ``prices`` and implement ``_role(role, request, record,
+    ``__init__`` does what every API VLM's setup shares (option check, call policy, common options);
+    subclasses call it, then build their client, and implement ``_role(role, request, record,
     media)``, where media is a list of captions (str) and Image/Video parts in order.
     """
 
-    name: str
-    model: str
-    prices: dict | None
+    def __init__(self, provider: str, model: str, options: Mapping[str, Any], known: set[str],
+                 classify: Callable[[BaseException], Failure]) -> None:
+        self.model = model
+        self.name = f"{provider}:{model}"
+        check_options(options, known, self.name)
+        self.policy = Policy.from_options(options)
+        self.caller = Caller(self.name, self.policy, classify)
+        self.temperature = options.get("temperature")
+        self.max_output_tokens = options.get("max_output_tokens")
+        self.frames_per_clip = int(options.get("frames_per_clip", 8))
+        self.prices = options.get("prices")
+        self.tally = Tally()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.model!r})"
 
     def _role(self, role: str, request: Any, record: type, media: list[Any]) -> Any:
         raise NotImplementedError

@@ -132,24 +132,12 @@ class GeminiVLM(RoleVLM):
     """Plan, verify, select, judge and critique with a Gemini model and structured output."""
 
     def __init__(self, model: str, options: dict[str, Any]) -> None:
-        check_options(options, _GEMINI_OPTIONS, f"gemini:{model}")
-        self.model = model
-        self.name = f"gemini:{model}"
-        self.policy = Policy.from_options(options)
-        self.caller = Caller(self.name, self.policy, _classify)
-        self.temperature = options.get("temperature")
-        self.max_output_tokens = options.get("max_output_tokens")
+        super().__init__("gemini", model, options, _GEMINI_OPTIONS, _classify)
         self.video_fps = options.get("video_fps", 4.0)
         self.inline_limit = int(options.get("inline_limit_bytes", 15 * 2**20))
-        self.frames_per_clip = int(options.get("frames_per_clip", 8))
         self.file_poll_s = float(options.get("file_poll_s", 1.0))
-        self.prices = options.get("prices")
-        self.tally = Tally()
         vertexai = options.get("vertexai", True if options.get("project") or options.get("location") else None)
         self._client = _client(options, vertexai=vertexai, timeout_s=self.policy.timeout_s)
-
-    def __repr__(self) -> str:
-        return f"GeminiVLM({self.model!r})"
 
     # ----- one call
     def _role(self, role: str, request: Any, record: type, media: list[Any]) -> Any:

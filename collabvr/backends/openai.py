@@ -17,13 +17,9 @@ from typing import Any
 import openai as _openai
 
 from collabvr.backends.api import (
-    Caller,
     Failure,
-    Policy,
     RoleVLM,
-    Tally,
     ask_validated,
-    check_options,
     prompt_for,
     response_schema,
     retry_after,
@@ -81,22 +77,13 @@ class OpenAIVLM(RoleVLM):
     """Plan, verify, select, judge and critique with a chat-completions model."""
 
     def __init__(self, model: str, options: dict[str, Any]) -> None:
-        check_options(options, _OPTIONS, f"openai:{model}")
-        self.model = model
-        self.name = f"openai:{model}"
-        self.policy = Policy.from_options(options)
-        self.caller = Caller(self.name, self.policy, _classify)
-        self.temperature = options.get("temperature")
-        self.max_output_tokens = options.get("max_output_tokens")
-        self.frames_per_clip = int(options.get("frames_per_clip", 8))
+        super().__init__("openai", model, options, _OPTIONS, _classify)
         self.image_detail = options.get("image_detail", "auto")
         self.mode = options.get("response_format", "json_schema")
         if self.mode not in ("json_schema", "json_object"):
             raise BadInput(f"response_format must be 'json_schema' or 'json_object', got {self.mode!r}")
         if self.frames_per_clip < 1:
             raise BadInput(f"frames_per_clip must be >= 1, got {self.frames_per_clip}")
-        self.prices = options.get("prices")
-        self.tally = Tally()
         base_url = options.get("base_url") or os.environ.get("OPENAI_BASE_URL") or None
         api_key = options.get("api_key") or os.environ.get("OPENAI_API_KEY")
         if not api_key:
@@ -105,9 +92,6 @@ class OpenAIVLM(RoleVLM):
             api_key = "EMPTY"  # local OpenAI-compatible servers (vLLM, Ollama) take any key
         register_secret(api_key)
         self._client = _openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=self.policy.timeout_s)
-
-    def __repr__(self) -> str:
-        return f"OpenAIVLM({self.model!r})"
 
     # ----- one call
     def _role(self, role: str, request: Any, record: type, media: list[Any]) -> Any:
