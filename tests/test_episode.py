@@ -118,3 +118,27 @@ def test_an_interrupted_run_never_leaves_a_directory_that_claims_completion(tmp_
     assert trace["status"] == "error" and "KeyboardInterrupt" in trace["reason"]
     assert not (out / "final.mp4").exists() and not (out / "contact_sheet.png").exists()
     assert not list((out / "clips").glob("*.mp4"))  # the earlier run's clips are gone too
+
+
+@pytest.mark.parametrize("method", ["prompt_opt", "collabvr"])
+def test_a_run_served_from_the_call_cache_repeats_the_uncached_run_exactly(tmp_path, method):
+    # The sim reads mid-motion frames; it must see the stored (H.264) pixels whether a clip was just
+    # generated in this process or comes back from the cache in another (a rerun, a resumed bench).
+    import subprocess
+    import sys
+
+    cache = str(tmp_path / "cache")
+    script = (
+        "import json, sys; from collabvr.runner import run; from collabvr.task import Task; "
+        f"e = run(Task.sim('maze/hard', seed=1, size=128), method={method!r}, out_dir=sys.argv[1], seed=1, "
+        f"budget_seconds=48, cache_dir={cache!r}); print(json.dumps(e.compute))"
+    )
+    outs = [tmp_path / "a", tmp_path / "b"]
+    computes = [json.loads(subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, text=True,
+                                          check=True, timeout=300).stdout) for out in outs]
+    assert computes[1].get("vgm_cache_hits", 0) == computes[1]["vgm_calls"] > 0
+    first, again = (json.loads((out / "trace.json").read_text()) for out in outs)
+    steps = lambda t: [(a.get("prompt"), (a.get("clip") or {}).get("sha256"), a.get("verdict"), a.get("critique"))  # noqa: E731
+                       for a in t["attempts"]]
+    assert steps(again) == steps(first)
+    assert (again["final"]["sha256"], again["score"]) == (first["final"]["sha256"], first["score"])

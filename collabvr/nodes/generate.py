@@ -36,10 +36,9 @@ def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                 "compute": compute}
     generated = ref_json(store.put_video(video))
     pending = {**record, "clip": generated, "gen_ms": compute["vgm_ms"]}
-    clip = video
     if state.get("prefix"):  # partial regeneration: the good prefix, then the new clip
-        clip = store.load_video(state["prefix"]).splice(video)
-        pending |= {"generated": generated, "clip": ref_json(store.put_video(clip))}
-    pending["last_frame"] = ref_json(store.put_image(clip.last_frame()))
+        spliced = store.load_video(state["prefix"]).splice(store.load_video(generated))
+        pending |= {"generated": generated, "clip": ref_json(store.put_video(spliced))}
+    pending["last_frame"] = ref_json(store.put_image(store.load_video(pending["clip"]).last_frame()))
     emit(runtime, event="generated", step=step, attempt=attempt, seconds=video.seconds)
     return {"pending": pending, "compute": compute}

@@ -27,8 +27,9 @@ def render(ctx: Context, record: dict[str, Any]) -> tuple[dict[str, Any], dict[s
     if video is None:
         return {**record, "status": "generation_failed", "error": fail, "gen_ms": compute["vgm_ms"]}, compute
     store = store_of(ctx)
-    attempt = {**record, "status": "generated", "clip": ref_json(store.put_video(video)),
-               "last_frame": ref_json(store.put_image(video.last_frame())), "gen_ms": compute["vgm_ms"]}
+    clip = store.put_video(video)  # from here on, the stored pixels (see ArtifactStore.put_video)
+    attempt = {**record, "status": "generated", "clip": ref_json(clip),
+               "last_frame": ref_json(store.put_image(store.load_video(clip).last_frame())), "gen_ms": compute["vgm_ms"]}
     return attempt, compute
 
 
