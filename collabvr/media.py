@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -20,6 +21,13 @@ from PIL import ImageDraw, ImageFont
 # encoded, and at crf 16 small details faded after three generations (tests/test_families.py).
 _CRF = "8"
 _PRESET = "veryfast"
+# x264 picks its SIMD code by CPU, and its AVX2/AVX-512 paths round differently from its SSE2 and C
+# code: the same frames gave different bytes on different machines, and once differed between two
+# encodes in one process on the CI machine (inter-frame decisions, not the input; not reproduced
+# here). Every x86-64 CPU has SSE2, whose output matches x264's C reference (tests/test_media.py),
+# so pinning it makes clips, and every pixel the simulator reads, the same on every x86-64 machine.
+# Elsewhere (ARM) x264 keeps its own choice.
+_X264_PARAMS = {"x264-params": "asm=SSE2"} if platform.machine().lower() in {"x86_64", "amd64"} else {}
 _CAPTION_WIDTH = 320
 _PAD = 8
 
@@ -98,7 +106,7 @@ def _encode_mp4(frames: np.ndarray, fps: float) -> bytes:
         stream.width = int(frames.shape[2])
         stream.height = int(frames.shape[1])
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": _CRF, "preset": _PRESET}
+        stream.options = {"crf": _CRF, "preset": _PRESET, **_X264_PARAMS}
         stream.codec_context.thread_count = 1
         for array in frames:
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
@@ -115,7 +123,9 @@ def _decode_mp4(data: bytes) -> np.ndarray:
                 raise MediaError("cannot decode video: no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+            # one swscale thread: the default spreads each small frame over a new thread pool, which
+            # made decoding several times slower and gives the same pixels
+            frames = [frame.to_ndarray(format="rgb24", threads=1) for frame in container.decode(stream)]
     except (av.error.FFmpegError, OSError, EOFError, IndexError) as exc:
         raise MediaError(f"cannot decode video: {exc}") from exc
     if not frames:
