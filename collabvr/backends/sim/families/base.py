@@ -172,8 +172,8 @@ def _label_table(palette: bytes, max_dist: float) -> np.ndarray:
 def classify(px: np.ndarray, palette: np.ndarray, max_dist: float = MAX_COLOUR_DIST) -> np.ndarray:
     """Nearest-palette label per pixel; -1 where no palette colour is close (blends, noise)."""
     table = _label_table(palette.astype(np.int64).tobytes(), max_dist)
-    q = (px >> 3).astype(np.int64)
-    return table[(q[..., 0] << 10) | (q[..., 1] << 5) | q[..., 2]]
+    q = (px >> 3).astype(np.uint16)  # 5 bits a channel: the 15-bit bucket index fits in uint16
+    return table.take((q[..., 0] << 10) | (q[..., 1] << 5) | q[..., 2])
 
 
 def cell_votes(labels: np.ndarray, s: Samples, grid: Grid, n_labels: int) -> np.ndarray:
@@ -185,13 +185,19 @@ def cell_votes(labels: np.ndarray, s: Samples, grid: Grid, n_labels: int) -> np.
     return counts.reshape(grid.n, grid.n, n_labels)
 
 
+@functools.lru_cache(maxsize=16)
+def _coordinate_planes(ys: bytes, xs: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The y and x coordinate of every sample, flattened; the same for every frame of a size."""
+    y, x = np.frombuffer(ys), np.frombuffer(xs)
+    return np.repeat(y, len(x)), np.tile(x, len(y))
+
+
 def label_centroids(
     labels: np.ndarray, s: Samples, n_labels: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-label pixel counts and centroid (y, x) in full-frame pixels (nan where absent)."""
     flat = labels.ravel() + 1
-    yy = np.broadcast_to(s.ys[:, None], labels.shape).ravel()
-    xx = np.broadcast_to(s.xs[None, :], labels.shape).ravel()
+    yy, xx = _coordinate_planes(s.ys.tobytes(), s.xs.tobytes())
     count = np.bincount(flat, minlength=n_labels + 1)[1:].astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         cy = np.bincount(flat, weights=yy, minlength=n_labels + 1)[1:] / count
