@@ -22,11 +22,11 @@ from PIL import ImageDraw, ImageFont
 _CRF = "8"
 _PRESET = "veryfast"
 # x264 picks its SIMD code by CPU, and its AVX2/AVX-512 paths round differently from its SSE2 and C
-# code: the same frames gave different bytes on different machines, and once differed between two
-# encodes in one process on the CI machine (inter-frame decisions, not the input; not reproduced
-# here). Every x86-64 CPU has SSE2, whose output matches x264's C reference (tests/test_media.py),
-# so pinning it makes clips, and every pixel the simulator reads, the same on every x86-64 machine.
-# Elsewhere (ARM) x264 keeps its own choice.
+# code: forcing each path on one machine gave different bytes for the same frames, so clips depended
+# on the CPU they were made on. Every x86-64 CPU has SSE2, whose output matches x264's C reference
+# (tests/test_media.py), so pinning it makes the stored bytes the same on every x86-64 machine.
+# Elsewhere (ARM) x264 keeps its own choice. (On the CI machine two encodes in one process once
+# differed, in a later frame's decisions; not reproduced here, and not known to be the same cause.)
 _X264_PARAMS = {"x264-params": "asm=SSE2"} if platform.machine().lower() in {"x86_64", "amd64"} else {}
 _CAPTION_WIDTH = 320
 _PAD = 8
