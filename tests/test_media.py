@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +92,7 @@ def test_mp4_bytes_do_not_depend_on_the_process_heap() -> None:
     assert len(digests) == 1
 
 
-@pytest.mark.skipif(platform.machine().lower() not in {"x86_64", "amd64"}, reason="x264 is pinned to SSE2 on x86-64")
+@pytest.mark.skipif(not media._X264_PARAMS, reason="x264 is pinned to SSE2 on x86-64 only")
 def test_mp4_bytes_match_x264_c_reference_on_every_x86_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     # x264's AVX2 code rounds differently from its C code on this clip; the SSE2 pin must not.
     frames = moving_texture()

@@ -189,7 +189,10 @@ def cell_votes(labels: np.ndarray, s: Samples, grid: Grid, n_labels: int) -> np.
 def _coordinate_planes(ys: bytes, xs: bytes) -> tuple[np.ndarray, np.ndarray]:
     """The y and x coordinate of every sample, flattened; the same for every frame of a size."""
     y, x = np.frombuffer(ys), np.frombuffer(xs)
-    return np.repeat(y, len(x)), np.tile(x, len(y))
+    planes = np.repeat(y, len(x)), np.tile(x, len(y))
+    for plane in planes:
+        plane.flags.writeable = False  # shared by every caller through the cache
+    return planes
 
 
 def label_centroids(
