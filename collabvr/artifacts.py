@@ -104,7 +104,7 @@ class ArtifactStore:
         )
         # Remember the stored bytes, not the caller's frames: H.264 is lossy, and every reader, in this
         # process or another, must see the same pixels (a mid-motion frame can read either way).
-        self._remember(ref.sha256, Video(mp4=video.mp4, fps=video.fps))
+        self._remember(ref.sha256, video if video.decodes_stored else Video(mp4=video.mp4, fps=video.fps))
         return ref
 
     def _remember(self, sha: str, video: Video) -> None:

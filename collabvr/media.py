@@ -115,6 +115,75 @@ def _encode_mp4(frames: np.ndarray, fps: float) -> bytes:
     return buf.getvalue()
 
 
+def _starts_fresh(packet: bytes, avcc: bytes) -> bool:
+    """Whether an H.264 MP4 packet holds an IDR picture: decoding restarts there, so what follows
+    never refers to pictures before it (a plain keyframe in an open GOP may)."""
+    if len(avcc) < 5 or avcc[0] != 1:
+        return False
+    size, i = (avcc[4] & 3) + 1, 0
+    while i + size <= len(packet):
+        length = int.from_bytes(packet[i : i + size], "big")
+        i += size
+        if length == 0 or i + length > len(packet):
+            return False
+        if packet[i] & 0x1F == 5:
+            return True
+        i += length
+    return False
+
+
+def _join_mp4(parts: Sequence[bytes]) -> bytes | None:
+    """Join H.264 MP4 clips into one without re-encoding (a remux), or None when they cannot be.
+
+    Joining never re-encodes, so the joined clip decodes to exactly the frames of its parts: no
+    generation loss, and a fraction of the CPU of an encode. That needs parts with the same codec
+    parameters (this module's clips all have them), each starting on an IDR picture, and decoding
+    times that keep rising once shifted to follow on (a part of one or two frames has less B-frame
+    delay than a longer one after it would need).
+    """
+    out = io.BytesIO()
+    try:
+        with av.open(out, mode="w", format="mp4") as container:
+            target = None
+            first: tuple = ()
+            offset = 0  # where this part's presentation starts, in the stream's time base
+            last_dts: int | None = None
+            for data in parts:
+                with av.open(io.BytesIO(data), mode="r") as source:
+                    if len(source.streams.video) != 1 or len(source.streams) != 1:
+                        return None
+                    stream = source.streams.video[0]
+                    ctx = stream.codec_context
+                    shape = (ctx.name, bytes(ctx.extradata or b""), ctx.width, ctx.height, ctx.pix_fmt, stream.time_base)
+                    if target is None:
+                        if ctx.name != "h264" or not ctx.extradata:
+                            return None
+                        target, first = container.add_stream_from_template(stream), shape
+                    elif shape != first:
+                        return None
+                    end, opening = offset, True
+                    for packet in source.demux(stream):
+                        if packet.dts is None:  # the demuxer's empty flush packet
+                            continue
+                        if packet.pts is None or (opening and not _starts_fresh(bytes(packet), first[1])):
+                            return None
+                        opening = False
+                        packet.pts += offset
+                        packet.dts += offset
+                        if last_dts is not None and packet.dts <= last_dts:
+                            return None  # more B-frame delay than the part before: timing would break
+                        last_dts = packet.dts
+                        end = max(end, packet.pts + packet.duration)
+                        packet.stream = target
+                        container.mux(packet)
+                    if opening:  # a part without a single packet
+                        return None
+                    offset = end
+    except (av.error.FFmpegError, OSError, EOFError, IndexError, ValueError):
+        return None
+    return out.getvalue()
+
+
 def _decode_mp4(data: bytes) -> np.ndarray:
     """Decode every frame of the first video stream as RGB."""
     try:
@@ -155,6 +224,7 @@ class Video:
         self.fps = float(fps)
         self._frames = frames
         self._mp4 = mp4
+        self.decodes_stored = mp4 is not None  # frames (once read) are exactly what the MP4 decodes to
 
     @property
     def frames(self) -> np.ndarray:
@@ -226,7 +296,20 @@ class Video:
         if len(sizes) > 1:
             names = ", ".join(f"{w}x{h}" for w, h in sorted(sizes))
             raise MediaError(f"cannot concat videos of different sizes: {names}")
-        return Video(frames=np.concatenate([v.frames for v in videos]), fps=videos[0].fps)
+        fps = videos[0].fps
+        encoded = [v._mp4 for v in videos if v._mp4 is not None and v.fps == fps]
+        if len(encoded) == len(videos):
+            # Every part is stored H.264: join the streams, so the result shows exactly the pixels
+            # its parts showed (re-encoding would lose a little more) and costs no encode.
+            joined = encoded[0] if len(encoded) == 1 else _join_mp4(encoded)
+            if joined is not None:
+                video = Video(mp4=joined, fps=fps)
+                if all(v.decodes_stored for v in videos):
+                    # Every part starts on an IDR picture, so the joined stream decodes to exactly
+                    # the parts' decoded frames (tests/test_media.py checks it): no need to decode.
+                    video._frames = _read_only(np.concatenate([v.frames for v in videos]))
+                return video
+        return Video(frames=np.concatenate([v.frames for v in videos]), fps=fps)
 
     def splice(self, tail: Video) -> Video:
         """Append a continuation whose first frame repeats our last frame (partial regeneration)."""

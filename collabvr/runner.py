@@ -155,7 +155,7 @@ def score_episode(task: Task, store: ArtifactStore, final: dict | None) -> dict[
     from collabvr.backends.sim.score import score_video
 
     family = FAMILIES[task.family]
-    start = family.decode(store.load_image(task.first_frame).array)
+    start = family.read(store.load_image(task.first_frame).array)
     return dataclasses.asdict(score_video(family, store.load_video(final).frames, start))
 
 

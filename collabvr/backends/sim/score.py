@@ -38,7 +38,7 @@ def read_trajectory(family: Family, frames: np.ndarray, start: object | None = N
             continue
         previous = frame
         try:
-            state = family.decode(frame)
+            state = family.read(frame)
         except DecodeError as exc:
             return Trajectory(states, last_good, t, f"frame {t} is unreadable (an object vanished?): {exc}")
         if states and state == states[-1]:

@@ -35,6 +35,6 @@ def family_of(frame: np.ndarray, hint: str | None = None) -> Family:
 
 def read_state(family: Family, frame: np.ndarray, what: str = "frame") -> object:
     try:
-        return family.decode(frame)
+        return family.read(frame)
     except DecodeError as exc:
         raise InvalidOutput(f"cannot make out the {family.name} world in the {what}: {exc}") from exc

@@ -7,9 +7,11 @@ Render and decode share one `Grid` layout so pixels map back to cells without hi
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
+import threading
 from abc import ABC, abstractmethod
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -91,7 +93,24 @@ def paint_cells(img: np.ndarray, grid: Grid, colours: np.ndarray) -> None:
     idx = grid.index(centres)
     inside = np.flatnonzero(idx >= 0)
     lo, hi = inside[0], inside[-1] + 1
-    img[lo:hi, lo:hi] = colours[idx[lo:hi]][:, idx[lo:hi]]
+    widths = np.bincount(idx[lo:hi], minlength=grid.n)  # pixels per cell row/column (idx rises)
+    img[lo:hi, lo:hi] = np.repeat(np.repeat(colours, widths, axis=0), widths, axis=1)
+
+
+@functools.lru_cache(maxsize=64)
+def walled_board(
+    size: int, n: int, background: RGB, walls: tuple[str, ...], wall: RGB, floor: RGB, mark: Cell, mark_colour: RGB
+) -> np.ndarray:
+    """The still part of a walled grid world ('#' walls, floor, one marked cell), read-only.
+
+    Frames copy it and draw what moves on top: a clip shows the same board in every frame, and
+    painting it was most of a frame's rendering time."""
+    img = blank_frame(size, background)
+    colours = np.array([[wall if ch == "#" else floor for ch in row] for row in walls], np.uint8)
+    colours[mark] = mark_colour
+    paint_cells(img, Grid(size, n), colours)
+    img.flags.writeable = False
+    return img
 
 
 def fill_rect(img: np.ndarray, y0: float, y1: float, x0: float, x1: float, colour: RGB) -> None:
@@ -176,35 +195,52 @@ def classify(px: np.ndarray, palette: np.ndarray, max_dist: float = MAX_COLOUR_D
     return table.take((q[..., 0] << 10) | (q[..., 1] << 5) | q[..., 2])
 
 
+@functools.lru_cache(maxsize=16)
+def _sample_cells(grid: Grid, ys: bytes, xs: bytes) -> np.ndarray:
+    """The board cell (r * n + c) under every sample, -1 outside the board; the same for every
+    frame of a size, so it is worked out once (read-only: shared by every caller)."""
+    r, c = grid.index(np.frombuffer(ys)), grid.index(np.frombuffer(xs))
+    cells = np.where((r >= 0)[:, None] & (c >= 0)[None, :], r[:, None] * grid.n + c[None, :], -1)
+    cells.flags.writeable = False
+    return cells
+
+
 def cell_votes(labels: np.ndarray, s: Samples, grid: Grid, n_labels: int) -> np.ndarray:
     """(n, n, n_labels) counts of each label inside each cell."""
-    r, c = grid.index(s.ys), grid.index(s.xs)
-    valid = (r >= 0)[:, None] & (c >= 0)[None, :] & (labels >= 0)
-    flat = (r[:, None] * grid.n + c[None, :]) * n_labels + labels
-    counts = np.bincount(flat[valid], minlength=grid.n * grid.n * n_labels)
+    cells = _sample_cells(grid, s.ys.tobytes(), s.xs.tobytes())
+    valid = (cells >= 0) & (labels >= 0)
+    counts = np.bincount((cells * n_labels + labels)[valid], minlength=grid.n * grid.n * n_labels)
     return counts.reshape(grid.n, grid.n, n_labels)
 
 
 @functools.lru_cache(maxsize=16)
-def _coordinate_planes(ys: bytes, xs: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """The y and x coordinate of every sample, flattened; the same for every frame of a size."""
-    y, x = np.frombuffer(ys), np.frombuffer(xs)
-    planes = np.repeat(y, len(x)), np.tile(x, len(y))
-    for plane in planes:
-        plane.flags.writeable = False  # shared by every caller through the cache
-    return planes
+def _line_offsets(rows: int, cols: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample, its row times ``stride`` and its column times ``stride`` (read-only)."""
+    by_row = np.repeat(np.arange(rows) * stride, cols).reshape(rows, cols)
+    by_col = np.tile(np.arange(cols) * stride, rows).reshape(rows, cols)
+    for plane in (by_row, by_col):
+        plane.flags.writeable = False
+    return by_row, by_col
 
 
 def label_centroids(
     labels: np.ndarray, s: Samples, n_labels: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-label pixel counts and centroid (y, x) in full-frame pixels (nan where absent)."""
-    flat = labels.ravel() + 1
-    yy, xx = _coordinate_planes(s.ys.tobytes(), s.xs.tobytes())
-    count = np.bincount(flat, minlength=n_labels + 1)[1:].astype(float)
+    """Per-label pixel counts and centroid (y, x) in full-frame pixels (nan where absent).
+
+    Counted per sample row and per sample column, then weighted by their coordinates. Sample
+    coordinates are half-integers, so every sum is exact and the centroids do not depend on the
+    order of the additions."""
+    stride = n_labels + 1
+    flat = labels + 1  # -1 (no label) lands in column 0, dropped below
+    rows, cols = labels.shape
+    by_row, by_col = _line_offsets(rows, cols, stride)
+    per_row = np.bincount((by_row + flat).ravel(), minlength=rows * stride).reshape(rows, stride)[:, 1:]
+    per_col = np.bincount((by_col + flat).ravel(), minlength=cols * stride).reshape(cols, stride)[:, 1:]
+    count = per_row.sum(0).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        cy = np.bincount(flat, weights=yy, minlength=n_labels + 1)[1:] / count
-        cx = np.bincount(flat, weights=xx, minlength=n_labels + 1)[1:] / count
+        cy = (per_row * s.ys[:, None]).sum(0) / count
+        cx = (per_col * s.xs[:, None]).sum(0) / count
     return count, cy, cx
 
 
@@ -295,6 +331,17 @@ def describe_directions(moves: list[str], verb: str) -> str:
 # --------------------------------------------------------------------------- interface
 
 
+_READ_LIMIT = 8192  # decoded frames remembered by Family.read, across families (a few MB of states)
+_read_memo: OrderedDict[tuple[str, tuple[int, ...], bytes], tuple[bool, Any]] = OrderedDict()
+_read_lock = threading.Lock()
+
+
+def forget_reads() -> None:
+    """Empty the memory of ``Family.read`` (benchmarks that compare two runs of the same frames)."""
+    with _read_lock:
+        _read_memo.clear()
+
+
 class Family(ABC):
     """A puzzle world the simulator can render, decode from pixels, and reason about."""
 
@@ -343,6 +390,37 @@ class Family(ABC):
 
     @abstractmethod
     def state_text(self, state: Any) -> str: ...
+
+    def read(self, frame: np.ndarray) -> Any:
+        """``decode(frame)``, remembered by the frame's content (states are immutable).
+
+        The same pixels are read many times: the verifier reads a clip, the scorer reads it again
+        inside the final video (which shows exactly the clips' pixels), and the planner and the
+        video model read its last frame. Decoding is the simulator's largest CPU cost, and a
+        content hash costs about a twentieth of it. A frame that does not decode raises the same
+        ``DecodeError`` every time.
+        """
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
+            return self.decode(frame)  # decode names the problem
+        data = frame if frame.flags.c_contiguous else np.ascontiguousarray(frame)
+        key = (self.name, frame.shape, hashlib.sha1(data, usedforsecurity=False).digest())
+        with _read_lock:
+            known = _read_memo.get(key)
+            if known is not None:
+                _read_memo.move_to_end(key)
+        if known is None:
+            try:
+                known = (True, self.decode(frame))
+            except DecodeError as exc:
+                known = (False, str(exc))
+            with _read_lock:
+                _read_memo[key] = known
+                while len(_read_memo) > _READ_LIMIT:
+                    _read_memo.popitem(last=False)
+        ok, value = known
+        if not ok:
+            raise DecodeError(value)
+        return value
 
     def transition_ok(self, s0: Any, s1: Any) -> bool:
         return s1 == s0 or any(self.apply(s0, m) == s1 for m in self.moves(s0))

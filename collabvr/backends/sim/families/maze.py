@@ -16,7 +16,6 @@ from .base import (
     IllegalMove,
     bfs_distances,
     bfs_path,
-    blank_frame,
     cell_votes,
     check_difficulty,
     classify,
@@ -27,10 +26,10 @@ from .base import (
     lerp,
     manhattan,
     nearest_cell,
-    paint_cells,
     parse_directions,
     sample,
     step,
+    walled_board,
 )
 
 N = 11  # cells per side, outer walls included
@@ -132,11 +131,8 @@ class Maze(Family):
         )
 
     def _draw(self, state: MazeState, agent: tuple[float, float] | None, size: int) -> np.ndarray:
-        img = blank_frame(size, self.background)
+        img = walled_board(size, N, self.background, state.walls, WALL, FLOOR, state.goal, GOAL).copy()
         grid = Grid(size, N)
-        colours = np.array([[WALL if ch == "#" else FLOOR for ch in row] for row in state.walls], np.uint8)
-        colours[state.goal] = GOAL
-        paint_cells(img, grid, colours)
         if agent is not None:
             fill_disc(img, grid.px(agent[0] + 0.5), grid.px(agent[1] + 0.5), AGENT_RADIUS * grid.cell, AGENT)
         return img

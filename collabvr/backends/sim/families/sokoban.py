@@ -17,7 +17,6 @@ from .base import (
     Grid,
     IllegalMove,
     bfs_path,
-    blank_frame,
     cell_votes,
     check_difficulty,
     classify,
@@ -29,10 +28,10 @@ from .base import (
     lerp,
     manhattan,
     nearest_cell,
-    paint_cells,
     parse_directions,
     sample,
     step,
+    walled_board,
 )
 
 N = 8  # cells per side, outer walls included
@@ -145,11 +144,8 @@ class Sokoban(Family):
         box_on: bool,
         size: int,
     ) -> np.ndarray:
-        img = blank_frame(size, self.background)
+        img = walled_board(size, N, self.background, state.walls, WALL, FLOOR, state.target, TARGET).copy()
         grid = Grid(size, N)
-        colours = np.array([[WALL if ch == "#" else FLOOR for ch in row] for row in state.walls], np.uint8)
-        colours[state.target] = TARGET
-        paint_cells(img, grid, colours)
         if box is not None:
             (y, x), h = (grid.px(v + 0.5) for v in box), BOX_HALF * grid.cell
             fill_rect(img, y - h, y + h, x - h, x + h, BOX_ON if box_on else BOX)
