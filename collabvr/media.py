@@ -289,7 +289,11 @@ class Video:
 
     @staticmethod
     def concat(videos: Sequence[Video]) -> Video:
-        """Join clips of equal size; the result takes the first clip's fps."""
+        """Join clips of equal size; the result takes the first clip's fps.
+
+        When every part is stored H.264 (it has MP4 bytes) and they can be joined as they are, the
+        result is that join, and shows what the parts' bytes decode to; otherwise it is the parts'
+        frames, concatenated (and encoded when its MP4 is asked for)."""
         if not videos:
             raise MediaError("cannot concat an empty list of videos")
         sizes = {(v.width, v.height) for v in videos}

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import numpy as np
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from collabvr.artifacts import ArtifactStore
 from collabvr.backends.sim.families import FAMILIES
 from collabvr.context import Context
 from collabvr.graph.collabvr import build_collabvr
@@ -37,10 +39,14 @@ def test_episode_per_family_runs_end_to_end_and_repeats_bit_for_bit(family, tmp_
     assert first.status in {"complete", "step_budget_spent", "attempts_exhausted"}
     assert first.score is not None and 0.0 <= first.score["score"] <= 1.0
     assert (tmp_path / "a" / "final.mp4").read_bytes() == (tmp_path / "b" / "final.mp4").read_bytes()
-    # the final video is the accepted clips concatenated
+    # the final video is the accepted clips concatenated, read from disk: exactly their pixels
     final = Video.open(tmp_path / "a" / "final.mp4")
     accepted = [s["clip"] for s in first.state["steps"]]
     assert final.num_frames == max(1, sum(clip["frames"] for clip in accepted))
+    if accepted:
+        store = ArtifactStore(tmp_path / "a" / "artifacts")  # a fresh store: nothing in memory
+        shown = np.concatenate([Video(mp4=store.get_bytes(clip), fps=clip["fps"]).frames for clip in accepted])
+        assert np.array_equal(final.frames, shown)
 
 
 def test_run_directory_holds_playable_video_trace_clips_and_contact_sheet(tmp_path):

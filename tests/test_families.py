@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collabvr.backends.sim.families import DIFFICULTIES, FAMILIES, detect_family, get_family
-from collabvr.backends.sim.families.base import DecodeError, Family, IllegalMove
+from collabvr.backends.sim.families.base import MEMO_MAX_SIDE, DecodeError, Family, IllegalMove, forget_reads
 
 NAMES = list(FAMILIES)
 SETTINGS = settings(max_examples=40, deadline=None, database=None)  # no .hypothesis/ in the checkout
@@ -380,3 +380,54 @@ def test_states_survive_the_three_encodes_of_a_spliced_clip_at_128px(name):
             except DecodeError:
                 wrong += 1
     assert wrong == 0
+
+
+def counted(name: str, label: str) -> Family:
+    """The real family's decoder under another name (so it has a memory of its own), counting the
+    decodes in ``.calls``."""
+
+    class Counting(type(FAMILIES[name])):
+        calls = 0
+
+        def decode(self, frame: np.ndarray):
+            type(self).calls += 1
+            return super().decode(frame)
+
+    family = Counting()
+    family.name = f"{name}-{label}"
+    return family
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_read_remembers_decoded_states_by_frame_content(name: str) -> None:
+    """Family.read is decode() remembered by content: equal pixels are decoded once, other pixels
+    are decoded afresh, and an unreadable frame raises the same error every time."""
+    real, family = FAMILIES[name], counted(name, "read")
+    forget_reads()
+    states = walk(real, 7, 2)
+    frames = [real.render(s, 128) for s in states]
+    distinct = len({f.tobytes() for f in frames})
+    assert [family.read(f) for f in frames] == states
+    assert family.calls == distinct
+    assert [family.read(f.copy()) for f in frames] == states  # equal content, other arrays
+    assert family.read(frames[0][:, ::-1][:, ::-1]) == states[0]  # a non-contiguous view
+    assert family.calls == distinct
+    broken = np.full_like(frames[0], 128)
+    for _ in range(2):
+        with pytest.raises(DecodeError):
+            family.read(broken)
+    assert family.calls == distinct + 1
+    forget_reads()
+    assert family.read(frames[0]) == states[0]
+    assert family.calls == distinct + 2
+
+
+def test_read_decodes_large_frames_afresh() -> None:
+    """Hashing a large frame costs more than decoding it (decode samples about WORK_RES a side)."""
+    real, family = FAMILIES["maze"], counted("maze", "large")
+    state = walk(real, 3, 1)[-1]
+    small, large = real.render(state, MEMO_MAX_SIDE), real.render(state, MEMO_MAX_SIDE + 2)
+    assert [family.read(small) for _ in range(3)] == [state] * 3
+    assert family.calls == 1
+    assert [family.read(large) for _ in range(3)] == [state] * 3
+    assert family.calls == 4

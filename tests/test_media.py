@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -161,6 +163,63 @@ def test_concat_counts_frames_and_rejects_size_mismatch() -> None:
         Video.concat([numbered(3), numbered(3, 8, 10)])
     with pytest.raises(MediaError):
         Video.concat([])
+
+
+def moving(t: int, seed: int, size: int = 64) -> np.ndarray:
+    """Textured frames with a moving square: P and B frames with real residuals, lossy at crf 8."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    frames = np.repeat(base[None], t, axis=0)
+    for i in range(t):
+        frames[i, 8 + 2 * i : 24 + 2 * i, 10:26] = (250, 20, 20)
+    return frames
+
+
+def packets(data: bytes) -> list[bytes]:
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        return [bytes(p) for p in container.demux(stream) if p.size]
+
+
+def test_concat_of_stored_clips_joins_their_streams_and_shows_exactly_their_pixels() -> None:
+    parts = [Video(mp4=Video(frames=moving(t, seed), fps=8).mp4, fps=8) for t, seed in [(5, 0), (9, 1), (3, 2), (12, 3)]]
+    joined = Video.concat(parts)
+    assert joined.decodes_stored
+    # a remux: the parts' compressed pictures, in order, none re-encoded
+    assert packets(joined.mp4) == [p for part in parts for p in packets(part.mp4)]
+    # so what the stored bytes decode to is exactly the parts' decoded frames (no generation loss)
+    expected = np.concatenate([part.frames for part in parts])
+    assert np.array_equal(media._decode_mp4(joined.mp4), expected)
+    assert np.array_equal(joined.frames, expected)
+    again = Video(mp4=joined.mp4, fps=8)
+    assert (again.num_frames, media._probe_fps(joined.mp4)) == (29, 8.0)
+
+
+def test_concat_of_one_stored_clip_keeps_its_bytes() -> None:
+    clip = Video(mp4=Video(frames=moving(4, 0), fps=8).mp4, fps=8)
+    assert Video.concat([clip]).mp4 == clip.mp4
+
+
+def test_concat_falls_back_to_frames_when_the_streams_cannot_be_joined() -> None:
+    short = Video(mp4=Video(frames=moving(1, 0), fps=8).mp4, fps=8)  # no B-frame delay
+    long = Video(mp4=Video(frames=moving(6, 1), fps=8).mp4, fps=8)  # two frames of delay after it
+    assert media._join_mp4([short.mp4, long.mp4]) is None
+    other_fps = Video(mp4=long.mp4, fps=4)
+    for parts in ([short, long], [long, other_fps], [long, Video(frames=moving(3, 2), fps=8)]):
+        joined = Video.concat(parts)
+        assert not joined.decodes_stored  # frames joined in memory; the MP4 is encoded from them
+        assert np.array_equal(joined.frames, np.concatenate([p.frames for p in parts]))
+        assert joined.fps == 8
+
+
+def test_only_an_idr_picture_starts_a_joinable_part() -> None:
+    data = Video(frames=moving(6, 0), fps=8).mp4
+    with av.open(io.BytesIO(data)) as container:
+        avcc = bytes(container.streams.video[0].codec_context.extradata)
+    first, *rest = packets(data)
+    assert media._starts_fresh(first, avcc)
+    assert not any(media._starts_fresh(p, avcc) for p in rest)
+    assert not media._starts_fresh(first, b"")
 
 
 def test_splice_drops_the_duplicated_first_frame() -> None:

@@ -332,6 +332,7 @@ def describe_directions(moves: list[str], verb: str) -> str:
 
 
 _READ_LIMIT = 8192  # decoded frames remembered by Family.read, across families (a few MB of states)
+MEMO_MAX_SIDE = 2 * WORK_RES  # larger frames cost more to hash than to decode (Family.read)
 _read_memo: OrderedDict[tuple[str, tuple[int, ...], bytes], tuple[bool, Any]] = OrderedDict()
 _read_lock = threading.Lock()
 
@@ -396,12 +397,14 @@ class Family(ABC):
 
         The same pixels are read many times: the verifier reads a clip, the scorer reads it again
         inside the final video (which shows exactly the clips' pixels), and the planner and the
-        video model read its last frame. Decoding is the simulator's largest CPU cost, and a
-        content hash costs about a twentieth of it. A frame that does not decode raises the same
-        ``DecodeError`` every time.
+        video model read its last frame. Decoding is the simulator's largest CPU cost, and at
+        128 px a content hash costs about a twentieth of it. Decoding works on about ``WORK_RES``
+        samples a side whatever the frame size, while hashing reads every pixel, so frames larger
+        than ``MEMO_MAX_SIDE`` a side are decoded afresh each time. A frame that does not decode
+        raises the same ``DecodeError`` every time.
         """
-        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
-            return self.decode(frame)  # decode names the problem
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.size > 3 * MEMO_MAX_SIDE**2:
+            return self.decode(frame)  # decode names any problem
         data = frame if frame.flags.c_contiguous else np.ascontiguousarray(frame)
         key = (self.name, frame.shape, hashlib.sha1(data, usedforsecurity=False).digest())
         with _read_lock:
