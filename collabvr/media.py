@@ -28,6 +28,8 @@ _PRESET = "veryfast"
 # Elsewhere (ARM) x264 keeps its own choice. (On the CI machine two encodes in one process once
 # differed, in a later frame's decisions; not reproduced here, and not known to be the same cause.)
 _X264_PARAMS = {"x264-params": "asm=SSE2"} if platform.machine().lower() in {"x86_64", "amd64"} else {}
+# What PyAV raises on unreadable or truncated media.
+AV_ERRORS = (av.error.FFmpegError, OSError, EOFError, IndexError)
 _CAPTION_WIDTH = 320
 _PAD = 8
 
@@ -154,18 +156,19 @@ def _join_mp4(parts: Sequence[bytes]) -> bytes | None:
                         return None
                     stream = source.streams.video[0]
                     ctx = stream.codec_context
-                    shape = (ctx.name, bytes(ctx.extradata or b""), ctx.width, ctx.height, ctx.pix_fmt, stream.time_base)
+                    avcc = bytes(ctx.extradata or b"")  # SPS, PPS and the NAL length size
+                    params = (ctx.name, avcc, ctx.width, ctx.height, ctx.pix_fmt, stream.time_base)
                     if target is None:
-                        if ctx.name != "h264" or not ctx.extradata:
+                        if ctx.name != "h264" or not avcc:
                             return None
-                        target, first = container.add_stream_from_template(stream), shape
-                    elif shape != first:
+                        target, first = container.add_stream_from_template(stream), params
+                    elif params != first:
                         return None
                     end, opening = offset, True
                     for packet in source.demux(stream):
                         if packet.dts is None:  # the demuxer's empty flush packet
                             continue
-                        if packet.pts is None or (opening and not _starts_fresh(bytes(packet), first[1])):
+                        if packet.pts is None or (opening and not _starts_fresh(bytes(packet), avcc)):
                             return None
                         opening = False
                         packet.pts += offset
@@ -179,7 +182,7 @@ def _join_mp4(parts: Sequence[bytes]) -> bytes | None:
                     if opening:  # a part without a single packet
                         return None
                     offset = end
-    except (av.error.FFmpegError, OSError, EOFError, IndexError, ValueError):
+    except (*AV_ERRORS, ValueError):
         return None
     return out.getvalue()
 
@@ -196,7 +199,7 @@ def _decode_mp4(data: bytes) -> np.ndarray:
             # default spreads each frame over a new thread pool. The pixels are the same either way.
             stream.codec_context.thread_count = 1
             frames = [frame.to_ndarray(format="rgb24", threads=1) for frame in container.decode(stream)]
-    except (av.error.FFmpegError, OSError, EOFError, IndexError) as exc:
+    except AV_ERRORS as exc:
         raise MediaError(f"cannot decode video: {exc}") from exc
     if not frames:
         raise MediaError("cannot decode video: no frames")
@@ -337,7 +340,7 @@ def _probe_fps(data: bytes) -> float:
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
             rate = container.streams.video[0].average_rate
-    except (av.error.FFmpegError, OSError, EOFError, IndexError) as exc:
+    except AV_ERRORS as exc:
         raise MediaError(f"cannot decode video: {exc}") from exc
     if not rate:
         raise MediaError("cannot decode video: no frame rate")

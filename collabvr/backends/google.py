@@ -45,7 +45,7 @@ from collabvr.errors import (
     TransientError,
     register_secret,
 )
-from collabvr.media import Image, MediaError, Video
+from collabvr.media import AV_ERRORS, Image, MediaError, Video
 from collabvr.records import (
     Usage,
 )
@@ -354,7 +354,7 @@ def _probe_fps(data: bytes) -> float:
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
             rate = container.streams.video[0].average_rate
-    except (av.error.FFmpegError, OSError, EOFError, IndexError) as exc:
+    except AV_ERRORS as exc:
         raise InvalidOutput(f"the returned video does not decode: {exc}") from None
     return float(rate) if rate else 24.0
 
