@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from collabvr.errors import BadInput, redact
@@ -200,24 +201,79 @@ class _BenchProgress:
 
 
 class _Progress:
-    """Live progress: one line per event of the custom stream."""
+    """Live progress: one line per event of the custom stream, and a transient bar while a clip is
+    being generated. Events are completed through their schema first, so no field is missing; a
+    kind this CLI does not know is shown as its name and fields."""
 
-    def __call__(self, event: dict[str, Any]) -> None:
-        kind = event.get("event")
-        step = event.get("step", 0) + 1
-        attempt = event.get("attempt", 0) + 1
-        if kind == "plan":
-            done = " (finishes the task)" if event.get("task_complete") else ""
-            console.print(f"[cyan]step {step}[/] plan: {event.get('instruction') or '(already solved)'}{done}", highlight=False)
-        elif kind == "generated":
-            console.print(f"  attempt {attempt}: generated {event['seconds']:.1f}s clip", highlight=False)
-        elif kind == "verified":
-            color = "green" if event["status"] == "accepted" else "red"
-            console.print(f"  attempt {attempt}: [{color}]{event['status']}[/] - {event.get('reason', '')}", highlight=False)
-        elif kind == "repair":
-            console.print(f"  repair: {event['strategy']}", highlight=False)
-        elif kind in ("plan_failed", "generation_failed"):
-            console.print(f"  [red]{kind}[/]: {event['error']['message']}", highlight=False)
+    def __init__(self) -> None:
+        self.bar: Any = None
+
+    def __call__(self, raw: dict[str, Any]) -> None:
+        from collabvr import events
+
+        kind = str(raw.get("event", "?"))
+        try:
+            event = events.make(kind, **{k: v for k, v in raw.items() if k != "event"})
+        except (ValueError, TypeError):
+            self._close_bar()
+            fields = " ".join(f"{k}={v}" for k, v in raw.items() if k != "event")
+            console.print(f"  {kind}: {fields}", highlight=False, markup=False)
+            return
+        if kind == "generating":
+            self._bar(event)
+            return
+        self._close_bar()
+        console.print(self.line(event), highlight=False)
+
+    @staticmethod
+    def line(event: dict[str, Any]) -> str:
+        """One line of the live log for a complete event."""
+        kind, step, attempt = event["event"], event["step"] + 1, event["attempt"] + 1
+        error = (event.get("error") or {}).get("message", "")
+        match kind:
+            case "plan":
+                done = " (finishes the task)" if event["task_complete"] else ""
+                steps = f" ({event['planned_steps']} steps)" if event["planned_steps"] > 1 else ""
+                return f"[cyan]step {step}[/] plan{steps}: {escape(event['instruction'] or '(already solved)')}{done}"
+            case "generated":
+                return f"  attempt {attempt}: generated {event['seconds']:.1f}s clip"
+            case "verified":
+                color = "green" if event["status"] == "accepted" else "red"
+                return f"  attempt {attempt}: [{color}]{event['status']}[/] - {escape(event['reason'])}"
+            case "repair":
+                return f"  repair: {event['strategy']}"
+            case "approval":
+                return f"  plan {event['decision']}: {escape(event['instruction'])}"
+            case "selected":
+                return f"  round {step}: [green]selected[/] candidate {attempt - 1} of {event['of']} - {escape(event['reason'])}"
+            case "critique":
+                verdict = "[green]solved[/]" if event["solved"] else "[red]not solved[/]"
+                return f"  round {step}: critique {verdict} - {escape(event['critique'])}"
+            case "advance":
+                return f"  step {step}: clip kept unverified"
+            case "finalized":
+                return f"[bold]{event['status']}[/]: {escape(event['reason'])}"
+            case _ if "error" in event:
+                return f"  attempt {attempt}: [red]{kind}[/]: {escape(error)}"
+        return f"  {kind}"
+
+    def _bar(self, event: dict[str, Any]) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        if self.bar is None:
+            self.bar = Progress(TextColumn("  generating"), BarColumn(), TextColumn("{task.description}"),
+                                TimeElapsedColumn(), console=console, transient=True)
+            self.bar.start()
+            self.bar_task = self.bar.add_task("", total=event["total"])
+        unit = event["unit"]
+        total = event["total"]
+        description = f"{event['done']:g}/{total:g} {unit}" if total else f"{event['done']:g} {unit}"
+        self.bar.update(self.bar_task, completed=event["done"], total=total, description=description)
+
+    def _close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
 
 
 def _summary(episode: Any) -> None:

@@ -8,7 +8,6 @@ so that any checkpointer can hold it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -144,6 +143,3 @@ class CritiqueRequest:
     family: str | None = None
     extra: dict = field(default_factory=dict)
 
-
-AttemptStatus = Literal["accepted", "rejected", "plan_failed", "generation_failed", "verification_failed"]
-RepairStrategy = Literal["prompt_evolution", "partial_regeneration", "action_splitting", "retry"]

@@ -8,9 +8,51 @@ and a checkpoint stays a few KB per step whatever the resolution.
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any
+
+from typing_extensions import TypedDict
+
+from collabvr.status import ATTEMPT_STATUSES, AttemptStatus, EpisodeStatus, Last
 
 Ref = dict[str, Any]  # ArtifactRef.model_dump(mode="json")
+
+
+class Attempt(TypedDict, total=False):
+    """One generation attempt (or baseline candidate) as traces record it: plain JSON, refs only."""
+
+    step: int  # 0-based step (whole-video baselines: 0)
+    index: int  # 0-based attempt in the step (baselines: the generation or candidate number)
+    round: int  # baselines with rounds: the round of the candidate
+    status: AttemptStatus
+    prompt: str
+    seed: int
+    seconds_requested: float
+    cond_frame: Ref  # the frame the generation was conditioned on
+    prefix: Ref  # partial regeneration: the good prefix spliced before the new clip
+    generated: Ref  # partial regeneration: the new clip alone
+    clip: Ref  # the clip as verified (prefix + new clip when spliced)
+    last_frame: Ref
+    gen_ms: float
+    verify_ms: float
+    verdict: dict[str, Any]  # Verdict dump
+    selection: dict[str, Any]  # the selector's pick, on the selected candidate
+    critique: dict[str, Any]  # Critique dump, on the video it reviewed
+    error: dict[str, Any]  # failure(): {kind, type, message}
+
+
+_ATTEMPT_KEYS = frozenset(Attempt.__annotations__)
+
+
+def attempt_record(base: Attempt | None = None, **fields: Any) -> Attempt:
+    """The one way to build or update an attempt: ``base`` with ``fields`` over it; a key that is
+    not an :class:`Attempt` field or a status that is not an :data:`AttemptStatus` is a bug."""
+    record = {**(base or {}), **fields}
+    unknown = set(record) - _ATTEMPT_KEYS
+    if unknown:
+        raise KeyError(f"not attempt fields: {', '.join(sorted(unknown))}")
+    if "status" in record and record["status"] not in ATTEMPT_STATUSES:
+        raise ValueError(f"not an attempt status: {record['status']!r}")
+    return record  # type: ignore[return-value]
 
 
 def add_counts(left: dict[str, float] | None, right: dict[str, float] | None) -> dict[str, float]:
@@ -32,13 +74,13 @@ class State(TypedDict, total=False):
     prompt: str  # action prompt for the next generation
     cond_frame: Ref  # frame the next generation is conditioned on
     prefix: Ref | None  # good prefix to splice before the next clip (partial regeneration)
-    pending: dict[str, Any] | None  # the attempt between generate and verify
-    attempts: list[dict[str, Any]]  # attempts of the current step, failed ones too
+    pending: Attempt | None  # the attempt between generate and verify
+    attempts: list[Attempt]  # attempts of the current step, failed ones too
     repairs: list[dict[str, Any]]  # repairs of the current step
-    last: str  # status of the latest attempt: accepted, rejected, plan_failed, ...
+    last: Last  # what the latest node concluded: accepted, rejected, plan_failed, ...
     steps: Annotated[list[dict[str, Any]], operator.add]  # (append) accepted steps; each keeps a ref to its attempt log
     compute: Annotated[dict[str, float], add_counts]  # calls, clip-seconds, tokens, milliseconds
-    status: str  # running | complete | step_budget_spent | attempts_exhausted
+    status: EpisodeStatus  # running, then why the episode ended (see collabvr.status)
     reason: str  # why the episode ended
     final: Ref | None  # the final video: accepted clips concatenated
 
@@ -48,7 +90,7 @@ def clip_seconds_spent(state: State) -> float:
     return state.get("compute", {}).get("clip_seconds", 0.0)
 
 
-def with_attempt(state: State, attempt: dict[str, Any]) -> list[dict[str, Any]]:
+def with_attempt(state: State, attempt: Attempt) -> list[Attempt]:
     """The current step's attempts with one more."""
     return [*state.get("attempts", []), attempt]
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
 from langgraph.runtime import Runtime
 
+from collabvr import events
 from collabvr.artifacts import ArtifactStore
 from collabvr.backends import registry
 from collabvr.cache import cache_at
@@ -38,11 +40,16 @@ def vgm_of(ctx: Context) -> Any:
     return registry.resolve_vgm(ctx.vgm, ctx.vgm_options)
 
 
-def emit(runtime: Runtime[Context], **event: Any) -> None:
-    """A custom stream event (stream_mode="custom") for progress displays."""
-    writer = getattr(runtime, "stream_writer", None)
+def writer_of(runtime: Runtime[Context] | None) -> Callable[[dict[str, Any]], None] | None:
+    """The node's custom stream writer, or None outside a streaming run."""
+    return getattr(runtime, "stream_writer", None)
+
+
+def emit(runtime: Runtime[Context] | None, kind: str, **fields: Any) -> None:
+    """A custom stream event of ``kind`` (see :mod:`collabvr.events`) for progress displays."""
+    writer = writer_of(runtime)
     if writer is not None:
-        writer(event)
+        writer(events.make(kind, **fields))
 
 
 def call_vlm(ctx: Context, role: str, request: Any, expected: type[T]) -> tuple[T | None, dict | None, dict]:
@@ -87,15 +94,19 @@ def call_vgm(ctx: Context, frame: Image, prompt: str, *, seconds: float, seed: i
     return vgm.generate(frame, prompt, seconds=seconds, fps=ctx.fps, seed=seed), False
 
 
-def generate_clip(ctx: Context, frame: dict, prompt: str, *, seconds: float, seed: int) -> tuple[Video | None, dict | None, dict]:
+def generate_clip(ctx: Context, frame: dict, prompt: str, *, seconds: float, seed: int,
+                  runtime: Runtime[Context] | None = None, step: int = 0, attempt: int = 0,
+                  ) -> tuple[Video | None, dict | None, dict]:
     """One generation from the frame ref. Returns (clip, None, compute) or (None, failure, compute).
 
     Anything other than a non-empty Video is a typed failure, never an exception, so every
-    method records a failed generation the same way.
+    method records a failed generation the same way. Progress the backend reports while it works
+    becomes ``generating`` events on the node's stream (see :func:`collabvr.events.reporting`).
     """
     start = time.perf_counter()
     try:
-        video, hit = call_vgm(ctx, store_of(ctx).load_image(frame), prompt, seconds=seconds, seed=seed)
+        with events.reporting(writer_of(runtime), step=step, attempt=attempt):
+            video, hit = call_vgm(ctx, store_of(ctx).load_image(frame), prompt, seconds=seconds, seed=seed)
         if not isinstance(video, Video) or video.num_frames < 1:
             raise InvalidOutput(f"the video model returned {type(video).__name__}, not a non-empty Video")
     except Exception as exc:  # noqa: BLE001 - a failed generation is a typed failed attempt

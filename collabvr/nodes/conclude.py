@@ -40,7 +40,7 @@ def conclude_with(outcome: Outcome) -> Callable[[BaselineState, Runtime[Context]
     def finalize(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
         ctx = runtime.context
         status, reason = outcome(state, ctx)
-        emit(runtime, event="finalized", status=status, reason=reason)
+        emit(runtime, "finalized", step=state.get("step", 0), status=status, reason=reason)
         return {"final": final_video(state, ctx, state.get("chosen")), "status": status, "reason": reason}
 
     return finalize

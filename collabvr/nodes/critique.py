@@ -15,6 +15,7 @@ from collabvr.nodes.baseline import BaselineState
 from collabvr.nodes.common import call_vlm, emit, store_of
 from collabvr.nodes.whole import current_prompt
 from collabvr.records import Critique, CritiqueRequest
+from collabvr.state import attempt_record
 
 
 def critique(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -23,13 +24,14 @@ def critique(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
     request = CritiqueRequest(task=state["task"]["prompt"], video=store_of(ctx).load_video(state["chosen"]),
                               prompt=prompt, family=state["task"].get("family"))
     record, fail, compute = call_vlm(ctx, "critique", request, Critique)
+    reviewed = max(state.get("step", 1) - 1, 0)  # the round that made the chosen video
     attempts = list(state["attempts"])
     at = max(i for i, a in enumerate(attempts) if a.get("clip") == state["chosen"])
     if record is None:
-        attempts[at] = {**attempts[at], "status": "critique_failed", "error": fail}
-        emit(runtime, event="critique_failed", error=fail)
+        attempts[at] = attempt_record(attempts[at], status="critique_failed", error=fail)
+        emit(runtime, "critique_failed", step=reviewed, error=fail)
         return {"attempts": attempts, "last": "critique_failed", "compute": compute}
-    attempts[at] = {**attempts[at], "critique": record.model_dump(mode="json")}
-    emit(runtime, event="critique", solved=record.solved)
+    attempts[at] = attempt_record(attempts[at], critique=record.model_dump(mode="json"))
+    emit(runtime, "critique", step=reviewed, solved=record.solved, critique=record.critique)
     return {"attempts": attempts, "last": "solved" if record.solved else "critiqued",
             "prompt": record.revised_prompt.strip() or prompt, "compute": compute}

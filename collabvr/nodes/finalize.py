@@ -50,5 +50,5 @@ def final_video(state: State, ctx: Context, chosen: dict | None = None) -> dict:
 def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     status, reason = outcome(state, ctx)
-    emit(runtime, event="finalized", status=status, reason=reason)
+    emit(runtime, "finalized", step=state.get("step", 0), status=status, reason=reason)
     return {"final": final_video(state, ctx), "status": status, "reason": reason}

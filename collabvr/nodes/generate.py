@@ -9,7 +9,7 @@ from langgraph.runtime import Runtime
 from collabvr.artifacts import ref_json
 from collabvr.context import Context
 from collabvr.nodes.common import emit, generate_clip, store_of
-from collabvr.state import State, with_attempt
+from collabvr.state import State, attempt_record, with_attempt
 
 
 def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -18,27 +18,22 @@ def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     step, attempt = state["step"], state["attempt"]
     seed = ctx.seed_for(step, attempt)
     seconds = ctx.seconds_for(step)
-    record: dict[str, Any] = {
-        "step": step,
-        "index": attempt,
-        "prompt": state["prompt"],
-        "seed": seed,
-        "seconds_requested": seconds,
-        "cond_frame": state["cond_frame"],
-    }
+    record = attempt_record(step=step, index=attempt, prompt=state["prompt"], seed=seed, seconds_requested=seconds,
+                            cond_frame=state["cond_frame"])
     if state.get("prefix"):
-        record["prefix"] = state["prefix"]
-    video, fail, compute = generate_clip(ctx, state["cond_frame"], state["prompt"], seconds=seconds, seed=seed)
+        record = attempt_record(record, prefix=state["prefix"])
+    video, fail, compute = generate_clip(ctx, state["cond_frame"], state["prompt"], seconds=seconds, seed=seed,
+                                         runtime=runtime, step=step, attempt=attempt)
     if video is None:
-        emit(runtime, event="generation_failed", step=step, attempt=attempt, error=fail)
-        failed = {**record, "status": "generation_failed", "error": fail, "gen_ms": compute["vgm_ms"]}
+        emit(runtime, "generation_failed", step=step, attempt=attempt, error=fail)
+        failed = attempt_record(record, status="generation_failed", error=fail, gen_ms=compute["vgm_ms"])
         return {"attempts": with_attempt(state, failed), "attempt": attempt + 1, "pending": None, "last": "generation_failed",
                 "compute": compute}
     generated = ref_json(store.put_video(video))
-    pending = {**record, "clip": generated, "gen_ms": compute["vgm_ms"]}
+    pending = attempt_record(record, clip=generated, gen_ms=compute["vgm_ms"])
     if state.get("prefix"):  # partial regeneration: the good prefix, then the new clip
         spliced = store.load_video(state["prefix"]).splice(store.load_video(generated))
-        pending |= {"generated": generated, "clip": ref_json(store.put_video(spliced))}
-    pending["last_frame"] = ref_json(store.put_image(store.load_video(pending["clip"]).last_frame()))
-    emit(runtime, event="generated", step=step, attempt=attempt, seconds=video.seconds)
+        pending = attempt_record(pending, generated=generated, clip=ref_json(store.put_video(spliced)))
+    pending = attempt_record(pending, last_frame=ref_json(store.put_image(store.load_video(pending["clip"]).last_frame())))
+    emit(runtime, "generated", step=step, attempt=attempt, seconds=video.seconds)
     return {"pending": pending, "compute": compute}

@@ -10,7 +10,7 @@ from collabvr.artifacts import ref_json
 from collabvr.context import Context
 from collabvr.nodes.common import call_vlm, emit, store_of
 from collabvr.records import Plan, PlanRequest, StepSummary
-from collabvr.state import State, with_attempt
+from collabvr.state import State, attempt_record, with_attempt
 from collabvr.task import Task
 
 
@@ -49,10 +49,10 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     record, fail, compute = call_vlm(ctx, "plan", plan_request(state, ctx), Plan)
     update["compute"] = compute
     if fail is not None:
-        emit(runtime, event="plan_failed", step=step, error=fail)
-        failed = {"step": step, "index": attempt, "status": "plan_failed", "error": fail}
+        emit(runtime, "plan_failed", step=step, attempt=attempt, error=fail)
+        failed = attempt_record(step=step, index=attempt, status="plan_failed", error=fail)
         return {**update, "plan": None, "attempt": attempt + 1, "attempts": with_attempt(state, failed), "last": "plan_failed"}
-    emit(runtime, event="plan", step=step, instruction=record.instruction, task_complete=record.task_complete)
+    emit(runtime, "plan", step=step, attempt=attempt, instruction=record.instruction, task_complete=record.task_complete)
     return {
         **update,
         "plan": record.model_dump(mode="json"),

@@ -21,8 +21,9 @@ from collabvr.artifacts import ref_json
 from collabvr.context import Context
 from collabvr.nodes.common import call_vlm, compose_prompt, emit, store_of
 from collabvr.nodes.plan import plan_request
-from collabvr.records import Plan, RepairStrategy
+from collabvr.records import Plan
 from collabvr.state import State
+from collabvr.status import RepairStrategy
 
 
 def choose_strategy(verdict: dict | None, *, threshold: float, last_step: bool) -> RepairStrategy:
@@ -68,6 +69,6 @@ def repair(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if strategy == "prompt_evolution":
         update["prompt"] = compose_prompt(plan["instruction"], verdict["suggestion"])
 
-    emit(runtime, event="repair", step=state["step"], attempt=state["attempt"], strategy=strategy)
+    emit(runtime, "repair", step=state["step"], attempt=state["attempt"], strategy=strategy)
     record = {"step": state["step"], "after_attempt": last["index"], "strategy": strategy, "prompt": update["prompt"], **detail}
     return {**update, "repairs": [*state.get("repairs", []), record]}

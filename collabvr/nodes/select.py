@@ -16,6 +16,7 @@ from collabvr.errors import InvalidOutput, failure
 from collabvr.nodes.baseline import BaselineState
 from collabvr.nodes.common import call_vlm, emit, store_of
 from collabvr.records import Selection, SelectRequest
+from collabvr.state import attempt_record
 
 
 def select(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -41,7 +42,10 @@ def select(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
         selection = {**picked.model_dump(mode="json"), "candidate": winner["index"], "of": len(ready)}
         marks = {c["index"]: {"status": "not_selected"} for c in ready}
         marks[winner["index"]] = {"status": "selected", "selection": selection}
-    emit(runtime, event=last, round=round_, candidate=winner["index"])
-    attempts = [{**c, **marks.get(c["index"], {})} for c in batch]
+    if picked is None:
+        emit(runtime, "selection_failed", step=round_, attempt=winner["index"], error=fail)
+    else:
+        emit(runtime, "selected", step=round_, attempt=winner["index"], of=len(ready), reason=picked.reason)
+    attempts = [attempt_record(c, **marks.get(c["index"], {})) for c in batch]
     return {**update, "attempts": [*state.get("attempts", []), *attempts], "chosen": winner["clip"], "last": last,
             "compute": compute}

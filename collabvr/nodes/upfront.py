@@ -18,7 +18,7 @@ from collabvr.nodes.baseline import BaselineState
 from collabvr.nodes.common import call_vlm, emit
 from collabvr.nodes.plan import plan_request
 from collabvr.records import Plan
-from collabvr.state import with_attempt
+from collabvr.state import attempt_record, with_attempt
 
 STEP_MARK = re.compile(r"^[ \t]*step[ \t]*\d+[ \t]*:", re.IGNORECASE | re.MULTILINE)
 
@@ -39,11 +39,11 @@ def plan_upfront(state: BaselineState, runtime: Runtime[Context]) -> dict[str, A
     request = dataclasses.replace(plan_request(state, ctx), upfront=True)
     record, fail, compute = call_vlm(ctx, "plan", request, Plan)
     if record is None:
-        emit(runtime, event="plan_failed", error=fail)
-        failed = {"step": 0, "index": 0, "status": "plan_failed", "error": fail}
+        emit(runtime, "plan_failed", error=fail)
+        failed = attempt_record(step=0, index=0, status="plan_failed", error=fail)
         return {"plan": None, "attempts": with_attempt(state, failed), "last": "plan_failed", "compute": compute}
     script = script_of(record.instruction, ctx.max_steps)
-    emit(runtime, event="plan", steps=len(script))
+    emit(runtime, "plan", instruction=record.instruction, task_complete=record.task_complete, planned_steps=len(script))
     return {"plan": record.model_dump(mode="json"), "script": script, "prompt": script[0] if script else "",
             "cond_frame": state["frame"], "prefix": None, "attempt": 0, "last": "planned", "compute": compute}
 
@@ -53,7 +53,7 @@ def advance(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
     pending, step, script = state["pending"], state["step"], state["script"]
     done = {"step": step, "plan": {"instruction": pending["prompt"]}, "clip": pending["clip"],
             "start_frame": state["frame"], "end_frame": pending["last_frame"], "attempts": 1}
-    emit(runtime, event="advance", step=step)
-    return {"attempts": with_attempt(state, {**pending, "status": "generated"}), "steps": [done], "pending": None,
+    emit(runtime, "advance", step=step)
+    return {"attempts": with_attempt(state, attempt_record(pending, status="generated")), "steps": [done], "pending": None,
             "frame": pending["last_frame"], "cond_frame": pending["last_frame"], "step": step + 1, "attempt": 0,
             "prompt": script[step + 1] if step + 1 < len(script) else "", "last": "generated"}

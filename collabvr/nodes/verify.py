@@ -14,7 +14,7 @@ from collabvr.artifacts import ref_json
 from collabvr.context import Context
 from collabvr.nodes.common import call_vlm, emit, store_of
 from collabvr.records import Verdict, VerifyRequest
-from collabvr.state import State, with_attempt
+from collabvr.state import State, attempt_record, with_attempt
 
 
 def verify(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -33,12 +33,11 @@ def verify(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     )
     verdict, fail, compute = call_vlm(ctx, "verify", request, Verdict)
     if fail is not None:
-        attempt = {**pending, "status": "verification_failed", "error": fail}
+        attempt = attempt_record(pending, status="verification_failed", error=fail, verify_ms=compute["vlm_ms"])
     else:
-        status = "accepted" if verdict.accept is True else "rejected"
-        attempt = {**pending, "status": status, "verdict": verdict.model_dump(mode="json")}
-    attempt["verify_ms"] = compute["vlm_ms"]
-    emit(runtime, event="verified", step=state["step"], attempt=state["attempt"], status=attempt["status"],
+        attempt = attempt_record(pending, status="accepted" if verdict.accept is True else "rejected",
+                                 verdict=verdict.model_dump(mode="json"), verify_ms=compute["vlm_ms"])
+    emit(runtime, "verified", step=state["step"], attempt=state["attempt"], status=attempt["status"],
          reason=(verdict.reason if verdict else fail["message"]))
     attempts = with_attempt(state, attempt)
     update: dict[str, Any] = {"attempts": attempts, "pending": None, "attempt": state["attempt"] + 1,

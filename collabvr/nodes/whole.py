@@ -16,20 +16,24 @@ from collabvr.artifacts import ref_json
 from collabvr.context import Context
 from collabvr.nodes.baseline import BaselineState, affordable, horizon
 from collabvr.nodes.common import emit, generate_clip, store_of
-from collabvr.state import with_attempt
+from collabvr.state import Attempt, attempt_record, with_attempt
 
 
-def render(ctx: Context, record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
+def render(ctx: Context, record: Attempt, runtime: Runtime[Context] | None) -> tuple[Attempt, dict[str, float]]:
     """(attempt, compute) of one generation described by ``record``; a failure is a typed
-    ``generation_failed`` attempt, never an exception."""
+    ``generation_failed`` attempt, never an exception. Emits ``generated`` or ``generation_failed``."""
     video, fail, compute = generate_clip(ctx, record["cond_frame"], record["prompt"], seconds=record["seconds_requested"],
-                                         seed=record["seed"])
+                                         seed=record["seed"], runtime=runtime, step=record.get("round", record["index"]),
+                                         attempt=record["index"])
     if video is None:
-        return {**record, "status": "generation_failed", "error": fail, "gen_ms": compute["vgm_ms"]}, compute
+        attempt = attempt_record(record, status="generation_failed", error=fail, gen_ms=compute["vgm_ms"])
+        emit(runtime, "generation_failed", step=record.get("round", record["index"]), attempt=record["index"], error=fail)
+        return attempt, compute
     store = store_of(ctx)
     clip = store.put_video(video)  # from here on, the stored pixels (see ArtifactStore.put_video)
-    attempt = {**record, "status": "generated", "clip": ref_json(clip),
-               "last_frame": ref_json(store.put_image(store.load_video(clip).last_frame())), "gen_ms": compute["vgm_ms"]}
+    attempt = attempt_record(record, status="generated", clip=ref_json(clip), gen_ms=compute["vgm_ms"],
+                             last_frame=ref_json(store.put_image(store.load_video(clip).last_frame())))
+    emit(runtime, "generated", step=record.get("round", record["index"]), attempt=record["index"], seconds=video.seconds)
     return attempt, compute
 
 
@@ -42,10 +46,9 @@ def generate_whole(state: BaselineState, runtime: Runtime[Context]) -> dict[str,
     """One whole video; ``step`` counts the rounds made, and the newest video becomes ``chosen``."""
     ctx = runtime.context
     index = state.get("step", 0)
-    record = {"step": 0, "index": index, "prompt": current_prompt(state), "seed": ctx.seed_for(0, index),
-              "seconds_requested": horizon(ctx), "cond_frame": state["frame"]}
-    attempt, compute = render(ctx, record)
-    emit(runtime, event=attempt["status"], round=index, seconds=compute.get("clip_seconds", 0.0))
+    record = attempt_record(step=0, index=index, prompt=current_prompt(state), seed=ctx.seed_for(0, index),
+                            seconds_requested=horizon(ctx), cond_frame=state["frame"])
+    attempt, compute = render(ctx, record, runtime)
     update: dict[str, Any] = {"attempts": with_attempt(state, attempt), "step": index + 1,
                               "last": attempt["status"], "compute": compute}
     if attempt["status"] == "generated":
@@ -68,8 +71,7 @@ def candidate_orders(state: BaselineState, ctx: Context, wanted: int) -> list[Se
 def generate_candidate(order: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
     """One candidate; ``order`` is the ``Send`` payload: frame, prompt, round, index, seed."""
     ctx = runtime.context
-    record = {"step": 0, "index": order["index"], "round": order["round"], "prompt": order["prompt"],
-              "seed": order["seed"], "seconds_requested": horizon(ctx), "cond_frame": order["frame"]}
-    attempt, compute = render(ctx, record)
-    emit(runtime, event=attempt["status"], round=order["round"], candidate=order["index"])
+    record = attempt_record(step=0, index=order["index"], round=order["round"], prompt=order["prompt"], seed=order["seed"],
+                            seconds_requested=horizon(ctx), cond_frame=order["frame"])
+    attempt, compute = render(ctx, record, runtime)
     return {"candidates": [attempt], "compute": compute}
