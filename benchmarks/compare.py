@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from collabvr.bench.runner import read_results
+from collabvr.bench.results import read_results
 from collabvr.bench.stats import bootstrap_ci, episode_score
 
 

@@ -29,7 +29,9 @@ from typing import Any
 from collabvr.backends import registry
 from collabvr.backends.sim import make as make_sim
 from collabvr.backends.sim.families.base import forget_reads
-from collabvr.bench.runner import BenchConfig, read_results, run_bench
+from collabvr.bench.config import BenchConfig
+from collabvr.bench.results import read_results
+from collabvr.bench.runner import run_bench
 
 
 class Slow:

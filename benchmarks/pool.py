@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from collabvr.backends.sim.families import DIFFICULTIES, FAMILIES
-from collabvr.bench.runner import read_results
+from collabvr.bench.results import read_results
 from collabvr.bench.stats import bootstrap_ci, episode_score
 
 

@@ -23,7 +23,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from collabvr.bench.runner import BenchConfig, read_results, run_bench
+from collabvr.bench.config import BenchConfig
+from collabvr.bench.results import read_results
+from collabvr.bench.runner import run_bench
 from collabvr.bench.stats import bootstrap_ci
 from collabvr.errors import BadInput
 

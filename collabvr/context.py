@@ -7,10 +7,10 @@ defaults are the paper's settings.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
-from collabvr.errors import BadInput
+from collabvr.errors import BadInput, scrub
 
 
 def _f(default: Any, description: str, **kw: Any) -> Any:
@@ -81,17 +81,19 @@ class Context:
         return (self.seed * 1_000_003 + step * 1_009 + attempt) % (2**31)
 
     def public(self) -> dict[str, Any]:
-        """The context as recorded in traces: backend options that look like secrets are dropped."""
-        data = asdict(self)
-        for key in ("vlm_options", "vgm_options"):
-            data[key] = {k: v for k, v in data[key].items() if not _secret_key(k)}
-        return data
+        """The context as recorded in traces and checkpoints' metadata: secrets masked (:func:`scrub`)."""
+        return scrub(asdict(self))
 
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
 
 
-def _secret_key(name: str) -> bool:
-    name = name.lower()
-    return any(word in name for word in ("key", "token", "secret", "password", "credential"))
+def make_context(context: Context | None = None, **overrides: Any) -> Context:
+    """A validated context from an optional base plus keyword overrides (None values ignored)."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(overrides) - set(Context.field_names()))
+    if unknown:
+        raise BadInput(f"unknown option(s): {', '.join(unknown)}")
+    return replace(context, **overrides) if context else Context(**overrides)
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 
 class CollabVRError(Exception):
@@ -49,8 +50,13 @@ class UnsupportedTask(BackendError, BadInput):
     kind = "unsupported_task"
 
 
-_SECRET_ENV = ("GOOGLE_API_KEY", "GEMINI_API_KEY", "OPENAI_API_KEY", "COLLABVR_API_KEY")
+_SECRET_ENV = ("GOOGLE_API_KEY", "GEMINI_API_KEY", "OPENAI_API_KEY", "COLLABVR_API_KEY", "LANGSMITH_API_KEY",
+               "HF_TOKEN")
 _KEYLIKE = re.compile(r"(?i)(key=|bearer\s+|api[_-]?key[\"':= ]+)([A-Za-z0-9_\-\.]{8,})")
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s\"']+@")  # scheme://user:password@host
+# option and field names that hold secrets: api_key, key, access_token, client_secret, password, ...
+# (not counters such as input_tokens)
+_SECRET_NAME = re.compile(r"(?i)(^|[_-])(api_?key|key|token|secret|password|passwd|credentials?|auth|authorization)$")
 _registered_secrets: set[str] = set()
 
 
@@ -66,7 +72,27 @@ def redact(text: str) -> str:
     secrets.update(v for k in _SECRET_ENV if len(v := os.environ.get(k, "")) >= 6)
     for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, "***")
+    text = _URL_CREDENTIALS.sub(lambda m: m.group(1) + "***@", text)
     return _KEYLIKE.sub(lambda m: m.group(1) + "***", text)
+
+
+def secret_name(name: str) -> bool:
+    """Whether an option or field of this name holds a secret (``api_key``, ``auth_token``...)."""
+    return bool(_SECRET_NAME.search(name))
+
+
+def scrub(value: Any) -> Any:
+    """A copy of JSON-like data fit to record anywhere: values under secret-like names become
+    ``"***"``, and every string is :func:`redact`-ed (registered keys, URL credentials, key=...).
+    The one redaction every writer uses: traces, bench.json, summary.json, results.jsonl, reports."""
+    if isinstance(value, dict):
+        return {k: ("***" if isinstance(k, str) and secret_name(k) and v not in (None, "") else scrub(v))
+                for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub(v) for v in value]
+    if isinstance(value, str):
+        return redact(value)
+    return value
 
 
 def failure(exc: BaseException) -> dict:

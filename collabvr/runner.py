@@ -9,7 +9,6 @@ raised).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Callable
@@ -19,19 +18,32 @@ from typing import Any
 from langgraph.graph.state import CompiledStateGraph
 
 from collabvr import __version__
-from collabvr.artifacts import ArtifactRef, ArtifactStore
+from collabvr.artifacts import ArtifactStore
 from collabvr.backends import registry
-from collabvr.bench.report import write_timeline
-from collabvr.context import Context
+from collabvr.backends.sim.families import FAMILIES
+from collabvr.backends.sim.score import score_video
+from collabvr.bench import prices as price_table
+from collabvr.bench.prices import Estimate
+from collabvr.context import Context, make_context
 from collabvr.errors import BadInput, redact
-from collabvr.graph import compiled, parse_method
+from collabvr.graph import compiled, parse_method, worst_case
 from collabvr.media import Image, contact_sheet
+from collabvr.nodes.baseline import horizon
 from collabvr.nodes.common import store_of
 from collabvr.nodes.plan import start
+from collabvr.rundir import (
+    CLIPS,
+    FINAL,
+    OUTPUTS,
+    SHEET,
+    TRACE,
+    clip_name,
+    write_json,
+    write_timeline,
+)
 from collabvr.state import history
 from collabvr.task import Task
 
-OUTPUTS = ("trace.json", "final.mp4", "contact_sheet.png", "episode.html")
 Event = dict[str, Any]
 
 
@@ -55,29 +67,48 @@ class Episode:
 
     @property
     def final_video(self) -> Path:
-        return self.out_dir / "final.mp4"
+        return self.out_dir / FINAL
 
     @property
     def trace_path(self) -> Path:
-        return self.out_dir / "trace.json"
+        return self.out_dir / TRACE
 
 
-def make_context(context: Context | None = None, **overrides: Any) -> Context:
-    """A validated context from an optional base plus keyword overrides (None values ignored)."""
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    unknown = sorted(set(overrides) - set(Context.field_names()))
-    if unknown:
-        raise BadInput(f"unknown option(s): {', '.join(unknown)}")
-    return dataclasses.replace(context, **overrides) if context else Context(**overrides)
-
-
-def check_backends(task: Task, ctx: Context) -> None:
-    """Fail before any work on an unknown backend, or on a sim backend asked to solve a user task."""
+def preflight(task: Task, ctx: Context) -> None:
+    """Check everything that can be checked before the first model call, and fail with BadInput
+    (one line, exit 2 on the CLI) when something cannot work: an unknown provider or option, an
+    SDK that is not installed, a model of the wrong kind, missing credentials, a missing local
+    model, a sim backend asked to solve a user task. Backends are built here, once, and cached.
+    """
     for role, spec, options in (("vlm", ctx.vlm, ctx.vlm_options), ("vgm", ctx.vgm, ctx.vgm_options)):
         provider, _ = registry.parse_spec(spec)
         if provider == "sim" and not task.is_sim:
             raise BadInput(f"the sim {role.upper()} only solves sim tasks (sim:FAMILY/DIFFICULTY); use a real backend for --image tasks")
-        registry.resolve(role, spec, options)
+        backend = registry.resolve(role, spec, options)
+        check = getattr(backend, "preflight", None)
+        if check is not None:
+            check()
+
+
+def bill(method: str, ctx: Context, prices: dict[str, dict[str, Any]] | None = None) -> Estimate:
+    """The most one episode of ``method`` can cost under ``ctx``, from the price table: its worst
+    case (every attempt, every round) with clip-seconds capped by the budget. Resolves backends."""
+    name, method_overrides = parse_method(method)
+    ctx = make_context(ctx, **method_overrides)
+    vgm = registry.resolve_vgm(ctx.vgm, ctx.vgm_options)
+    vlm = registry.resolve_vlm(ctx.vlm, ctx.vlm_options)
+    billed = getattr(vgm, "billed_seconds", None)
+    lengths = (ctx.first_clip_seconds, ctx.clip_seconds, horizon(ctx))
+    ratio = max(billed(s) / s for s in lengths) if billed else 1.0
+    return price_table.estimate(worst_case(name, ctx), vgm=priced_spec(ctx.vgm, vgm), vlm=priced_spec(ctx.vlm, vlm),
+                                prices=prices if prices is not None else price_table.load_prices(),
+                                billed_ratio=max(ratio, 1.0))
+
+
+def priced_spec(spec: str, backend: Any) -> str:
+    """``provider:model`` with the model the backend actually uses (``gemini`` -> its default model)."""
+    provider, model = registry.parse_spec(spec)
+    return f"{provider}:{getattr(backend, 'model', None) or model}"
 
 
 def recursion_limit(ctx: Context) -> int:
@@ -111,7 +142,7 @@ def run(
     ctx = make_context(context, **{**method_overrides, **overrides})
     if isinstance(task, str):
         task = Task.parse(task, seed=ctx.seed)
-    check_backends(task, ctx)
+    preflight(task, ctx)
     graph = graph or compiled(name)
     out = Path(ctx.out_dir)
     saved = _checkpoint(graph, config) if resume else None
@@ -140,7 +171,7 @@ def run(
         write_outputs(episode, store, ctx)
         return episode
     except BaseException as exc:
-        _write_json(out / "trace.json", {
+        write_json(out / TRACE, {
             "collabvr": __version__, "task": task.model_dump(mode="json"), "context": ctx.public(),
             "status": "error", "reason": redact(f"{type(exc).__name__}: {exc}"), "state": state,
         })
@@ -151,9 +182,6 @@ def score_episode(task: Task, store: ArtifactStore, final: dict | None) -> dict[
     """The sim scorer's verdict on the final video; None for user tasks (no ground truth)."""
     if not task.is_sim or final is None:
         return None
-    from collabvr.backends.sim.families import FAMILIES
-    from collabvr.backends.sim.score import score_video
-
     family = FAMILIES[task.family]
     start = family.read(store.load_image(task.first_frame).array)
     return dataclasses.asdict(score_video(family, store.load_video(final).frames, start))
@@ -165,13 +193,13 @@ def write_outputs(episode: Episode, store: ArtifactStore, ctx: Context) -> None:
     clips = []
     for attempt in attempts:
         if attempt.get("clip"):
-            name = f"clips/step{attempt['step'] + 1}_attempt{attempt['index'] + 1}.mp4"
+            name = clip_name(attempt)
             store.export(attempt["clip"], out / name)
             clips.append(name)
     if state.get("final"):
-        store.export(state["final"], out / "final.mp4")
+        store.export(state["final"], out / FINAL)
     sheet = contact_sheet(_sheet_rows(state, store))
-    (out / "contact_sheet.png").write_bytes(sheet.to_png())
+    (out / SHEET).write_bytes(sheet.to_png())
     trace = {
         "collabvr": __version__,
         "task": episode.task.model_dump(mode="json"),
@@ -185,10 +213,10 @@ def write_outputs(episode: Episode, store: ArtifactStore, ctx: Context) -> None:
         "attempts": attempts,
         "repairs": repairs,
         "final": state.get("final"),
-        "files": {"final": "final.mp4", "contact_sheet": "contact_sheet.png", "clips": clips,
+        "files": {"final": FINAL, "contact_sheet": SHEET, "clips": clips,
                   "artifacts": os.path.relpath(store.root, out)},
     }
-    _write_json(out / "trace.json", trace)
+    write_json(out / TRACE, trace)
     write_timeline(out)
 
 
@@ -219,20 +247,7 @@ def _clear_outputs(out: Path, *, keep_clips: bool = False) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name in OUTPUTS:
         (out / name).unlink(missing_ok=True)
-    clips = out / "clips"
+    clips = out / CLIPS
     if clips.is_dir() and not keep_clips:
         for path in clips.glob("*.mp4"):
             path.unlink()
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(redact(json.dumps(data, indent=2, default=_json_default)))
-    os.replace(tmp, path)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, ArtifactRef):
-        return value.model_dump(mode="json")
-    return str(value)

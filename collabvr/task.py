@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from collabvr.artifacts import ArtifactRef, ArtifactStore
+from collabvr.backends.sim.families import FAMILIES
 from collabvr.errors import BadInput
 from collabvr.media import Image, MediaError
 
@@ -34,8 +35,6 @@ class Task(BaseModel):
     @classmethod
     def sim(cls, spec: str, *, seed: int = 0, size: int = SIM_SIZE) -> Task:
         """A simulator task from "maze/hard" (or "sim:maze/hard"); the seed picks the instance."""
-        from collabvr.backends.sim.families import FAMILIES
-
         name = spec.removeprefix("sim:")
         family_name, _, difficulty = name.partition("/")
         difficulty = difficulty or "medium"
@@ -75,8 +74,6 @@ class Task(BaseModel):
     def first_image(self) -> Image:
         """The first frame, rendered (sim) or read from disk (user)."""
         if self.is_sim:
-            from collabvr.backends.sim.families import FAMILIES
-
             family = FAMILIES[self.family]
             state = family.generate(self.difficulty, _instance_rng(self.family, self.difficulty, self.seed or 0))
             return Image(family.render(state, self.size))

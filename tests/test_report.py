@@ -13,9 +13,10 @@ import pytest
 from PIL import Image as PILImage
 from typer.testing import CliRunner
 
-from collabvr.bench.report import write_timeline
-from collabvr.bench.runner import BenchConfig, run_bench
+from collabvr.bench.config import BenchConfig
+from collabvr.bench.runner import run_bench
 from collabvr.cli import app
+from collabvr.rundir import write_timeline
 from collabvr.runner import run
 from collabvr.task import Task
 

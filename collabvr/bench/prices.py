@@ -13,6 +13,7 @@ compare fairly whatever the cache held.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +58,70 @@ def cost(compute: dict[str, float], *, vgm: str, vlm: str, prices: dict[str, dic
             return None
         usd += part
     return round(usd, 6)
+
+
+# -- the bill before paying --------------------------------------------------------------------
+# Tokens one VLM call is assumed to use at most, for the estimate only (the traces record the real
+# counts): the role prompt and its answer with thinking, an image, and a second of video at the
+# Gemini backend's default 4 frames per second (258 tokens a frame, plus audio).
+PROMPT_TOKENS = 2_000
+ANSWER_TOKENS = 2_000
+IMAGE_TOKENS = 300
+VIDEO_TOKENS_PER_SECOND = 1_100
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The most one episode (or a benchmark of them) can cost, with what the figure counts."""
+
+    usd: float | None  # None when a paid backend has no price
+    clip_seconds: float
+    vlm_calls: int
+    input_tokens: int
+    output_tokens: int
+    unpriced: tuple[str, ...] = ()
+
+    @property
+    def paid(self) -> bool:
+        return self.usd is None or self.usd > 0
+
+    def times(self, n: int) -> Estimate:
+        usd = None if self.usd is None else round(self.usd * n, 6)
+        return Estimate(usd, self.clip_seconds * n, self.vlm_calls * n, self.input_tokens * n, self.output_tokens * n,
+                        self.unpriced)
+
+    def plus(self, other: Estimate) -> Estimate:
+        usd = None if self.usd is None or other.usd is None else round(self.usd + other.usd, 6)
+        return Estimate(usd, self.clip_seconds + other.clip_seconds, self.vlm_calls + other.vlm_calls,
+                        self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens,
+                        tuple(dict.fromkeys(self.unpriced + other.unpriced)))
+
+    def describe(self) -> str:
+        usd = f"${self.usd:,.2f}" if self.usd is not None else f"unknown (no price for {', '.join(self.unpriced)})"
+        return (f"{usd} at most: {self.clip_seconds:,.0f} clip-seconds, {self.vlm_calls:,} VLM calls, "
+                f"~{self.input_tokens:,} input and ~{self.output_tokens:,} output tokens")
+
+
+NOTHING = Estimate(0.0, 0.0, 0, 0, 0)
+
+
+def estimate(bound: Any, *, vgm: str, vlm: str, prices: dict[str, dict[str, Any]], billed_ratio: float = 1.0) -> Estimate:
+    """Price a method's worst case (:func:`collabvr.graph.worst_case`) with the price table.
+
+    ``billed_ratio`` is the most a VGM bills per requested second (Veo rounds 3 s up to 4 s: 4/3).
+    """
+    inputs = (bound.vlm_calls * PROMPT_TOKENS + bound.vlm_images * IMAGE_TOKENS
+              + round(bound.vlm_video_seconds * VIDEO_TOKENS_PER_SECOND))
+    outputs = bound.vlm_calls * ANSWER_TOKENS
+    seconds = bound.clip_seconds * billed_ratio
+    usd, unpriced = 0.0, []
+    for spec, usage in ((vgm, {"clip_seconds": seconds}), (vlm, {"input_tokens": inputs, "output_tokens": outputs})):
+        provider, model = registry.parse_spec(spec)
+        if provider in FREE or not any(usage.values()):
+            continue
+        part = estimated_cost(model or provider, usage, prices)
+        if part is None:
+            unpriced.append(spec)
+        else:
+            usd += part
+    return Estimate(None if unpriced else round(usd, 6), seconds, bound.vlm_calls, inputs, outputs, tuple(unpriced))

@@ -21,113 +21,15 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from collabvr.bench.stats import Cell, summarize
-
-TIMELINE = "episode.html"
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:1.5em;max-width:1200px;color:#222}
-table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
-th{background:#f3f3f3}.ok{color:#17702b}.bad{color:#a31515}.muted{color:#777}
-.step{border:1px solid #ddd;border-radius:6px;padding:.5em 1em;margin:1em 0}
-.attempt{display:flex;gap:1em;align-items:flex-start;margin:.5em 0}video{max-width:256px}img.sheet{max-width:100%}
-pre{white-space:pre-wrap;margin:0}
-"""
-
-
-def _page(title: str, body: str) -> str:
-    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-            f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n")
-
-
-def _kv(rows: list[tuple[str, Any]]) -> str:
-    cells = "".join(f"<tr><th>{escape(str(k))}</th><td><pre>{escape(str(v))}</pre></td></tr>" for k, v in rows if v not in (None, ""))
-    return f"<table>{cells}</table>"
-
-
-def _href(path: str) -> str:
-    """A relative URL from a relative file path (each segment percent-quoted, e.g. pass@4)."""
-    from urllib.parse import quote
-
-    return escape("/".join(quote(part) for part in Path(path).parts), quote=True)
-
-
-def clip_name(attempt: dict[str, Any]) -> str:
-    """The run-directory path ``runner.write_outputs`` exports an attempt's clip to."""
-    return f"clips/step{attempt.get('step', 0) + 1}_attempt{attempt.get('index', 0) + 1}.mp4"
-
-
-def write_timeline(run_dir: str | Path, trace: dict[str, Any] | None = None) -> Path:
-    """Write ``run_dir/episode.html`` from ``run_dir/trace.json``; the page links only files in run_dir."""
-    run_dir = Path(run_dir)
-    trace = trace if trace is not None else json.loads((run_dir / "trace.json").read_text())
-    task = trace.get("task") or {}
-    score = trace.get("score") or {}
-    compute = trace.get("compute") or {}
-    exists = lambda rel: (run_dir / rel).is_file()  # noqa: E731 - tiny local predicate
-    parts = [f"<h1>{escape(str(task.get('id', 'episode')))}</h1>", _kv([
-        ("task", task.get("prompt")),
-        ("status", f"{trace.get('status')}: {trace.get('reason', '')}"),
-        ("score", f"{score['score']:.3f} ({'solved' if score.get('solved') else 'not solved'}: {score.get('reason', '')})" if score else None),
-        ("method", (trace.get("context") or {}).get("method")),
-        ("VGM calls / clip-seconds", f"{compute.get('vgm_calls', 0):g} / {compute.get('clip_seconds', 0):g}"),
-        ("VLM calls / tokens in, out", f"{compute.get('vlm_calls', 0):g} / {compute.get('input_tokens', 0):g}, {compute.get('output_tokens', 0):g}"),
-        ("wall time", f"{trace.get('wall_s', 0):.2f} s"),
-    ])]
-    media = []
-    if exists("final.mp4"):
-        media.append('<div><h3>Final video</h3><video controls muted src="final.mp4"></video></div>')
-    if exists("contact_sheet.png"):
-        media.append('<div><h3>Contact sheet</h3><a href="contact_sheet.png"><img class="sheet" alt="contact sheet" src="contact_sheet.png"></a></div>')
-    parts.append(f'<div class="attempt">{"".join(media)}</div>')
-
-    steps = {s.get("step"): s for s in trace.get("steps") or []}
-    attempts = trace.get("attempts") or []
-    repairs = trace.get("repairs") or []
-    order = sorted({a.get("step", 0) for a in attempts} | set(k for k in steps if k is not None))
-    for number in order:
-        step = steps.get(number)
-        state = f'<span class="ok">accepted after {step.get("attempts")} attempt(s)</span>' if step else '<span class="bad">not accepted</span>'
-        parts.append(f'<div class="step"><h2>Step {number + 1}: {state}</h2>')
-        if step and step.get("plan"):
-            plan = step["plan"]
-            parts.append("<h3>Plan</h3>" + _kv([(k, plan.get(k)) for k in ("observation", "instruction", "target_state", "task_complete", "steps_left")]))
-        for attempt in (a for a in attempts if a.get("step", 0) == number):
-            parts.append(_attempt_html(attempt, clip_name(attempt) if exists(clip_name(attempt)) else None))
-            for repair in (r for r in repairs if r.get("step") == number and r.get("after_attempt") == attempt.get("index")):
-                parts.append(f'<p><b>Repair</b> ({escape(str(repair.get("strategy")))}): <pre>{escape(str(repair.get("prompt", "")))}</pre></p>')
-        parts.append("</div>")
-    path = run_dir / TIMELINE
-    path.write_text(_page(str(task.get("id", "episode")), "\n".join(parts)))
-    return path
-
-
-def _attempt_html(attempt: dict[str, Any], clip: str | None) -> str:
-    status = str(attempt.get("status", ""))
-    verdict = attempt.get("verdict") or {}
-    error = attempt.get("error") or {}
-    colour = "ok" if status == "accepted" else "bad"
-    details = _kv([
-        ("prompt", attempt.get("prompt")),
-        ("seed", attempt.get("seed")),
-        ("verdict", ("accept" if verdict.get("accept") else "reject") if verdict else None),
-        ("reason", verdict.get("reason")),
-        ("good fraction", verdict.get("good_fraction")),
-        ("suggestion", verdict.get("suggestion")),
-        ("confidence", verdict.get("confidence")),
-        ("error", f"{error.get('kind', '')}: {error.get('message', '')}" if error else None),
-    ])
-    video = f'<video controls muted src="{_href(clip)}"></video>' if clip else '<span class="muted">(no clip)</span>'
-    return (f'<div class="attempt"><div>{video}</div><div><h4>Attempt {attempt.get("index", 0) + 1}: '
-            f'<span class="{colour}">{escape(status)}</span></h4>{details}</div></div>')
-
+from collabvr.bench.results import read_results
+from collabvr.bench.stats import Cell, summarize, summarize_group
+from collabvr.rundir import FINAL, SHEET, TIMELINE, href, page, write_timeline
 
 # -- the benchmark report ---------------------------------------------------------------------
 
 
 def write_report(bench_dir: str | Path) -> Path:
     """Write ``bench_dir/report/`` (index.html, two PNG plots, episodes/) and return index.html."""
-    from collabvr.bench.runner import read_results
-
     bench_dir = Path(bench_dir)
     results = read_results(bench_dir / "results.jsonl")
     report = bench_dir / "report"
@@ -142,19 +44,19 @@ def write_report(bench_dir: str | Path) -> Path:
         cells_html = [escape(str(r[k])) for k in ("method", "family", "difficulty", "seed", "status")]
         cells_html += [score, "yes" if r.get("solved") else "no", f"{(r.get('compute') or {}).get('clip_seconds', 0):g}",
                        escape(_money(r.get("cost")))]
-        cells_html.append(" ".join(f'<a href="{_href(path)}">{label}</a>' for label, path in links))
+        cells_html.append(" ".join(f'<a href="{href(path)}">{label}</a>' for label, path in links))
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells_html) + "</tr>")
     body = [
         f"<h1>Benchmark report: {escape(bench_dir.resolve().name)}</h1>",
         f"<p>{len(results)} episode(s). Scores are means with 95% bootstrap confidence intervals.</p>",
         results_html(cells),
-        "".join(f'<p><img alt="{escape(p.stem)}" src="{_href(p.name)}"></p>' for p in plots),
+        "".join(f'<p><img alt="{escape(p.stem)}" src="{href(p.name)}"></p>' for p in plots),
         "<h2>Episodes</h2><table><tr>" + "".join(f"<th>{h}</th>" for h in (
             "method", "family", "difficulty", "seed", "status", "score", "solved", "clip-s", "cost", "files")) + "</tr>",
         *rows, "</table>",
     ]
     index = report / "index.html"
-    index.write_text(_page(f"collabvr benchmark {bench_dir.name}", "\n".join(body)))
+    index.write_text(page(f"collabvr benchmark {bench_dir.name}", "\n".join(body)))
     return index
 
 
@@ -174,7 +76,7 @@ def _link_episode(bench_dir: Path, report: Path, result: dict[str, Any]) -> list
             _link(src / name, dst / name)
     write_timeline(dst, trace)
     links = [("timeline", f"{rel}/{TIMELINE}")]
-    links += [(label, f"{rel}/{name}") for label, name in (("video", "final.mp4"), ("sheet", "contact_sheet.png"))
+    links += [(label, f"{rel}/{name}") for label, name in (("video", FINAL), ("sheet", SHEET))
               if (dst / name).is_file()]
     return links
 
@@ -249,8 +151,6 @@ def _by_method(cells: list[Cell]) -> dict[str, list[Cell]]:
 
 def _pooled(cells: list[Cell]) -> dict[str, Cell]:
     """One cell per method over every family and difficulty."""
-    from collabvr.bench.stats import summarize_group
-
     return {m: summarize_group(m, "all", "all", [r for c in group for r in c.results]) for m, group in _by_method(cells).items()}
 
 
@@ -276,8 +176,6 @@ def plot_score_vs_compute(cells: list[Cell], path: Path) -> Path:
 
 def plot_score_by_difficulty(cells: list[Cell], path: Path) -> Path:
     """Mean score per difficulty (pooled over families), one bar group per difficulty, CI error bars."""
-    from collabvr.bench.stats import summarize_group
-
     plt = _pyplot()
     difficulties = list(dict.fromkeys(c.difficulty for c in cells))
     methods = _by_method(cells)

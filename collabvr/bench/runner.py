@@ -21,7 +21,6 @@ import asyncio
 import dataclasses
 import functools
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -31,94 +30,23 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import collabvr.backends.sim.score  # noqa: F401 - imported once here, not by eight threads at once
 from collabvr.backends import registry
 from collabvr.bench import prices as price_table
+from collabvr.bench.config import BenchConfig
+from collabvr.bench.prices import Estimate
 from collabvr.bench.report import results_markdown
+from collabvr.bench.results import RESULTS, ResultsFile, read_results
 from collabvr.bench.stats import Cell, summarize
 from collabvr.bench.suites import parse_suite
-from collabvr.context import Context
-from collabvr.errors import BadInput, redact
+from collabvr.context import Context, make_context
+from collabvr.errors import BadInput, redact, scrub
 from collabvr.graph import builder_for, parse_method
+from collabvr.rundir import write_json
+from collabvr.runner import bill, preflight, priced_spec, run
+from collabvr.task import Task
 
-RESULTS = "results.jsonl"
 CHECKPOINTS = "checkpoints.sqlite"
-# settings that change what an episode does: a rerun into the same DIR must keep them
-_PINNED = ("vgm", "vlm", "vgm_options", "vlm_options", "budget", "size", "context", "cache")
-
-
-@dataclasses.dataclass
-class BenchConfig:
-    """One benchmark: what to run, on which backends, how many, how fast, where."""
-
-    out: Path
-    suite: str = "sim"
-    methods: list[str] = dataclasses.field(default_factory=lambda: ["collabvr"])
-    n: int = 50
-    seed: int = 0
-    concurrency: int = 8
-    backend_limit: int = 0  # concurrent calls per backend spec; 0: as many as episodes
-    vgm: str = "sim:weak"
-    vlm: str = "sim:accurate"
-    vgm_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    vlm_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    budget: str = ""  # "", "SECONDS", or "match:METHOD"
-    cache: bool = True
-    size: int = 128
-    context: dict[str, Any] = dataclasses.field(default_factory=dict)  # other Context fields (max_steps, ...)
-    prices: dict[str, dict[str, Any]] = dataclasses.field(default_factory=price_table.load_prices)
-
-    def check(self) -> None:
-        """Fail before any work, naming the bad argument and what it accepts."""
-        if not isinstance(self.n, int) or self.n < 1:
-            raise BadInput(f"--n must be a whole number >= 1, got {self.n!r}")
-        if not isinstance(self.concurrency, int) or self.concurrency < 1:
-            raise BadInput(f"--concurrency must be a whole number >= 1, got {self.concurrency!r}")
-        if not isinstance(self.backend_limit, int) or self.backend_limit < 0:
-            raise BadInput(f"--backend-limit must be a whole number >= 0 (0: no extra limit), got {self.backend_limit!r}")
-        if not self.methods:
-            raise BadInput("--methods is empty; give e.g. collabvr,pass@4")
-        if len(set(self.methods)) != len(self.methods):
-            raise BadInput(f"--methods names a method twice: {','.join(self.methods)}")
-        for method in self.methods:
-            parse_method(method)
-        parse_suite(self.suite)
-        self.match_method()
-        self.fixed_budget()
-        from collabvr.runner import make_context
-
-        make_context(**self.context)  # validates the other context fields
-
-    def match_method(self) -> str | None:
-        kind, sep, method = self.budget.strip().partition(":")
-        if kind == "match" and sep:
-            parse_method(method)
-            return method.strip()
-        return None
-
-    def fixed_budget(self) -> float:
-        """The clip-seconds budget per episode; 0 means none (or a matched one)."""
-        text = self.budget.strip()
-        if not text or text.startswith("match:"):
-            return 0.0
-        try:
-            value = float(text)
-        except ValueError:
-            raise BadInput(f"--budget must be a number of clip-seconds >= 0 or match:METHOD, got {text!r}") from None
-        if value < 0 or value != value:
-            raise BadInput(f"--budget must be a number of clip-seconds >= 0 (0: no limit), got {text!r}")
-        return value
-
-    def ordered_methods(self) -> list[str]:
-        """The methods in run order: a budget-matched method first (added if not listed)."""
-        match = self.match_method()
-        if match is None:
-            return list(self.methods)
-        return [match, *[m for m in self.methods if m != match]]
-
-    def pinned(self) -> dict[str, Any]:
-        return json.loads(json.dumps({k: getattr(self, k) for k in _PINNED}, default=str))
-
-
 @dataclasses.dataclass(frozen=True)
 class Job:
     """One episode of the benchmark."""
@@ -145,54 +73,6 @@ def jobs_of(config: BenchConfig, methods: list[str] | None = None) -> list[Job]:
     cells = parse_suite(config.suite)
     return [Job(m, f, d, s) for m in (methods or config.ordered_methods()) for f, d in cells
             for s in range(config.seed, config.seed + config.n)]
-
-
-# -- results.jsonl ------------------------------------------------------------------------------
-
-
-def read_results(path: str | Path) -> list[dict[str, Any]]:
-    """The finished episodes in a results file, the last line per episode winning.
-
-    A torn last line (a run killed mid-write) and any other unparseable line are skipped.
-    """
-    latest: dict[tuple, dict[str, Any]] = {}
-    try:
-        lines = Path(path).read_text().splitlines()
-    except FileNotFoundError:
-        return []
-    for line in lines:
-        try:
-            r = json.loads(line)
-            latest[(r["method"], r["family"], r["difficulty"], r["seed"])] = r
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue
-    return list(latest.values())
-
-
-class ResultsFile:
-    """Appends one JSON line per finished episode: under a lock, flushed and fsynced."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.lock = threading.Lock()
-        _drop_torn_tail(path)
-
-    def append(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, default=str) + "\n"
-        with self.lock, open(self.path, "a") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
-
-
-def _drop_torn_tail(path: Path) -> None:
-    """Cut a last line that a kill left without its newline, so the next append starts clean."""
-    if not path.exists():
-        return
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with open(path, "r+b") as f:
-            f.truncate(data.rfind(b"\n") + 1)
 
 
 # -- per-backend limits --------------------------------------------------------------------------
@@ -255,6 +135,18 @@ class Bench:
     results: ResultsFile
     budgets: dict[tuple[str, str], float] = dataclasses.field(default_factory=dict)  # matched, per cell
     on_result: Callable[[dict[str, Any]], None] | None = None
+    priced: tuple[str, str] = ("sim", "sim")  # (vgm, vlm) specs with the models the backends really use
+    spent: float = 0.0  # USD of the episodes this invocation ran
+    skipped: int = 0  # episodes not started because --max-cost was reached
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    def over_budget(self) -> bool:
+        """Whether ``--max-cost`` is reached: no new episode starts then."""
+        with self.lock:
+            if self.config.max_cost and self.spent >= self.config.max_cost:
+                self.skipped += 1
+                return True
+            return False
 
     def context_for(self, job: Job) -> Context:
         cfg = self.config
@@ -267,9 +159,6 @@ class Bench:
 
     def run_one(self, job: Job) -> dict[str, Any]:
         """Run (or continue) one episode in this thread and append its result line."""
-        from collabvr.runner import run
-        from collabvr.task import Task
-
         started = time.perf_counter()
         task = Task.sim(f"{job.family}/{job.difficulty}", seed=job.seed, size=self.config.size)
         ctx = self.context_for(job)
@@ -289,10 +178,12 @@ class Bench:
             compute = {}
             record |= {"status": "error", "reason": redact(f"{type(exc).__name__}: {exc}"), "score": None,
                        "solved": False, "compute": compute, "wall_s": round(time.perf_counter() - started, 4)}
-        record["cost"] = price_table.cost(compute, vgm=ctx.vgm, vlm=ctx.vlm, prices=self.config.prices)
+        record["cost"] = price_table.cost(compute, vgm=self.priced[0], vlm=self.priced[1], prices=self.config.prices)
+        with self.lock:
+            self.spent += record["cost"] or 0.0
         record["cache_hits"] = {"vgm": compute.get("vgm_cache_hits", 0), "vlm": compute.get("vlm_cache_hits", 0)}
         record["elapsed_s"] = round(time.perf_counter() - started, 4)
-        self.results.append(record)
+        self.results.append(scrub(record))
         if self.on_result is not None:
             self.on_result(record)
         return record
@@ -303,7 +194,8 @@ async def _run_jobs(bench: Bench, jobs: list[Job]) -> None:
 
     async def one(job: Job) -> None:
         async with gate:
-            await asyncio.to_thread(bench.run_one, job)
+            if not bench.over_budget():
+                await asyncio.to_thread(bench.run_one, job)
 
     await asyncio.gather(*(one(job) for job in jobs))
 
@@ -337,13 +229,37 @@ def _checkpointer(path: Path) -> Iterator[Any]:
 def _pin_settings(config: BenchConfig) -> None:
     """Record the settings in DIR/bench.json; refuse to resume into a DIR run with different ones."""
     path = config.out / "bench.json"
-    pinned = config.pinned()
+    pinned = scrub(config.pinned())
     if path.exists():
         before = json.loads(path.read_text()).get("pinned", {})
         changed = sorted(k for k in pinned if before.get(k) != pinned[k])
         if changed:
             raise BadInput(f"{config.out} holds a benchmark run with other settings ({', '.join(changed)}); use a new --out")
-    path.write_text(json.dumps({"pinned": pinned}, indent=2))
+    write_json(path, {"pinned": pinned})
+
+
+def _probe_context(config: BenchConfig) -> tuple[Task, Context]:
+    family, difficulty = parse_suite(config.suite)[0]
+    probe = Task.sim(f"{family}/{difficulty}", seed=config.seed, size=config.size)
+    return probe, Context(**{**config.context, "vgm": config.vgm, "vlm": config.vlm,
+                             "vgm_options": config.vgm_options, "vlm_options": config.vlm_options})
+
+
+def bench_bill(config: BenchConfig) -> Estimate:
+    """The most the episodes still to run can cost (:func:`collabvr.runner.bill` summed over them),
+    after the preflight; a budget of ``match:METHOD`` is not known yet, so each method's own worst
+    case counts."""
+    config.check()
+    probe, ctx = _probe_context(config)
+    preflight(probe, ctx)
+    done = _done(Path(config.out) / RESULTS)
+    total = price_table.NOTHING
+    per_method = {m: bill(m, make_context(ctx, budget_seconds=config.fixed_budget()), config.prices)
+                  for m in config.methods}
+    for job in jobs_of(config):
+        if job.key not in done:
+            total = total.plus(per_method[job.method])
+    return total
 
 
 def run_bench(
@@ -355,42 +271,47 @@ def run_bench(
     """Run (or resume) a benchmark; write results.jsonl, results.md and summary.json; return the cells.
 
     ``on_start(total, already_done)`` is called once before the first episode, ``on_result`` after
-    each one (from a worker thread).
+    each one (from a worker thread). With ``config.max_cost``, no episode starts once the cost of
+    the episodes run so far reaches it; the summary says how many were not started.
     """
-    from collabvr.runner import check_backends
-    from collabvr.task import Task
-
     config.check()
     config.out = Path(config.out)
     config.out.mkdir(parents=True, exist_ok=True)
     limit = config.backend_limit or config.concurrency
     with backend_limits([config.vgm, config.vlm], limit):
         # fail on a bad backend before any work; this also builds the backends before the threads start
-        family, difficulty = parse_suite(config.suite)[0]
-        probe = Task.sim(f"{family}/{difficulty}", seed=config.seed, size=config.size)
-        check_backends(probe, Context(**{**config.context, "vgm": config.vgm, "vlm": config.vlm,
-                                         "vgm_options": config.vgm_options, "vlm_options": config.vlm_options}))
+        probe, ctx = _probe_context(config)
+        preflight(probe, ctx)
+        priced = (priced_spec(ctx.vgm, registry.resolve_vgm(ctx.vgm, ctx.vgm_options)),
+                  priced_spec(ctx.vlm, registry.resolve_vlm(ctx.vlm, ctx.vlm_options)))
         _pin_settings(config)
-        _run_missing(config, on_start, on_result)
-    return write_summary(config)
+        bench = _run_missing(config, on_start, on_result, priced)
+    stopped = None
+    if bench is not None and bench.skipped:
+        stopped = {"reason": "max_cost", "max_cost": config.max_cost, "spent": round(bench.spent, 6),
+                   "not_started": bench.skipped}
+    return write_summary(config, stopped=stopped)
+
+
+def _done(results_path: Path) -> set[tuple[str, str, str, int]]:
+    """Episodes with a result line that need no rerun (errors are retried)."""
+    return {(r["method"], r["family"], r["difficulty"], r["seed"]) for r in read_results(results_path) if r.get("status") != "error"}
 
 
 def _run_missing(config: BenchConfig, on_start: Callable[[int, int], None] | None,
-                 on_result: Callable[[dict[str, Any]], None] | None) -> None:
-    import collabvr.backends.sim.score  # noqa: F401 - imported here, not by eight threads at once
-
+                 on_result: Callable[[dict[str, Any]], None] | None, priced: tuple[str, str]) -> Bench:
     results_path = config.out / RESULTS
     results = ResultsFile(results_path)
     methods = config.ordered_methods()
     all_jobs = jobs_of(config, methods)
-    done = {(r["method"], r["family"], r["difficulty"], r["seed"]) for r in read_results(results_path) if r.get("status") != "error"}
+    done = _done(results_path)
     if on_start is not None:
         on_start(len(all_jobs), sum(job.key in done for job in all_jobs))
     with _checkpointer(config.out / CHECKPOINTS) as saver, \
             ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="episode") as pool:
         graphs = {name: builder_for(name)().compile(checkpointer=saver, name=name)
                   for name in dict.fromkeys(parse_method(m)[0] for m in methods)}
-        bench = Bench(config, graphs, results, on_result=on_result)
+        bench = Bench(config, graphs, results, on_result=on_result, priced=priced)
         match = config.match_method()
         phases = [[match], [m for m in methods if m != match]] if match else [methods]
 
@@ -402,10 +323,12 @@ def _run_missing(config: BenchConfig, on_start: Callable[[int, int], None] | Non
                 await _run_jobs(bench, [j for j in jobs_of(config, phase) if j.key not in done])
 
         asyncio.run(main())
+    return bench
 
 
-def write_summary(config: BenchConfig) -> list[Cell]:
-    """results.md and summary.json from results.jsonl, for this config's episodes only."""
+def write_summary(config: BenchConfig, *, stopped: dict[str, Any] | None = None) -> list[Cell]:
+    """results.md and summary.json from results.jsonl, for this config's episodes only; ``stopped``
+    records why some episodes were not started (``--max-cost``)."""
     wanted = {job.key for job in jobs_of(config)}
     results = [r for r in read_results(config.out / RESULTS) if (r["method"], r["family"], r["difficulty"], r["seed"]) in wanted]
     cells = summarize(results, seed=config.seed)
@@ -421,11 +344,14 @@ def write_summary(config: BenchConfig) -> list[Cell]:
     }
     summary = {"config": {**config.pinned(), "suite": config.suite, "methods": config.methods, "n": config.n,
                           "seed": config.seed, "seeds": [config.seed, config.seed + config.n - 1]},
-               "totals": totals, "cells": [c.public() for c in cells]}
-    (config.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+               "totals": totals, "stopped": stopped, "cells": [c.public() for c in cells]}
+    write_json(config.out / "summary.json", scrub(summary))
     header = (f"# Benchmark results\n\nsuite `{config.suite}`, methods `{','.join(config.methods)}`, seeds "
               f"{config.seed}..{config.seed + config.n - 1}, VGM `{config.vgm}`, VLM `{config.vlm}`, "
               f"budget `{config.budget or 'none'}`. Scores: mean [95% percentile bootstrap CI, 2000 resamples, "
               f"seed {config.seed}]; clip-s, VLM calls and cost are means per episode.\n\n")
+    if stopped:
+        header += (f"**Stopped early:** `--max-cost {stopped['max_cost']:g}` was reached (${stopped['spent']:.2f} spent); "
+                   f"{stopped['not_started']} episode(s) were not started. Rerun the same command to continue.\n\n")
     (config.out / "results.md").write_text(header + results_markdown(cells))
     return cells

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from collabvr.backends.sim.families import DIFFICULTIES, FAMILIES
+
 RESAMPLES = 2000
 LEVEL = 0.95
 
@@ -77,8 +79,6 @@ def summarize_group(method: str, family: str, difficulty: str, results: list[dic
 def summarize(results: list[dict[str, Any]], *, seed: int = 0) -> list[Cell]:
     """One cell per method x family x difficulty: methods in the order the results first name them,
     then families and difficulties in the simulator's order (easy, medium, hard)."""
-    from collabvr.backends.sim.families import DIFFICULTIES, FAMILIES
-
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in results:
         groups.setdefault((r["method"], r["family"], r["difficulty"]), []).append(r)

@@ -6,13 +6,12 @@
 
 from __future__ import annotations
 
+from collabvr.backends.sim.families import FAMILIES
 from collabvr.errors import BadInput
 
 
 def parse_suite(spec: str) -> list[tuple[str, str]]:
     """The (family, difficulty) cells of a suite spec, in a fixed order; BadInput if unknown."""
-    from collabvr.backends.sim.families import FAMILIES
-
     kind, _, rest = spec.strip().partition(":")
     if kind != "sim":
         raise BadInput(f"unknown suite {spec!r}: use sim, sim:FAMILY or sim:FAMILY/DIFFICULTY (families: {', '.join(FAMILIES)})")

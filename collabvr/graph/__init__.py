@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import import_module
-
-from langgraph.graph import StateGraph
-from langgraph.graph.state import CompiledStateGraph
+from typing import TYPE_CHECKING, Any
 
 from collabvr.errors import BadInput
+
+if TYPE_CHECKING:  # langgraph loads with the method modules, not with this registry of names
+    from langgraph.graph import StateGraph
+    from langgraph.graph.state import CompiledStateGraph
 
 # method name -> "module:builder function"
 METHODS: dict[str, str] = {
@@ -34,6 +37,26 @@ def parse_method(spec: str) -> tuple[str, dict[str, int]]:
     return name, {}
 
 
+@dataclass(frozen=True)
+class Compute:
+    """The most an episode of a method can spend under a context: VGM clip-seconds, VLM calls, and
+    what those calls are shown (frames, seconds of video), from which tokens are estimated."""
+
+    clip_seconds: float = 0.0
+    vlm_calls: int = 0
+    vlm_images: int = 0
+    vlm_video_seconds: float = 0.0
+
+
+def worst_case(method: str, ctx: Any) -> Compute:
+    """The method's :class:`Compute` upper bound, its clip-seconds capped by the context's budget."""
+    module, _, _ = METHODS[method].partition(":")
+    bound: Compute = import_module(module).worst_case(ctx)
+    if ctx.budget_seconds:
+        bound = replace(bound, clip_seconds=min(bound.clip_seconds, ctx.budget_seconds))
+    return bound
+
+
 def known_methods() -> list[str]:
     return [("pass@k" if m == "pass_at_k" else m) for m in METHODS]
 
@@ -50,3 +73,10 @@ def builder_for(method: str) -> Callable[[], StateGraph]:
         raise BadInput(f"unknown method {method!r}; known: {', '.join(known_methods())}")
     module, _, name = METHODS[method].partition(":")
     return getattr(import_module(module), name)
+
+
+def __getattr__(name: str) -> Any:
+    """``collabvr.graph.collabvr`` (and every method module) is reachable without an import."""
+    if name in METHODS:
+        return import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

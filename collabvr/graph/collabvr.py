@@ -15,6 +15,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from collabvr.context import Context
+from collabvr.graph import Compute
+from collabvr.nodes.baseline import horizon
 from collabvr.nodes.finalize import finalize
 from collabvr.nodes.generate import generate
 from collabvr.nodes.plan import plan
@@ -50,6 +52,13 @@ def after_verify(state: State, runtime: Runtime[Context]) -> Literal["plan", "re
             return "finalize"
         return "plan" if can_generate(state, ctx) else "finalize"
     return "repair" if can_generate(state, ctx) else "finalize"
+
+
+def worst_case(ctx: Context) -> Compute:
+    """The most one episode can spend: every step uses every attempt, each after a split plan."""
+    h = horizon(ctx)
+    return Compute(clip_seconds=ctx.max_attempts * h, vlm_calls=ctx.max_steps * 2 * ctx.max_attempts,
+                   vlm_images=2 * ctx.max_steps * ctx.max_attempts, vlm_video_seconds=ctx.max_attempts * h)
 
 
 def build_collabvr() -> StateGraph:

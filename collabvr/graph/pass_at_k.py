@@ -17,7 +17,8 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from collabvr.context import Context
-from collabvr.nodes.baseline import BaselineState, prepare
+from collabvr.graph import Compute
+from collabvr.nodes.baseline import BaselineState, horizon, prepare
 from collabvr.nodes.conclude import conclude_with, failed
 from collabvr.nodes.select import select
 from collabvr.nodes.whole import candidate_orders, generate_candidate
@@ -36,6 +37,11 @@ def outcome(state: BaselineState, ctx: Context) -> tuple[str, str]:
     if launched < ctx.k:
         return "budget_spent", f"{launched} of {ctx.k} candidates fit the budget of {ctx.budget_seconds:g} clip-seconds; {chose}"
     return "selected", f"{launched} candidates; {chose}"
+
+
+def worst_case(ctx: Context) -> Compute:
+    """k whole videos and one selection call that watches all of them."""
+    return Compute(clip_seconds=ctx.k * horizon(ctx), vlm_calls=1, vlm_video_seconds=ctx.k * horizon(ctx))
 
 
 def build_pass_at_k() -> StateGraph:

@@ -17,7 +17,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from collabvr.context import Context
-from collabvr.nodes.baseline import BaselineState, affordable, prepare
+from collabvr.graph import Compute
+from collabvr.nodes.baseline import BaselineState, affordable, horizon, prepare
 from collabvr.nodes.conclude import conclude_with, failed
 from collabvr.nodes.critique import critique
 from collabvr.nodes.whole import generate_whole
@@ -46,6 +47,12 @@ def outcome(state: BaselineState, ctx: Context) -> tuple[str, str]:
     if made < ctx.rounds:
         return "budget_spent", f"{made} of {ctx.rounds} videos fit the budget of {ctx.budget_seconds:g} clip-seconds"
     return "rounds_spent", f"all {ctx.rounds} rounds used; the final video is the last one"
+
+
+def worst_case(ctx: Context) -> Compute:
+    """A whole video per round, each but the last critiqued."""
+    h = horizon(ctx)
+    return Compute(clip_seconds=ctx.rounds * h, vlm_calls=ctx.rounds - 1, vlm_video_seconds=(ctx.rounds - 1) * h)
 
 
 def build_posthoc_critique() -> StateGraph:

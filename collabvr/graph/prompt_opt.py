@@ -20,7 +20,8 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from collabvr.context import Context
-from collabvr.nodes.baseline import BaselineState, affordable, prepare
+from collabvr.graph import Compute
+from collabvr.nodes.baseline import BaselineState, affordable, horizon, prepare
 from collabvr.nodes.conclude import conclude_with, failed
 from collabvr.nodes.critique import critique
 from collabvr.nodes.select import select
@@ -52,6 +53,13 @@ def outcome(state: BaselineState, ctx: Context) -> tuple[str, str]:
     if rounds < ctx.rounds:
         return "budget_spent", f"{rounds} of {ctx.rounds} rounds fit the budget of {ctx.budget_seconds:g} clip-seconds"
     return "rounds_spent", f"all {ctx.rounds} rounds used; the final video is the last round's selection"
+
+
+def worst_case(ctx: Context) -> Compute:
+    """Two whole videos per round, a selection per round and a critique per round but the last."""
+    h = horizon(ctx)
+    return Compute(clip_seconds=PER_ROUND * ctx.rounds * h, vlm_calls=2 * ctx.rounds - 1,
+                   vlm_video_seconds=(PER_ROUND * ctx.rounds + ctx.rounds - 1) * h)
 
 
 def build_prompt_opt() -> StateGraph:

@@ -12,6 +12,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from collabvr.context import Context
+from collabvr.graph import Compute
 from collabvr.nodes.baseline import BaselineState, affordable, horizon, prepare
 from collabvr.nodes.conclude import conclude_with, failed
 from collabvr.nodes.whole import generate_whole
@@ -27,6 +28,11 @@ def outcome(state: BaselineState, ctx: Context) -> tuple[str, str]:
     if not state.get("chosen"):
         return "budget_spent", f"a {horizon(ctx):g} s video does not fit the budget of {ctx.budget_seconds:g} clip-seconds"
     return "generated", f"one {horizon(ctx):g} s video from the raw task prompt"
+
+
+def worst_case(ctx: Context) -> Compute:
+    """One whole video, no VLM call."""
+    return Compute(clip_seconds=horizon(ctx))
 
 
 def build_single() -> StateGraph:

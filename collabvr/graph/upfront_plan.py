@@ -14,7 +14,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from collabvr.context import Context
-from collabvr.nodes.baseline import BaselineState, prepare
+from collabvr.graph import Compute
+from collabvr.nodes.baseline import BaselineState, horizon, prepare
 from collabvr.nodes.conclude import conclude_with, failed
 from collabvr.nodes.generate import generate
 from collabvr.nodes.upfront import advance, plan_upfront
@@ -47,6 +48,11 @@ def outcome(state: BaselineState, ctx: Context) -> tuple[str, str]:
     if done < len(script):
         return "budget_spent", f"{done} of {len(script)} planned steps fit the budget of {ctx.budget_seconds:g} clip-seconds"
     return "plan_executed", f"all {len(script)} planned steps rendered, none verified"
+
+
+def worst_case(ctx: Context) -> Compute:
+    """One plan call on the first frame, then every planned step once."""
+    return Compute(clip_seconds=horizon(ctx), vlm_calls=1, vlm_images=1)
 
 
 def build_upfront_plan() -> StateGraph:

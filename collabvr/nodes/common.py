@@ -18,6 +18,7 @@ from collabvr.context import Context
 from collabvr.errors import InvalidOutput, failure
 from collabvr.media import Image, Video
 from collabvr.records import Usage
+from collabvr.rundir import ARTIFACTS
 
 T = TypeVar("T")
 
@@ -29,7 +30,7 @@ def _store(root: str) -> ArtifactStore:
 
 def store_of(ctx: Context) -> ArtifactStore:
     """The artifact store of a run: ``<out_dir>/artifacts``."""
-    return _store(str(Path(ctx.out_dir) / "artifacts"))
+    return _store(str(Path(ctx.out_dir) / ARTIFACTS))
 
 
 def vlm_of(ctx: Context) -> Any:

@@ -1,0 +1,94 @@
+"""What one benchmark runs: the settings of ``collabvr bench``, their defaults and their checks.
+
+The CLI takes its defaults from here, so the command line and the library never disagree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from collabvr.bench import prices as price_table
+from collabvr.bench.suites import parse_suite
+from collabvr.context import make_context
+from collabvr.errors import BadInput
+from collabvr.graph import parse_method
+
+# settings that change what an episode does: a rerun into the same DIR must keep them
+_PINNED = ("vgm", "vlm", "vgm_options", "vlm_options", "budget", "size", "context", "cache")
+
+
+@dataclasses.dataclass
+class BenchConfig:
+    """One benchmark: what to run, on which backends, how many, how fast, where."""
+
+    out: Path
+    suite: str = "sim"
+    methods: list[str] = dataclasses.field(default_factory=lambda: ["collabvr"])
+    n: int = 50
+    seed: int = 0
+    concurrency: int = 8
+    backend_limit: int = 0  # concurrent calls per backend spec; 0: as many as episodes
+    vgm: str = "sim:weak"
+    vlm: str = "sim:accurate"
+    vgm_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    vlm_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    budget: str = ""  # "", "SECONDS", or "match:METHOD"
+    cache: bool = True
+    size: int = 128
+    context: dict[str, Any] = dataclasses.field(default_factory=dict)  # other Context fields (max_steps, ...)
+    prices: dict[str, dict[str, Any]] = dataclasses.field(default_factory=price_table.load_prices)
+    max_cost: float = 0.0  # USD; no episode starts once the episodes run cost this much (0: no cap)
+
+    def check(self) -> None:
+        """Fail before any work, naming the bad argument and what it accepts."""
+        if not isinstance(self.n, int) or self.n < 1:
+            raise BadInput(f"--n must be a whole number >= 1, got {self.n!r}")
+        if not isinstance(self.concurrency, int) or self.concurrency < 1:
+            raise BadInput(f"--concurrency must be a whole number >= 1, got {self.concurrency!r}")
+        if not isinstance(self.backend_limit, int) or self.backend_limit < 0:
+            raise BadInput(f"--backend-limit must be a whole number >= 0 (0: no extra limit), got {self.backend_limit!r}")
+        if not isinstance(self.max_cost, int | float) or self.max_cost < 0:
+            raise BadInput(f"--max-cost must be a number of USD >= 0 (0: no cap), got {self.max_cost!r}")
+        if not self.methods:
+            raise BadInput("--methods is empty; give e.g. collabvr,pass@4")
+        if len(set(self.methods)) != len(self.methods):
+            raise BadInput(f"--methods names a method twice: {','.join(self.methods)}")
+        for method in self.methods:
+            parse_method(method)
+        parse_suite(self.suite)
+        self.match_method()
+        self.fixed_budget()
+        make_context(**self.context)  # validates the other context fields
+
+    def match_method(self) -> str | None:
+        kind, sep, method = self.budget.strip().partition(":")
+        if kind == "match" and sep:
+            parse_method(method)
+            return method.strip()
+        return None
+
+    def fixed_budget(self) -> float:
+        """The clip-seconds budget per episode; 0 means none (or a matched one)."""
+        text = self.budget.strip()
+        if not text or text.startswith("match:"):
+            return 0.0
+        try:
+            value = float(text)
+        except ValueError:
+            raise BadInput(f"--budget must be a number of clip-seconds >= 0 or match:METHOD, got {text!r}") from None
+        if value < 0 or value != value:
+            raise BadInput(f"--budget must be a number of clip-seconds >= 0 (0: no limit), got {text!r}")
+        return value
+
+    def ordered_methods(self) -> list[str]:
+        """The methods in run order: a budget-matched method first (added if not listed)."""
+        match = self.match_method()
+        if match is None:
+            return list(self.methods)
+        return [match, *[m for m in self.methods if m != match]]
+
+    def pinned(self) -> dict[str, Any]:
+        return json.loads(json.dumps({k: getattr(self, k) for k in _PINNED}, default=str))

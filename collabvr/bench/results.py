@@ -1,0 +1,59 @@
+"""``results.jsonl``: one line per finished episode, appended safely, read back tolerantly.
+
+Below the bench runner (which writes it) and the report (which reads it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+RESULTS = "results.jsonl"
+
+
+def read_results(path: str | Path) -> list[dict[str, Any]]:
+    """The finished episodes in a results file, the last line per episode winning.
+
+    A torn last line (a run killed mid-write) and any other unparseable line are skipped.
+    """
+    latest: dict[tuple, dict[str, Any]] = {}
+    try:
+        lines = Path(path).read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    for line in lines:
+        try:
+            r = json.loads(line)
+            latest[(r["method"], r["family"], r["difficulty"], r["seed"])] = r
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    return list(latest.values())
+
+
+class ResultsFile:
+    """Appends one JSON line per finished episode: under a lock, flushed and fsynced."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        _drop_torn_tail(path)
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, default=str) + "\n"
+        with self.lock, open(self.path, "a") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a last line that a kill left without its newline, so the next append starts clean."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)

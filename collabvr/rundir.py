@@ -1,0 +1,142 @@
+"""The run directory: its layout, its file names, and its timeline page.
+
+Below both the runner (one episode) and the bench (many), so each names files the same way:
+
+    <run dir>/final.mp4            the final video
+    <run dir>/trace.json           everything that happened (written last)
+    <run dir>/contact_sheet.png    start and end frame of every step
+    <run dir>/episode.html         the timeline: plans, attempts, verdicts, repairs, clips inline
+    <run dir>/clips/stepS_attemptA.mp4
+    <run dir>/artifacts/           the content-addressed store
+
+Every text that came from a trace (prompts, plans, verdicts, a backend's error message) goes
+through ``html.escape``; every link is relative, so the page opens from disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from html import escape
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from collabvr.errors import redact
+
+TRACE = "trace.json"
+FINAL = "final.mp4"
+SHEET = "contact_sheet.png"
+CLIPS = "clips"
+ARTIFACTS = "artifacts"
+
+TIMELINE = "episode.html"
+OUTPUTS = (TRACE, FINAL, SHEET, TIMELINE)
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:1.5em;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
+th{background:#f3f3f3}.ok{color:#17702b}.bad{color:#a31515}.muted{color:#777}
+.step{border:1px solid #ddd;border-radius:6px;padding:.5em 1em;margin:1em 0}
+.attempt{display:flex;gap:1em;align-items:flex-start;margin:.5em 0}video{max-width:256px}img.sheet{max-width:100%}
+pre{white-space:pre-wrap;margin:0}
+"""
+
+
+def page(title: str, body: str) -> str:
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+            f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n")
+
+
+def kv(rows: list[tuple[str, Any]]) -> str:
+    cells = "".join(f"<tr><th>{escape(str(k))}</th><td><pre>{escape(str(v))}</pre></td></tr>" for k, v in rows if v not in (None, ""))
+    return f"<table>{cells}</table>"
+
+
+def href(path: str) -> str:
+    """A relative URL from a relative file path (each segment percent-quoted, e.g. pass@4)."""
+    return escape("/".join(quote(part) for part in Path(path).parts), quote=True)
+
+
+def clip_name(attempt: dict[str, Any]) -> str:
+    """The run-directory path an attempt's clip is exported to."""
+    return f"{CLIPS}/step{attempt.get('step', 0) + 1}_attempt{attempt.get('index', 0) + 1}.mp4"
+
+
+def write_timeline(run_dir: str | Path, trace: dict[str, Any] | None = None) -> Path:
+    """Write ``run_dir/episode.html`` from ``run_dir/trace.json``; the page links only files in run_dir."""
+    run_dir = Path(run_dir)
+    trace = trace if trace is not None else json.loads((run_dir / "trace.json").read_text())
+    task = trace.get("task") or {}
+    score = trace.get("score") or {}
+    compute = trace.get("compute") or {}
+    exists = lambda rel: (run_dir / rel).is_file()  # noqa: E731 - tiny local predicate
+    parts = [f"<h1>{escape(str(task.get('id', 'episode')))}</h1>", kv([
+        ("task", task.get("prompt")),
+        ("status", f"{trace.get('status')}: {trace.get('reason', '')}"),
+        ("score", f"{score['score']:.3f} ({'solved' if score.get('solved') else 'not solved'}: {score.get('reason', '')})" if score else None),
+        ("method", (trace.get("context") or {}).get("method")),
+        ("VGM calls / clip-seconds", f"{compute.get('vgm_calls', 0):g} / {compute.get('clip_seconds', 0):g}"),
+        ("VLM calls / tokens in, out", f"{compute.get('vlm_calls', 0):g} / {compute.get('input_tokens', 0):g}, {compute.get('output_tokens', 0):g}"),
+        ("wall time", f"{trace.get('wall_s', 0):.2f} s"),
+    ])]
+    media = []
+    if exists("final.mp4"):
+        media.append('<div><h3>Final video</h3><video controls muted src="final.mp4"></video></div>')
+    if exists("contact_sheet.png"):
+        media.append('<div><h3>Contact sheet</h3><a href="contact_sheet.png"><img class="sheet" alt="contact sheet" src="contact_sheet.png"></a></div>')
+    parts.append(f'<div class="attempt">{"".join(media)}</div>')
+
+    steps = {s.get("step"): s for s in trace.get("steps") or []}
+    attempts = trace.get("attempts") or []
+    repairs = trace.get("repairs") or []
+    order = sorted({a.get("step", 0) for a in attempts} | set(k for k in steps if k is not None))
+    for number in order:
+        step = steps.get(number)
+        state = f'<span class="ok">accepted after {step.get("attempts")} attempt(s)</span>' if step else '<span class="bad">not accepted</span>'
+        parts.append(f'<div class="step"><h2>Step {number + 1}: {state}</h2>')
+        if step and step.get("plan"):
+            plan = step["plan"]
+            parts.append("<h3>Plan</h3>" + kv([(k, plan.get(k)) for k in ("observation", "instruction", "target_state", "task_complete", "steps_left")]))
+        for attempt in (a for a in attempts if a.get("step", 0) == number):
+            parts.append(_attempt_html(attempt, clip_name(attempt) if exists(clip_name(attempt)) else None))
+            for repair in (r for r in repairs if r.get("step") == number and r.get("after_attempt") == attempt.get("index")):
+                parts.append(f'<p><b>Repair</b> ({escape(str(repair.get("strategy")))}): <pre>{escape(str(repair.get("prompt", "")))}</pre></p>')
+        parts.append("</div>")
+    path = run_dir / TIMELINE
+    path.write_text(page(str(task.get("id", "episode")), "\n".join(parts)))
+    return path
+
+
+def _attempt_html(attempt: dict[str, Any], clip: str | None) -> str:
+    status = str(attempt.get("status", ""))
+    verdict = attempt.get("verdict") or {}
+    error = attempt.get("error") or {}
+    colour = "ok" if status == "accepted" else "bad"
+    details = kv([
+        ("prompt", attempt.get("prompt")),
+        ("seed", attempt.get("seed")),
+        ("verdict", ("accept" if verdict.get("accept") else "reject") if verdict else None),
+        ("reason", verdict.get("reason")),
+        ("good fraction", verdict.get("good_fraction")),
+        ("suggestion", verdict.get("suggestion")),
+        ("confidence", verdict.get("confidence")),
+        ("error", f"{error.get('kind', '')}: {error.get('message', '')}" if error else None),
+    ])
+    video = f'<video controls muted src="{href(clip)}"></video>' if clip else '<span class="muted">(no clip)</span>'
+    return (f'<div class="attempt"><div>{video}</div><div><h4>Attempt {attempt.get("index", 0) + 1}: '
+            f'<span class="{colour}">{escape(status)}</span></h4>{details}</div></div>')
+
+
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (a temp file, then a rename), with secrets redacted."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(redact(json.dumps(data, indent=2, default=_plain)))
+    os.replace(tmp, path)
+
+
+def _plain(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)  # pydantic records and ArtifactRef
+    return dump(mode="json") if callable(dump) else str(value)
