@@ -6,6 +6,7 @@ task) prints one line and exits with code 2, with no traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -16,7 +17,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from collabvr.bench.config import BenchConfig
+from collabvr.context import Context, make_context
 from collabvr.errors import BadInput, redact
+from collabvr.status import EXIT_INCOMPLETE, EXIT_INTERNAL, exit_code
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Collaborative video reasoning (CollabVR).")
 console = Console(stderr=True)
@@ -42,29 +46,92 @@ def _options(pairs: list[str] | None) -> dict[str, Any]:
     return options
 
 
+def _default(cls: type, name: str) -> Any:
+    """The default of a dataclass field: Context and BenchConfig own the defaults, the CLI shows them."""
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
+
+
+def _context_default(name: str) -> str:
+    return str(_default(Context, name))
+
+
+def _bench_default(name: str) -> Any:
+    return _default(BenchConfig, name)
+
+
+def _confirm(estimate: Any, *, yes: bool, above: float) -> None:
+    """Print the bill of a paid run; above ``above`` USD ask before paying (``--yes`` skips it).
+    Without a terminal to ask on, refuse: nothing has been called yet."""
+    if not estimate.paid:
+        return
+    console.print(f"estimated cost: {estimate.describe()}", highlight=False)
+    if yes or (estimate.usd is not None and estimate.usd <= above):
+        return
+    if not sys.stdin.isatty():
+        raise BadInput(f"the estimated cost exceeds --confirm-above {above:g} USD and there is no terminal to ask; "
+                       "pass --yes to go ahead")
+    if not typer.confirm("go ahead?", default=False, err=True):
+        raise BadInput("stopped before any paid call")
+
+
+# Context fields the run command sets, as (CLI parameter, Context field); their defaults live in Context.
+_RUN_FIELDS = {"vlm": "vlm", "vgm": "vgm", "max_steps": "max_steps", "max_attempts": "max_attempts",
+               "first_seconds": "first_clip_seconds", "seconds": "clip_seconds", "fps": "fps",
+               "partial_threshold": "partial_threshold", "seed": "seed", "seed_policy": "seed_policy",
+               "out_dir": "out_dir", "budget": "budget_seconds"}
+
+
+def _from_config(path: Path | None) -> dict[str, Any]:
+    """Context fields and backend options from a --config file (TOML or YAML)."""
+    if path is None:
+        return {}
+    from collabvr.config_file import load_config
+
+    return load_config(path)
+
+
+def _context_of(config: dict[str, Any], given: dict[str, Any], vlm_option: list[str] | None,
+                vgm_option: list[str] | None) -> dict[str, Any]:
+    """Context fields by precedence: the command line, then the config file, then Context's defaults.
+    Backend options merge key by key, the command line winning."""
+    fields = {**config, **{k: v for k, v in given.items() if v is not None}}
+    fields["vlm_options"] = {**config.get("vlm_options", {}), **_options(vlm_option)}
+    fields["vgm_options"] = {**config.get("vgm_options", {}), **_options(vgm_option)}
+    return fields
+
+
 @app.command()
 def run(
-    task: Annotated[str | None, typer.Option(help="A sim task: sim:FAMILY/DIFFICULTY, e.g. sim:maze/hard.")] = None,
+    task: Annotated[str | None, typer.Option(help="A sim task: sim:FAMILY/DIFFICULTY.", show_default="sim:maze/hard")] = None,
     method: Annotated[str, typer.Option(help="collabvr, or a baseline: single, pass@K, upfront_plan, posthoc_critique, prompt_opt.")] = "collabvr",
     image: Annotated[Path | None, typer.Option(help="Your own task's first frame (use with --prompt).")] = None,
     prompt: Annotated[str | None, typer.Option(help="Your own task's prompt (use with --image).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed: picks the sim instance and seeds every random draw.")] = 0,
-    vlm: Annotated[str, typer.Option(help="VLM as provider:model.")] = "sim",
-    vgm: Annotated[str, typer.Option(help="Video model as provider:model.")] = "sim",
+    config_file: Annotated[Path | None, typer.Option("--config", help="TOML or YAML file of context fields and backend options; flags override it.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed: picks the sim instance and seeds every random draw.", show_default=_context_default("seed"))] = None,
+    vlm: Annotated[str | None, typer.Option(help="VLM as provider:model.", show_default=_context_default("vlm"))] = None,
+    vgm: Annotated[str | None, typer.Option(help="Video model as provider:model.", show_default=_context_default("vgm"))] = None,
     vlm_option: Annotated[list[str] | None, typer.Option(help="VLM option key=value (repeatable).")] = None,
     vgm_option: Annotated[list[str] | None, typer.Option(help="VGM option key=value (repeatable).")] = None,
-    max_steps: Annotated[int, typer.Option(help="Most steps per episode.")] = 3,
-    max_attempts: Annotated[int, typer.Option(help="Most attempts per step.")] = 3,
-    first_seconds: Annotated[float, typer.Option(help="First clip length (s).")] = 6.0,
-    seconds: Annotated[float, typer.Option(help="Later clip length (s).")] = 3.0,
-    fps: Annotated[int, typer.Option(help="Frames per second.")] = 16,
-    partial_threshold: Annotated[float, typer.Option(help="Good fraction above which to regenerate from the error.")] = 0.2,
-    seed_policy: Annotated[str, typer.Option(help="fixed (paper) or vary (new seed per attempt).")] = "fixed",
-    out_dir: Annotated[Path, typer.Option("--out", help="Run directory.")] = Path("runs/latest"),
+    max_steps: Annotated[int | None, typer.Option(help="Most steps per episode.", show_default=_context_default("max_steps"))] = None,
+    max_attempts: Annotated[int | None, typer.Option(help="Most attempts per step.", show_default=_context_default("max_attempts"))] = None,
+    first_seconds: Annotated[float | None, typer.Option(help="First clip length (s).", show_default=_context_default("first_clip_seconds"))] = None,
+    seconds: Annotated[float | None, typer.Option(help="Later clip length (s).", show_default=_context_default("clip_seconds"))] = None,
+    fps: Annotated[int | None, typer.Option(help="Frames per second.", show_default=_context_default("fps"))] = None,
+    partial_threshold: Annotated[float | None, typer.Option(help="Good fraction above which to regenerate from the error.", show_default=_context_default("partial_threshold"))] = None,
+    seed_policy: Annotated[str | None, typer.Option(help="fixed (paper) or vary (new seed per attempt).", show_default=_context_default("seed_policy"))] = None,
+    budget: Annotated[float | None, typer.Option(help="Most VGM clip-seconds for the episode (0: no limit).", show_default=_context_default("budget_seconds"))] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Run directory.", show_default=_context_default("out_dir"))] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before a paid run above --confirm-above.")] = False,
+    confirm_above: Annotated[float, typer.Option(help="Ask before a run whose estimated maximum cost exceeds this many USD.")] = 1.0,
     quiet: Annotated[bool, typer.Option(help="No live progress.")] = False,
 ) -> None:
-    """Run one CollabVR episode and write final.mp4, trace.json, clips/ and contact_sheet.png."""
-    from collabvr.runner import make_context
+    """Run one episode and write final.mp4, trace.json, clips/, contact_sheet.png and episode.html.
+
+    Exit codes: 0 the episode completed, 3 it ended without completing (see collabvr.status),
+    2 bad input or a failed preflight (nothing was called), 1 an internal error.
+    """
+    from collabvr.runner import bill, preflight
     from collabvr.runner import run as run_episode
     from collabvr.task import Task
 
@@ -73,18 +140,20 @@ def run(
             raise BadInput("--image and --prompt go together")
         if image is not None and task is not None:
             raise BadInput("give either --task or --image/--prompt, not both")
-        ctx = make_context(
-            vlm=vlm, vgm=vgm, vlm_options=_options(vlm_option), vgm_options=_options(vgm_option),
-            max_steps=max_steps, max_attempts=max_attempts, first_clip_seconds=first_seconds,
-            clip_seconds=seconds, fps=fps, partial_threshold=partial_threshold, seed=seed,
-            seed_policy=seed_policy, out_dir=str(out_dir),
-        )
-        the_task = Task.from_image(image, prompt) if image is not None else Task.parse(task or "sim:maze/hard", seed=seed)
+        given = {"vlm": vlm, "vgm": vgm, "max_steps": max_steps, "max_attempts": max_attempts,
+                 "first_seconds": first_seconds, "seconds": seconds, "fps": fps, "partial_threshold": partial_threshold,
+                 "seed": seed, "seed_policy": seed_policy, "out_dir": str(out_dir) if out_dir else None, "budget": budget}
+        fields = _context_of(_from_config(config_file), {_RUN_FIELDS[k]: v for k, v in given.items()}, vlm_option, vgm_option)
+        ctx = make_context(**fields)
+        the_task = Task.from_image(image, prompt) if image is not None else Task.parse(task or "sim:maze/hard", seed=ctx.seed)
+        preflight(the_task, ctx)
+        _confirm(bill(method, ctx), yes=yes, above=confirm_above)
         progress = None if quiet else _Progress()
         episode = run_episode(the_task, context=ctx, method=method, on_event=progress)
     except BadInput as exc:
         _fail(str(exc))
     _summary(episode)
+    raise typer.Exit(exit_code(episode.status))
 
 
 @app.command()
@@ -102,41 +171,50 @@ def graph(method: Annotated[str, typer.Option(help="Which method's graph.")] = "
 @app.command()
 def bench(
     out_dir: Annotated[Path, typer.Option("--out", help="Benchmark directory: episodes/, results.jsonl, results.md, summary.json.")],
-    suite: Annotated[str, typer.Option(help="sim, sim:FAMILY or sim:FAMILY/DIFFICULTY.")] = "sim",
-    methods: Annotated[str, typer.Option(help="Comma-separated methods, e.g. single,pass@4,collabvr.")] = "collabvr",
-    n: Annotated[int, typer.Option("--n", help="Episodes per method and cell: seeds SEED..SEED+N-1.")] = 50,
-    concurrency: Annotated[int, typer.Option(help="Episodes at once.")] = 8,
-    seed: Annotated[int, typer.Option(help="First seed.")] = 0,
-    vgm: Annotated[str, typer.Option(help="Video model as provider:model.")] = "sim:weak",
-    vlm: Annotated[str, typer.Option(help="VLM as provider:model.")] = "sim:accurate",
+    suite: Annotated[str, typer.Option(help="sim, sim:FAMILY or sim:FAMILY/DIFFICULTY.")] = _bench_default("suite"),
+    methods: Annotated[str, typer.Option(help="Comma-separated methods, e.g. single,pass@4,collabvr.")] = ",".join(_bench_default("methods")),
+    n: Annotated[int, typer.Option("--n", help="Episodes per method and cell: seeds SEED..SEED+N-1.")] = _bench_default("n"),
+    concurrency: Annotated[int, typer.Option(help="Episodes at once.")] = _bench_default("concurrency"),
+    seed: Annotated[int, typer.Option(help="First seed.")] = _bench_default("seed"),
+    config_file: Annotated[Path | None, typer.Option("--config", help="TOML or YAML file of context fields and backend options; flags override it.")] = None,
+    vgm: Annotated[str | None, typer.Option(help="Video model as provider:model.", show_default=_bench_default("vgm"))] = None,
+    vlm: Annotated[str | None, typer.Option(help="VLM as provider:model.", show_default=_bench_default("vlm"))] = None,
     vgm_option: Annotated[list[str] | None, typer.Option(help="VGM option key=value (repeatable).")] = None,
     vlm_option: Annotated[list[str] | None, typer.Option(help="VLM option key=value (repeatable).")] = None,
-    budget: Annotated[str, typer.Option(help="VGM clip-seconds per episode, or match:METHOD (its mean per cell).")] = "",
-    cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Cache backend calls in DIR/cache.")] = True,
-    size: Annotated[int, typer.Option(help="Sim frame size (even, >= 128).")] = 128,
+    budget: Annotated[str, typer.Option(help="VGM clip-seconds per episode, or match:METHOD (its mean per cell).")] = _bench_default("budget"),
+    cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Cache backend calls in DIR/cache.")] = _bench_default("cache"),
+    size: Annotated[int, typer.Option(help="Sim frame size (even, >= 128).")] = _bench_default("size"),
     prices: Annotated[Path | None, typer.Option(help="JSON price table merged over the built-in one: {MODEL: {input_per_mtok, output_per_mtok} or {per_second}} (docs/backends.md).")] = None,
-    backend_limit: Annotated[int, typer.Option(help="Concurrent calls per backend (0: --concurrency).")] = 0,
-    max_steps: Annotated[int | None, typer.Option(help="Most steps per episode (advanced).")] = None,
-    max_attempts: Annotated[int | None, typer.Option(help="Most attempts per step (advanced).")] = None,
-    first_seconds: Annotated[float | None, typer.Option(help="First clip length in seconds (advanced).")] = None,
-    seconds: Annotated[float | None, typer.Option(help="Later clip length in seconds (advanced).")] = None,
+    backend_limit: Annotated[int, typer.Option(help="Concurrent calls per backend (0: --concurrency).")] = _bench_default("backend_limit"),
+    max_steps: Annotated[int | None, typer.Option(help="Most steps per episode (advanced).", show_default=_context_default("max_steps"))] = None,
+    max_attempts: Annotated[int | None, typer.Option(help="Most attempts per step (advanced).", show_default=_context_default("max_attempts"))] = None,
+    first_seconds: Annotated[float | None, typer.Option(help="First clip length in seconds (advanced).", show_default=_context_default("first_clip_seconds"))] = None,
+    seconds: Annotated[float | None, typer.Option(help="Later clip length in seconds (advanced).", show_default=_context_default("clip_seconds"))] = None,
+    max_cost: Annotated[float, typer.Option(help="Start no episode once the episodes run have cost this many USD (0: no cap).")] = _bench_default("max_cost"),
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before a paid run above --confirm-above.")] = False,
+    confirm_above: Annotated[float, typer.Option(help="Ask before a run whose estimated maximum cost exceeds this many USD.")] = 5.0,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
-    """Run methods over a suite, resumably; write results.jsonl, results.md and summary.json."""
+    """Run methods over a suite, resumably; write results.jsonl, results.md and summary.json.
+
+    Exit codes: 0 every episode ran (whatever the scores), 3 --max-cost stopped it early,
+    2 bad input or a failed preflight, 1 some episodes raised an internal error.
+    """
     from collabvr.bench.prices import load_prices
     from collabvr.bench.report import results_table
-    from collabvr.bench.runner import BenchConfig, run_bench
+    from collabvr.bench.runner import bench_bill, run_bench
 
     try:
-        overrides = {"max_steps": max_steps, "max_attempts": max_attempts, "first_clip_seconds": first_seconds,
-                     "clip_seconds": seconds}
+        fields = _context_of(_from_config(config_file), {"vgm": vgm, "vlm": vlm, "max_steps": max_steps,
+                             "max_attempts": max_attempts, "first_clip_seconds": first_seconds, "clip_seconds": seconds},
+                             vlm_option, vgm_option)
+        backends = {k: fields.pop(k) for k in ("vgm", "vlm", "vgm_options", "vlm_options") if k in fields}
         config = BenchConfig(
             out=out_dir, suite=suite, methods=[m.strip() for m in methods.split(",") if m.strip()], n=n, seed=seed,
-            concurrency=concurrency, backend_limit=backend_limit, vgm=vgm, vlm=vlm, vgm_options=_options(vgm_option),
-            vlm_options=_options(vlm_option), budget=budget, cache=cache, size=size,
-            context={k: v for k, v in overrides.items() if v is not None}, prices=load_prices(prices),
+            concurrency=concurrency, backend_limit=backend_limit, budget=budget, cache=cache, size=size, context=fields,
+            prices=load_prices(prices), max_cost=max_cost, **backends,
         )
-        config.check()
+        _confirm(bench_bill(config), yes=yes, above=confirm_above)
         progress = _BenchProgress(quiet)
         with progress:
             cells = run_bench(config, on_start=progress.start, on_result=progress.update)
@@ -144,6 +222,13 @@ def bench(
         _fail(str(exc))
     out.print(results_table(cells, title=f"{suite}: {out_dir}"))
     out.print(f"wrote {out_dir / 'results.md'}, {out_dir / 'summary.json'}; report: collabvr report {out_dir}", highlight=False)
+    summary = json.loads((out_dir / "summary.json").read_text())
+    if summary.get("stopped"):
+        console.print(f"stopped early: --max-cost reached; {summary['stopped']['not_started']} episode(s) not started", highlight=False)
+        raise typer.Exit(EXIT_INCOMPLETE)
+    if summary["totals"]["errors"]:
+        console.print(f"{summary['totals']['errors']} episode(s) raised an error; see results.jsonl", highlight=False)
+        raise typer.Exit(EXIT_INTERNAL)
 
 
 @app.command()
