@@ -14,6 +14,7 @@ Bars: 0 crashes, 0 error-accepts. Run: ``python benchmarks/api_fault_soak.py``.
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import sys
@@ -202,11 +203,14 @@ def soak(rate: float, episodes: int, root: Path) -> dict:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=EPISODES, help="episodes of the faulted soak")
+    episodes = parser.parse_args().n
     with tempfile.TemporaryDirectory() as tmp:
         clean = soak(0.0, 4, Path(tmp))  # fault-free: requests per episode
-        report = soak(FAULT_RATE, EPISODES, Path(tmp))
+        report = soak(FAULT_RATE, episodes, Path(tmp))
     per_episode = clean["requests"] / clean["episodes"]
-    ideal = per_episode * LATENCY * -(-EPISODES // WORKERS)
+    ideal = per_episode * LATENCY * -(-episodes // WORKERS)
     print(f"episodes: {report['episodes']} (gemini+veo and openai+veo alternating, {WORKERS} threads)")
     print(f"requests: {report['requests']}  faults injected: {sum(report['faults'].values())} {dict(report['faults'])}")
     print(f"crashes: {len(report['crashes'])}  {report['crashes'][:3]}")
@@ -214,7 +218,7 @@ def main() -> int:
     print(f"typed failures: {sum(report['typed_failures'].values())} {dict(report['typed_failures'])}")
     print(f"completed episodes: {report['completed']}/{report['episodes']}  statuses: {dict(report['statuses'])}")
     print(f"wall: {report['wall_s']:.1f} s; latency-bound ideal: {ideal:.1f} s "
-          f"({per_episode:.1f} fault-free requests/episode x {LATENCY * 1000:.0f} ms x {-(-EPISODES // WORKERS)} waves); "
+          f"({per_episode:.1f} fault-free requests/episode x {LATENCY * 1000:.0f} ms x {-(-episodes // WORKERS)} waves); "
           f"fault-free run: {clean['wall_s']:.1f} s for {clean['episodes']} episodes")
     ok = not report["crashes"] and report["error_accepts"] == 0
     print("PASS" if ok else "FAIL")

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from collabvr.artifacts import ArtifactStore
+from collabvr.errors import scrub
 from collabvr.media import Image, Video
 
 
@@ -67,7 +68,7 @@ class CallCache:
     def generate(self, vgm: Any, spec: str, options: dict, frame: Image, prompt: str, *, seconds: float, fps: int,
                  seed: int) -> tuple[Video, bool]:
         """(clip, hit): the cached clip for these exact inputs, or a fresh one that is then cached."""
-        key = self.key("vgm", spec, options, frame, prompt, seconds, fps, seed)
+        key = self.key("vgm", spec, scrub(options), frame, prompt, seconds, fps, seed)
         entry = self.get(key)
         if entry is not None and self.store.exists(entry):
             return self.store.load_video(entry), True
@@ -78,7 +79,7 @@ class CallCache:
 
     def call(self, fn: Any, role: str, spec: str, options: dict, request: Any, expected: type[BaseModel]) -> tuple[Any, bool]:
         """(record, hit) for one VLM role call. Only valid records are cached; failures never are."""
-        key = self.key("vlm", role, spec, options, request)
+        key = self.key("vlm", role, spec, scrub(options), request)
         entry = self.get(key)
         if entry is not None:
             return expected.model_validate(entry), True

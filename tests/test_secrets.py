@@ -103,3 +103,77 @@ class _Only:
 
 def _only(fake, *endpoints):
     return _Only([r for r in fake.requests if r.endpoint in endpoints])
+
+
+# -- every way a key can arrive, through the CLI, against every file run / bench / report write --
+
+PLANTED = {
+    "env": "sk-PLANT-env-0a1b2c3d4e",
+    "vlm_option": "AIzaPLANT-vlmopt-5f6a7b8c",
+    "vgm_option": "AIzaPLANT-vgmopt-9d0e1f2a",
+    "config": "sk-PLANT-config-3b4c5d6e",
+    "url": "PLANTurlpass-7f8a9b0c",
+}
+
+
+def planted_leaks(root: Path, text: str) -> list[str]:
+    found = [f"output: {name}" for name, key in PLANTED.items() if key in text]
+    for path in root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            found += [f"{path.relative_to(root)}: {name}" for name, key in PLANTED.items() if key.encode() in data]
+    return found
+
+
+def test_keys_from_env_options_config_and_url_never_reach_any_file_run_bench_or_report_write(user_task, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from collabvr.cli import app
+
+    cli = CliRunner()
+    monkeypatch.setenv("OPENAI_API_KEY", PLANTED["env"])
+    work = tmp_path / "work"
+    outputs = []
+    with FakeGoogle(Brain(steps=1)) as google, FakeOpenAI(Brain(steps=1, verdict=lambda media: True)) as openai:
+        # 1. keys as --vlm-option and --vgm-option, on a user task with Gemini + Veo
+        result = cli.invoke(app, [
+            "run", "--image", user_task.image_path, "--prompt", "reach the goal", "--out", str(work / "run-google"), "--yes",
+            "--vlm", "gemini:gemini-2.5-pro", "--vgm", "veo:veo-3.1-generate-001",
+            "--vlm-option", f"api_key={PLANTED['vlm_option']}", "--vlm-option", f"base_url={google.url}",
+            "--vgm-option", f"api_key={PLANTED['vgm_option']}", "--vgm-option", f"base_url={google.url}",
+            "--vgm-option", "poll_s=0.01", *[f"--vlm-option={k}={v}" for k, v in FAST.items()]])
+        outputs.append(result.output)
+        assert result.exit_code == 0, result.output
+        # 2. the key in a config file
+        config = tmp_path / "secret.toml"  # outside the work dir: it is the user's own secret file
+        config.write_text(f'vlm = "openai:gpt-4.1"\nvgm = "sim"\n[vlm_options]\napi_key = "{PLANTED["config"]}"\n'
+                          f'base_url = "{openai.url}/v1"\nmax_retries = 1\n')
+        result = cli.invoke(app, ["run", "--task", "sim:maze/easy", "--config", str(config), "--out", str(work / "run-config"),
+                                  "--yes"])
+        outputs.append(result.output)
+        assert result.exit_code in (0, 3), result.output
+        # 3. the key from the environment and a password in the base URL, through bench and report
+        host = openai.url.split("://", 1)[1]
+        result = cli.invoke(app, [
+            "bench", "--suite", "sim:maze/easy", "--n", "2", "--methods", "collabvr,pass@2", "--out", str(work / "bench"),
+            "--vlm", "openai:gpt-4.1", "--vgm", "sim:weak", "--vlm-option", f"base_url=http://user:{PLANTED['url']}@{host}/v1",
+            "--concurrency", "2", "--yes", "--quiet"])
+        outputs.append(result.output)
+        assert result.exit_code == 0, result.output
+        result = cli.invoke(app, ["report", str(work / "bench")])
+        outputs.append(result.output)
+        assert result.exit_code == 0, result.output
+        # 4. the bench with the key as --vlm-option (it was written to bench.json and summary.json in plain text)
+        result = cli.invoke(app, [
+            "bench", "--suite", "sim:maze/easy", "--n", "1", "--out", str(work / "bench-option"), "--vlm", "openai:gpt-4.1",
+            "--vgm", "sim:weak", "--vlm-option", f"api_key={PLANTED['vlm_option']}", "--vlm-option", f"base_url={openai.url}/v1",
+            "--yes", "--quiet"])
+        outputs.append(result.output)
+        assert result.exit_code == 0, result.output
+        sent = [r for r in openai.requests]
+    assert sent, "the OpenAI fake was never called"
+    files = [p for p in work.rglob("*") if p.is_file()]
+    names = {p.name for p in files}
+    assert {"trace.json", "bench.json", "summary.json", "results.jsonl", "checkpoints.sqlite", "index.html"} <= names
+    assert any("cache" in p.parts for p in files)
+    assert planted_leaks(work, "\n".join(outputs)) == []
