@@ -258,6 +258,10 @@ class VeoVGM:
         """The shortest allowed duration that covers ``seconds``, else the longest allowed."""
         return next((d for d in self.durations if d >= seconds - 1e-6), self.durations[-1])
 
+    def billed_seconds(self, seconds: float) -> float:
+        """Seconds Veo generates, and bills, for a request of ``seconds`` (see :meth:`duration_for`)."""
+        return float(self.duration_for(seconds))
+
     def estimated_cost(self, usage: dict[str, float]) -> float | None:
         """USD for generated seconds (``video_seconds`` or a trace's ``clip_seconds``)."""
         return estimated_cost(self.model, usage, self.prices)
