@@ -22,21 +22,21 @@ from langgraph.runtime import Runtime
 
 from collabvr.context import Context
 from collabvr.graph import collabvr as method
-from collabvr.nodes.plan import start
+from collabvr.nodes.prepare import prepare
 from collabvr.state import State, add_counts
 from collabvr.task import Task
 
-NODES = {"plan": method.plan, "generate": method.generate, "verify": method.verify, "repair": method.repair,
-         "finalize": method.finalize}
-ROUTERS = {"plan": method.after_plan, "generate": method.after_generate, "verify": method.after_verify,
-           "repair": lambda state, runtime: "generate", "finalize": lambda state, runtime: None}
+NODES = {"prepare": prepare, "plan": method.plan, "generate": method.generate, "verify": method.verify,
+         "repair": method.repair, "finalize": method.finalize}
+ROUTERS = {"prepare": lambda state: "plan", "plan": method.after_plan, "generate": method.after_generate,
+           "verify": method.after_verify, "repair": lambda state: "generate", "finalize": lambda state: None}
 
 
 def plain_loop(initial: State, ctx: Context) -> tuple[State, int]:
     """The same episode without LangGraph: call node, merge update, route."""
     runtime = Runtime(context=ctx)
     state: dict[str, Any] = dict(initial)
-    node, transitions = "plan", 0
+    node, transitions = "prepare", 0
     while node is not None:
         update = NODES[node](state, runtime)
         for key, value in update.items():
@@ -47,13 +47,14 @@ def plain_loop(initial: State, ctx: Context) -> tuple[State, int]:
             else:
                 state[key] = value
         transitions += 1
-        node = ROUTERS[node](state, runtime)
+        node = ROUTERS[node](state)
     return state, transitions
 
 
 def graph_run(initial: State, ctx: Context) -> tuple[State, int]:
     transitions = 0
     final = None
+    # "values" streams the output schema's channels, the final video among them
     for mode, chunk in method.graph.stream(initial, {"recursion_limit": 200}, context=ctx, stream_mode=["updates", "values"]):
         if mode == "updates":
             transitions += len(chunk)
@@ -75,7 +76,7 @@ def main() -> None:
         for i in range(args.episodes):
             task = Task.sim(f"{families[i % 4]}/{['easy', 'medium', 'hard'][i % 3]}", seed=i, size=args.size)
             ctx = Context(out_dir=f"{tmp}/ep{i}", seed=i)
-            work.append((start({"task": task.model_dump(mode="json")}, ctx), ctx))
+            work.append(({"task": task.model_dump(mode="json")}, ctx))
         for initial, ctx in work:  # warm both paths (imports, solver caches, artifact store)
             plain_loop(initial, ctx)
             graph_run(initial, ctx)

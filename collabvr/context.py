@@ -44,6 +44,24 @@ class Context:
     k: int = _f(4, "Candidates per pass@k episode.")
     rounds: int = _f(3, "Rounds of the critique and prompt-optimisation baselines.")
     cache_dir: str = _f("", "Directory of the cache of backend calls; empty: no cache.")
+    approve_plans: bool = _f(
+        False, "Pause after every plan for a person to approve, edit or stop it (interrupt(); needs a checkpointer)."
+    )
+
+    @classmethod
+    def of(cls, value: Context | dict[str, Any] | None) -> Context:
+        """The run's context from whatever a caller passed: nothing (the defaults), a dict, or a Context."""
+        if value is None:
+            return cls()
+        if isinstance(value, dict):
+            return make_context(None, **value)
+        return value
+
+    def limits(self) -> dict[str, Any]:
+        """The fields routers need, which ``prepare`` copies into state: routers then read state only,
+        so ``update_state``, Studio's state editing and forks work on every edge. Only the fields
+        that differ from the defaults are kept, so checkpoints stay small."""
+        return {name: getattr(self, name) for name in ROUTING_FIELDS if getattr(self, name) != _DEFAULTS[name]}
 
     def __post_init__(self) -> None:
         self.validate()
@@ -87,6 +105,13 @@ class Context:
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
+
+
+ROUTING_FIELDS = ("max_steps", "max_attempts", "first_clip_seconds", "clip_seconds", "budget_seconds", "k", "rounds",
+                  "seed", "seed_policy", "approve_plans")
+
+
+_DEFAULTS = {f.name: f.default for f in fields(Context)}
 
 
 def make_context(context: Context | None = None, **overrides: Any) -> Context:

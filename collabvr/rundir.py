@@ -25,6 +25,7 @@ from urllib.parse import quote
 from collabvr.errors import redact
 
 TRACE = "trace.json"
+RUN = "run.json"  # the task, method and context a run started with: what --resume reloads
 FINAL = "final.mp4"
 SHEET = "contact_sheet.png"
 CLIPS = "clips"

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
 
 from collabvr import __version__
 from collabvr.artifacts import ArtifactStore
 from collabvr.backends import registry
-from collabvr.backends.sim.families import FAMILIES
-from collabvr.backends.sim.score import score_video
 from collabvr.bench import prices as price_table
 from collabvr.bench.prices import Estimate
 from collabvr.context import Context, make_context
@@ -30,11 +32,11 @@ from collabvr.graph import compiled, parse_method, worst_case
 from collabvr.media import Image, contact_sheet
 from collabvr.nodes.baseline import horizon
 from collabvr.nodes.common import store_of
-from collabvr.nodes.plan import start
 from collabvr.rundir import (
     CLIPS,
     FINAL,
     OUTPUTS,
+    RUN,
     SHEET,
     TRACE,
     clip_name,
@@ -116,6 +118,10 @@ def recursion_limit(ctx: Context) -> int:
     return ctx.max_steps * (ctx.max_attempts * 4 + 2) + 4 * ctx.rounds + 2 * ctx.k + 10
 
 
+CHECKPOINTS = "checkpoints.sqlite"
+THREAD = "episode"
+
+
 def run(
     task: Task | str,
     *,
@@ -123,8 +129,10 @@ def run(
     method: str = "collabvr",
     graph: CompiledStateGraph | None = None,
     on_event: Callable[[Event], None] | None = None,
+    on_interrupt: Callable[[dict[str, Any]], Any] | None = None,
     config: dict[str, Any] | None = None,
     resume: bool = False,
+    durable: bool = False,
     **overrides: Any,
 ) -> Episode:
     """Run one episode of ``method`` (default CollabVR) and write its run directory.
@@ -132,59 +140,103 @@ def run(
     ``task`` is a :class:`Task` or a sim spec such as ``"sim:maze/hard"``; ``method`` a name from
     ``collabvr.graph.METHODS`` or ``pass@K``; keyword overrides set context fields
     (``vlm="sim:noisy"``, ``max_steps=4``, ``out_dir=...``). ``graph`` replaces the method's
-    compiled graph (e.g. one compiled with your checkpointer).
+    compiled graph (e.g. one compiled with your checkpointer, with ``config`` naming its thread).
 
-    With ``resume=True``, a graph with a checkpointer and a ``config`` naming a thread that has a
-    checkpoint continues that thread (``graph.stream(None, config)``) instead of starting fresh,
-    and the run directory's clips are kept. Without a checkpoint it starts fresh as usual.
+    ``on_event`` receives each custom stream event. With ``approve_plans``, the graph pauses after
+    every plan; ``on_interrupt(payload)`` answers it (the payload is the interrupt's, plus
+    ``frame_path``, the frame as a PNG in the run directory) with a resume value of
+    :mod:`collabvr.nodes.approve`.
+
+    Checkpoints: the given graph's checkpointer; else, with ``durable=True``, SQLite in
+    ``<out_dir>/checkpoints.sqlite`` (what ``collabvr run`` uses); else in memory. With
+    ``resume=True`` a thread that has a checkpoint continues from it instead of starting fresh,
+    and the run directory's clips are kept.
     """
     name, method_overrides = parse_method(method)
     ctx = make_context(context, **{**method_overrides, **overrides})
     if isinstance(task, str):
         task = Task.parse(task, seed=ctx.seed)
+    if ctx.approve_plans and on_interrupt is None:
+        raise BadInput("approve_plans pauses the graph after every plan: pass on_interrupt to answer it")
     preflight(task, ctx)
-    graph = graph or compiled(name)
     out = Path(ctx.out_dir)
-    saved = _checkpoint(graph, config) if resume else None
-    _clear_outputs(out, keep_clips=saved is not None)
-    store = store_of(ctx)
-    task = task.materialize(store)
-    run_config = {"recursion_limit": recursion_limit(ctx), **(config or {})}
-    started = time.perf_counter()
-    if saved is None:
-        state: dict[str, Any] = dict(start({"task": task.model_dump(mode="json")}, ctx))
-        graph_input: dict[str, Any] | None = state
-    else:  # continue from the last checkpoint; a finished thread has nothing left to run
-        state, graph_input = dict(saved.values), None
+    out.mkdir(parents=True, exist_ok=True)
+    with _checkpointed(graph or compiled(name), out, durable=durable, fresh=not resume) as graph:
+        config = config or {"configurable": {"thread_id": THREAD}}
+        saved = _checkpoint(graph, config) if resume else None
+        _clear_outputs(out, keep_clips=saved is not None)
+        store = store_of(ctx)
+        task = task.materialize(store)
+        if saved is None:
+            write_json(out / RUN, {"task": task.model_dump(mode="json"), "method": method, "context": ctx.public()})
+        run_config = {"recursion_limit": recursion_limit(ctx), **config}
+        started = time.perf_counter()
+        state: dict[str, Any] = dict(saved.values) if saved is not None else {}
+        graph_input: Any = None if saved is not None else {"task": task.model_dump(mode="json")}
+        try:
+            while saved is None or saved.next:  # a finished thread has nothing left to run
+                for chunk in graph.stream(graph_input, run_config, context=ctx, stream_mode="custom"):
+                    if on_event is not None:
+                        on_event(chunk)
+                saved = graph.get_state(run_config)
+                state = dict(saved.values)
+                if not saved.interrupts:
+                    break
+                if on_interrupt is None:  # resumed without anyone to answer: stop here, resumable
+                    raise BadInput("the episode is paused for plan approval; resume it with an approver")
+                graph_input = Command(resume=on_interrupt(_with_frame_path(dict(saved.interrupts[0].value), store, out)))
+            wall = time.perf_counter() - started
+            attempts, repairs = history(state, store.load_json)
+            episode = Episode(task, state.get("status", "unknown"), state.get("reason", ""), out, state,
+                              score_episode(state), wall, attempts, repairs)
+            write_outputs(episode, store, ctx)
+            return episode
+        except BaseException as exc:
+            write_json(out / TRACE, {
+                "collabvr": __version__, "task": task.model_dump(mode="json"), "context": ctx.public(),
+                "status": "error", "reason": redact(f"{type(exc).__name__}: {exc}"), "state": state,
+            })
+            raise
+
+
+@contextmanager
+def _checkpointed(graph: CompiledStateGraph, out: Path, *, durable: bool, fresh: bool) -> Iterator[CompiledStateGraph]:
+    """The graph with a checkpointer: its own, else SQLite in the run directory (durable), else
+    in memory. A fresh durable run starts a new database, so it never continues an older run."""
+    if graph.checkpointer is not None:
+        yield graph
+        return
+    if not durable:
+        yield graph.copy(update={"checkpointer": InMemorySaver()})
+        return
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    path = out / CHECKPOINTS
+    if fresh:
+        for stale in out.glob(CHECKPOINTS + "*"):
+            stale.unlink()
+    connection = sqlite3.connect(str(path), check_same_thread=False)
     try:
-        if saved is None or saved.next:
-            for mode, chunk in graph.stream(graph_input, run_config, context=ctx, stream_mode=["custom", "values"]):
-                if mode == "values":
-                    state = chunk
-                elif on_event is not None:
-                    on_event(chunk)
-        wall = time.perf_counter() - started
-        score = score_episode(task, store, state.get("final"))
-        attempts, repairs = history(state, store.load_json)
-        episode = Episode(task, state.get("status", "unknown"), state.get("reason", ""), out, state, score, wall,
-                          attempts, repairs)
-        write_outputs(episode, store, ctx)
-        return episode
-    except BaseException as exc:
-        write_json(out / TRACE, {
-            "collabvr": __version__, "task": task.model_dump(mode="json"), "context": ctx.public(),
-            "status": "error", "reason": redact(f"{type(exc).__name__}: {exc}"), "state": state,
-        })
-        raise
+        saver = SqliteSaver(connection)
+        saver.setup()
+        yield graph.copy(update={"checkpointer": saver})
+    finally:
+        connection.close()
 
 
-def score_episode(task: Task, store: ArtifactStore, final: dict | None) -> dict[str, Any] | None:
-    """The sim scorer's verdict on the final video; None for user tasks (no ground truth)."""
-    if not task.is_sim or final is None:
-        return None
-    family = FAMILIES[task.family]
-    start = family.read(store.load_image(task.first_frame).array)
-    return dataclasses.asdict(score_video(family, store.load_video(final).frames, start))
+def _with_frame_path(payload: dict[str, Any], store: ArtifactStore, out: Path) -> dict[str, Any]:
+    """The interrupt payload plus the frame as a PNG a person can open."""
+    frame = payload.get("frame")
+    if frame:
+        path = out / "approvals" / f"step{payload.get('step', 0) + 1}.png"
+        store.export(frame, path)
+        payload["frame_path"] = str(path)
+    return payload
+
+
+def score_episode(state: dict[str, Any]) -> dict[str, Any] | None:
+    """The scorer's verdict the graph's finalize recorded; None for tasks without a scorer."""
+    return state.get("score")
 
 
 def write_outputs(episode: Episode, store: ArtifactStore, ctx: Context) -> None:

@@ -8,10 +8,12 @@ and a checkpoint stays a few KB per step whatever the resolution.
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any
+from functools import lru_cache
+from typing import Annotated, Any, Required
 
 from typing_extensions import TypedDict
 
+from collabvr.context import Context
 from collabvr.status import ATTEMPT_STATUSES, AttemptStatus, EpisodeStatus, Last
 
 Ref = dict[str, Any]  # ArtifactRef.model_dump(mode="json")
@@ -83,6 +85,36 @@ class State(TypedDict, total=False):
     status: EpisodeStatus  # running, then why the episode ended (see collabvr.status)
     reason: str  # why the episode ended
     final: Ref | None  # the final video: accepted clips concatenated
+    score: dict[str, Any] | None  # the scorer's verdict on the final video (sim tasks); None without a scorer
+    limits: dict[str, Any]  # the context fields routers read that differ from the defaults (Context.limits)
+
+
+class Input(TypedDict, total=False):
+    """What a caller passes: a task as a spec string ("sim:maze/hard") or a task object (Task's JSON)."""
+
+    task: Required[str | dict[str, Any]]
+
+
+class Output(TypedDict, total=False):
+    """What a caller gets back."""
+
+    task: dict[str, Any]
+    status: EpisodeStatus
+    reason: str
+    score: dict[str, Any] | None
+    final: Ref | None  # the final video's artifact ref
+    steps: list[dict[str, Any]]
+    compute: dict[str, float]
+
+
+def limits(state: State) -> Context:
+    """The limits a router may read, from state (see :meth:`Context.limits`)."""
+    return _limits(tuple(sorted(state.get("limits", {}).items())))
+
+
+@lru_cache(maxsize=256)
+def _limits(items: tuple[tuple[str, Any], ...]) -> Context:
+    return Context(**dict(items))
 
 
 def clip_seconds_spent(state: State) -> float:

@@ -30,7 +30,7 @@ AttemptStatus = Literal[
 
 Last = Literal[
     "accepted", "rejected", "plan_failed", "generation_failed", "verification_failed",
-    "planned", "generated", "selected", "selection_failed", "critiqued", "solved", "critique_failed",
+    "planned", "generated", "selected", "selection_failed", "critiqued", "solved", "critique_failed", "stopped",
 ]
 
 EpisodeStatus = Literal[

@@ -6,6 +6,7 @@ from collections import deque
 
 import numpy as np
 import pytest
+from langgraph.checkpoint.memory import InMemorySaver
 
 from collabvr.context import Context
 from collabvr.errors import InvalidOutput, RefusedOutput, TransientError
@@ -25,15 +26,14 @@ def run_script(task: Task, tmp_path, plans, verdicts, *, vgm_failures=(), **ctx_
     ctx = Context(vlm="script", vgm="script", out_dir=str(tmp_path / "run"), first_clip_seconds=1.0, clip_seconds=1.0, fps=8, **ctx_overrides)
     task = task.materialize(store_of(ctx))
     nodes: list[str] = []
-    state = None
     initial = {"task": task.model_dump(mode="json")}
-    for mode, chunk in build_collabvr().compile().stream(
-        initial, {"recursion_limit": recursion_limit(ctx)}, context=ctx, stream_mode=["updates", "values"]
-    ):
-        if mode == "updates":
-            nodes.extend(chunk)
-        else:
-            state = chunk
+    graph = build_collabvr().compile(checkpointer=InMemorySaver())
+    config = {"recursion_limit": recursion_limit(ctx), "configurable": {"thread_id": "script"}}
+    for chunk in graph.stream(initial, config, context=ctx, stream_mode="updates"):
+        nodes.extend(chunk)
+    state = dict(graph.get_state(config).values)  # every channel, not only the output schema's
+    assert nodes[0] == "prepare"  # every method starts there; the tests below check the method's own order
+    nodes = nodes[1:]
     # the whole episode: archived logs of accepted steps plus the current step
     state["attempts"], state["repairs"] = history(state, store_of(ctx).load_json)
     return state, nodes, vlm, vgm, ctx

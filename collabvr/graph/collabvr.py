@@ -1,10 +1,15 @@
 """The CollabVR method: plan -> generate -> verify, with repair on rejection.
 
-    plan ──> generate ──> verify ──accept, steps left──> plan
-      │          │          ├──accept, done or out of steps──> finalize
-      │          │          └──reject, attempts left──> repair ──> generate
-      │          └──generation failed, attempts left──> repair
-      └──already complete, or out of attempts──> finalize
+    prepare ──> plan ──> generate ──> verify ──accept, steps left──> plan
+                 │  │        │          ├──accept, done or out of steps──> finalize
+                 │  │        │          └──reject, attempts left──> repair ──> generate
+                 │  │        └──generation failed, attempts left──> repair
+                 │  └──approve_plans──> approve ──approved or edited──> generate
+                 │                          └──stopped──> finalize
+                 └──already complete, or out of attempts──> finalize
+
+Routers read state only (the limits ``prepare`` copied from the context), so ``update_state``
+and LangGraph Studio's state editing work on every edge.
 """
 
 from __future__ import annotations
@@ -12,17 +17,18 @@ from __future__ import annotations
 from typing import Literal
 
 from langgraph.graph import END, START, StateGraph
-from langgraph.runtime import Runtime
 
 from collabvr.context import Context
 from collabvr.graph import Compute
+from collabvr.nodes.approve import approve
 from collabvr.nodes.baseline import horizon
 from collabvr.nodes.finalize import finalize
 from collabvr.nodes.generate import generate
 from collabvr.nodes.plan import plan
+from collabvr.nodes.prepare import prepare
 from collabvr.nodes.repair import repair
 from collabvr.nodes.verify import verify
-from collabvr.state import State, clip_seconds_spent
+from collabvr.state import Input, Output, State, clip_seconds_spent, limits
 
 
 def can_generate(state: State, ctx: Context) -> bool:
@@ -30,23 +36,30 @@ def can_generate(state: State, ctx: Context) -> bool:
     return state["attempt"] < ctx.max_attempts and ctx.affords(clip_seconds_spent(state), ctx.seconds_for(state["step"]))
 
 
-def after_plan(state: State, runtime: Runtime[Context]) -> Literal["generate", "plan", "finalize"]:
+def after_plan(state: State) -> Literal["approve", "generate", "plan", "finalize"]:
+    ctx = limits(state)
     current = state.get("plan")
     if current is None:  # the planner failed
-        return "plan" if state["attempt"] < runtime.context.max_attempts else "finalize"
+        return "plan" if state["attempt"] < ctx.max_attempts else "finalize"
     if current["task_complete"] and not current["instruction"].strip():
         return "finalize"
-    return "generate" if can_generate(state, runtime.context) else "finalize"
+    if not can_generate(state, ctx):
+        return "finalize"
+    return "approve" if ctx.approve_plans else "generate"
 
 
-def after_generate(state: State, runtime: Runtime[Context]) -> Literal["verify", "repair", "finalize"]:
+def after_approve(state: State) -> Literal["generate", "finalize"]:
+    return "finalize" if state.get("last") == "stopped" else "generate"
+
+
+def after_generate(state: State) -> Literal["verify", "repair", "finalize"]:
     if state.get("pending") is not None:
         return "verify"
-    return "repair" if can_generate(state, runtime.context) else "finalize"
+    return "repair" if can_generate(state, limits(state)) else "finalize"
 
 
-def after_verify(state: State, runtime: Runtime[Context]) -> Literal["plan", "repair", "finalize"]:
-    ctx = runtime.context
+def after_verify(state: State) -> Literal["plan", "repair", "finalize"]:
+    ctx = limits(state)
     if state["last"] == "accepted":
         if state["plan"]["task_complete"] or state["step"] >= ctx.max_steps:
             return "finalize"
@@ -63,14 +76,18 @@ def worst_case(ctx: Context) -> Compute:
 
 def build_collabvr() -> StateGraph:
     """The uncompiled builder: compile it with your own checkpointer, or embed it as a subgraph."""
-    builder = StateGraph(State, context_schema=Context)
+    builder = StateGraph(State, context_schema=Context, input_schema=Input, output_schema=Output)
+    builder.add_node("prepare", prepare)
     builder.add_node("plan", plan)
+    builder.add_node("approve", approve)
     builder.add_node("generate", generate)
     builder.add_node("verify", verify)
     builder.add_node("repair", repair)
     builder.add_node("finalize", finalize)
-    builder.add_edge(START, "plan")
+    builder.add_edge(START, "prepare")
+    builder.add_edge("prepare", "plan")
     builder.add_conditional_edges("plan", after_plan)
+    builder.add_conditional_edges("approve", after_approve)
     builder.add_conditional_edges("generate", after_generate)
     builder.add_conditional_edges("verify", after_verify)
     builder.add_edge("repair", "generate")

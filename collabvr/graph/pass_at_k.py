@@ -13,19 +13,21 @@ from __future__ import annotations
 from typing import Literal
 
 from langgraph.graph import END, START, StateGraph
-from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from collabvr.context import Context
 from collabvr.graph import Compute
-from collabvr.nodes.baseline import BaselineState, horizon, prepare
+from collabvr.nodes.baseline import BaselineState, horizon
 from collabvr.nodes.conclude import conclude_with, failed
+from collabvr.nodes.prepare import prepare
 from collabvr.nodes.select import select
 from collabvr.nodes.whole import candidate_orders, generate_candidate
+from collabvr.state import Input, Output, limits
 
 
-def launch(state: BaselineState, runtime: Runtime[Context]) -> list[Send] | Literal["finalize"]:
-    return candidate_orders(state, runtime.context, runtime.context.k) or "finalize"
+def launch(state: BaselineState) -> list[Send] | Literal["finalize"]:
+    ctx = limits(state)
+    return candidate_orders(state, ctx, ctx.k) or "finalize"
 
 
 def outcome(state: BaselineState, ctx: Context) -> tuple[str, str]:
@@ -46,7 +48,7 @@ def worst_case(ctx: Context) -> Compute:
 
 def build_pass_at_k() -> StateGraph:
     """The uncompiled builder: compile it with your own checkpointer, or embed it as a subgraph."""
-    builder = StateGraph(BaselineState, context_schema=Context)
+    builder = StateGraph(BaselineState, context_schema=Context, input_schema=Input, output_schema=Output)
     builder.add_node("prepare", prepare)
     builder.add_node("candidate", generate_candidate)
     builder.add_node("select", select)

@@ -14,22 +14,23 @@ from __future__ import annotations
 from typing import Literal
 
 from langgraph.graph import END, START, StateGraph
-from langgraph.runtime import Runtime
 
 from collabvr.context import Context
 from collabvr.graph import Compute
-from collabvr.nodes.baseline import BaselineState, affordable, horizon, prepare
+from collabvr.nodes.baseline import BaselineState, affordable, horizon
 from collabvr.nodes.conclude import conclude_with, failed
 from collabvr.nodes.critique import critique
+from collabvr.nodes.prepare import prepare
 from collabvr.nodes.whole import generate_whole
+from collabvr.state import Input, Output, limits
 
 
-def after_prepare(state: BaselineState, runtime: Runtime[Context]) -> Literal["generate", "finalize"]:
-    return "generate" if affordable(state, runtime.context, 1) else "finalize"
+def after_prepare(state: BaselineState) -> Literal["generate", "finalize"]:
+    return "generate" if affordable(state, limits(state), 1) else "finalize"
 
 
-def after_generate(state: BaselineState, runtime: Runtime[Context]) -> Literal["critique", "finalize"]:
-    ctx = runtime.context
+def after_generate(state: BaselineState) -> Literal["critique", "finalize"]:
+    ctx = limits(state)
     another = state["step"] < ctx.rounds and affordable(state, ctx, 1)
     return "critique" if state["last"] == "generated" and another else "finalize"
 
@@ -57,7 +58,7 @@ def worst_case(ctx: Context) -> Compute:
 
 def build_posthoc_critique() -> StateGraph:
     """The uncompiled builder: compile it with your own checkpointer, or embed it as a subgraph."""
-    builder = StateGraph(BaselineState, context_schema=Context)
+    builder = StateGraph(BaselineState, context_schema=Context, input_schema=Input, output_schema=Output)
     builder.add_node("prepare", prepare)
     builder.add_node("generate", generate_whole)
     builder.add_node("critique", critique)

@@ -16,32 +16,33 @@ from __future__ import annotations
 from typing import Literal
 
 from langgraph.graph import END, START, StateGraph
-from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from collabvr.context import Context
 from collabvr.graph import Compute
-from collabvr.nodes.baseline import BaselineState, affordable, horizon, prepare
+from collabvr.nodes.baseline import BaselineState, affordable, horizon
 from collabvr.nodes.conclude import conclude_with, failed
 from collabvr.nodes.critique import critique
+from collabvr.nodes.prepare import prepare
 from collabvr.nodes.select import select
 from collabvr.nodes.whole import candidate_orders, generate_candidate
+from collabvr.state import Input, Output, limits
 
 PER_ROUND = 2
 
 
-def launch(state: BaselineState, runtime: Runtime[Context]) -> list[Send] | Literal["finalize"]:
-    return candidate_orders(state, runtime.context, PER_ROUND) or "finalize"
+def launch(state: BaselineState) -> list[Send] | Literal["finalize"]:
+    return candidate_orders(state, limits(state), PER_ROUND) or "finalize"
 
 
-def after_select(state: BaselineState, runtime: Runtime[Context]) -> Literal["critique", "finalize"]:
-    ctx = runtime.context
+def after_select(state: BaselineState) -> Literal["critique", "finalize"]:
+    ctx = limits(state)
     another = state["step"] < ctx.rounds and affordable(state, ctx, 1)
     return "critique" if state["last"] == "selected" and another else "finalize"
 
 
-def after_critique(state: BaselineState, runtime: Runtime[Context]) -> list[Send] | Literal["finalize"]:
-    return launch(state, runtime) if state["last"] == "critiqued" else "finalize"
+def after_critique(state: BaselineState) -> list[Send] | Literal["finalize"]:
+    return launch(state) if state["last"] == "critiqued" else "finalize"
 
 
 def outcome(state: BaselineState, ctx: Context) -> tuple[str, str]:
@@ -64,7 +65,7 @@ def worst_case(ctx: Context) -> Compute:
 
 def build_prompt_opt() -> StateGraph:
     """The uncompiled builder: compile it with your own checkpointer, or embed it as a subgraph."""
-    builder = StateGraph(BaselineState, context_schema=Context)
+    builder = StateGraph(BaselineState, context_schema=Context, input_schema=Input, output_schema=Output)
     builder.add_node("prepare", prepare)
     builder.add_node("candidate", generate_candidate)
     builder.add_node("select", select)

@@ -11,15 +11,15 @@ from __future__ import annotations
 from typing import Literal
 
 from langgraph.graph import END, START, StateGraph
-from langgraph.runtime import Runtime
 
 from collabvr.context import Context
 from collabvr.graph import Compute
-from collabvr.nodes.baseline import BaselineState, horizon, prepare
+from collabvr.nodes.baseline import BaselineState, horizon
 from collabvr.nodes.conclude import conclude_with, failed
 from collabvr.nodes.generate import generate
+from collabvr.nodes.prepare import prepare
 from collabvr.nodes.upfront import advance, plan_upfront
-from collabvr.state import clip_seconds_spent
+from collabvr.state import Input, Output, clip_seconds_spent, limits
 
 
 def next_step_fits(state: BaselineState, ctx: Context) -> bool:
@@ -27,16 +27,16 @@ def next_step_fits(state: BaselineState, ctx: Context) -> bool:
     return step < len(state.get("script", [])) and ctx.affords(clip_seconds_spent(state), ctx.seconds_for(step))
 
 
-def after_plan(state: BaselineState, runtime: Runtime[Context]) -> Literal["generate", "finalize"]:
-    return "generate" if next_step_fits(state, runtime.context) else "finalize"
+def after_plan(state: BaselineState) -> Literal["generate", "finalize"]:
+    return "generate" if next_step_fits(state, limits(state)) else "finalize"
 
 
 def after_generate(state: BaselineState) -> Literal["advance", "finalize"]:
     return "advance" if state.get("pending") is not None else "finalize"
 
 
-def after_advance(state: BaselineState, runtime: Runtime[Context]) -> Literal["generate", "finalize"]:
-    return "generate" if next_step_fits(state, runtime.context) else "finalize"
+def after_advance(state: BaselineState) -> Literal["generate", "finalize"]:
+    return "generate" if next_step_fits(state, limits(state)) else "finalize"
 
 
 def outcome(state: BaselineState, ctx: Context) -> tuple[str, str]:
@@ -57,7 +57,7 @@ def worst_case(ctx: Context) -> Compute:
 
 def build_upfront_plan() -> StateGraph:
     """The uncompiled builder: compile it with your own checkpointer, or embed it as a subgraph."""
-    builder = StateGraph(BaselineState, context_schema=Context)
+    builder = StateGraph(BaselineState, context_schema=Context, input_schema=Input, output_schema=Output)
     builder.add_node("prepare", prepare)
     builder.add_node("plan", plan_upfront)
     builder.add_node("generate", generate)

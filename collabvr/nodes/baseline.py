@@ -10,10 +10,7 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any
 
-from langgraph.runtime import Runtime
-
 from collabvr.context import Context
-from collabvr.nodes.plan import start
 from collabvr.state import Ref, State, clip_seconds_spent
 
 
@@ -34,9 +31,3 @@ def horizon(ctx: Context) -> float:
 def affordable(state: BaselineState, ctx: Context, wanted: int) -> int:
     """How many of ``wanted`` whole videos fit the clip-seconds budget now."""
     return next((n for n in range(wanted, 0, -1) if ctx.affords(clip_seconds_spent(state), n * horizon(ctx))), 0)
-
-
-def prepare(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Fill in the first frame and counters, so a caller may pass only ``{"task": ...}``; a no-op
-    when the runner has done it already."""
-    return start(state, runtime.context)

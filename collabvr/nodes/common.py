@@ -33,6 +33,12 @@ def store_of(ctx: Context) -> ArtifactStore:
     return _store(str(Path(ctx.out_dir) / ARTIFACTS))
 
 
+def context_of(runtime: Runtime[Context] | None) -> Context:
+    """The run's context, or the defaults when the run has none (a plain invoke, a parent graph
+    without a context_schema); a dict (from the Agent Server) becomes a Context."""
+    return Context.of(getattr(runtime, "context", None))
+
+
 def vlm_of(ctx: Context) -> Any:
     return registry.resolve_vlm(ctx.vlm, ctx.vlm_options)
 

@@ -14,8 +14,8 @@ from langgraph.runtime import Runtime
 
 from collabvr.context import Context
 from collabvr.nodes.baseline import BaselineState
-from collabvr.nodes.common import emit
-from collabvr.nodes.finalize import final_video
+from collabvr.nodes.common import context_of
+from collabvr.nodes.finalize import conclude
 
 Outcome = Callable[[BaselineState, Context], tuple[str, str]]
 FAILURES = ("plan_failed", "generation_failed", "selection_failed", "critique_failed")
@@ -38,9 +38,6 @@ def conclude_with(outcome: Outcome) -> Callable[[BaselineState, Runtime[Context]
     """A finalize node whose status and reason come from ``outcome``."""
 
     def finalize(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
-        ctx = runtime.context
-        status, reason = outcome(state, ctx)
-        emit(runtime, "finalized", step=state.get("step", 0), status=status, reason=reason)
-        return {"final": final_video(state, ctx, state.get("chosen")), "status": status, "reason": reason}
+        return conclude(state, runtime, *outcome(state, context_of(runtime)), state.get("chosen"))
 
     return finalize

@@ -12,14 +12,14 @@ from langgraph.runtime import Runtime
 
 from collabvr.context import Context
 from collabvr.nodes.baseline import BaselineState
-from collabvr.nodes.common import call_vlm, emit, store_of
+from collabvr.nodes.common import call_vlm, context_of, emit, store_of
 from collabvr.nodes.whole import current_prompt
 from collabvr.records import Critique, CritiqueRequest
 from collabvr.state import attempt_record
 
 
 def critique(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
-    ctx = runtime.context
+    ctx = context_of(runtime)
     prompt = current_prompt(state)
     request = CritiqueRequest(task=state["task"]["prompt"], video=store_of(ctx).load_video(state["chosen"]),
                               prompt=prompt, family=state["task"].get("family"))

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from langgraph.runtime import Runtime
 
 from collabvr.artifacts import ref_json
+from collabvr.backends.sim.families import FAMILIES
+from collabvr.backends.sim.score import score_video
 from collabvr.context import Context
 from collabvr.media import Video
-from collabvr.nodes.common import emit, store_of
+from collabvr.nodes.common import context_of, emit, store_of
 from collabvr.state import State, clip_seconds_spent
 
 
 def outcome(state: State, ctx: Context) -> tuple[str, str]:
     """(status, reason) of a finished episode."""
+    if state.get("last") == "stopped":
+        return "stopped", state.get("reason") or "stopped by a person"
     attempts = state.get("attempts", [])
     plan = state.get("plan") or {}
     if plan.get("task_complete") and not plan.get("instruction", "").strip():
@@ -47,8 +52,23 @@ def final_video(state: State, ctx: Context, chosen: dict | None = None) -> dict:
     return ref_json(store.put_video(Video(frames=first[None], fps=ctx.fps)))
 
 
-def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    ctx = runtime.context
-    status, reason = outcome(state, ctx)
+def score_of(task: dict[str, Any], ctx: Context, final: dict | None) -> dict[str, Any] | None:
+    """The sim scorer's verdict on a final video (it reads pixels only); None for tasks without a scorer."""
+    if not task.get("family") or final is None:
+        return None
+    store = store_of(ctx)
+    family = FAMILIES[task["family"]]
+    start = family.read(store.load_image(task["first_frame"]).array)
+    return dataclasses.asdict(score_video(family, store.load_video(final).frames, start))
+
+
+def conclude(state: State, runtime: Runtime[Context], status: str, reason: str, chosen: dict | None = None) -> dict[str, Any]:
+    """The update every method's finalize returns: the final video, its score, and why it ended."""
+    ctx = context_of(runtime)
+    final = final_video(state, ctx, chosen)
     emit(runtime, "finalized", step=state.get("step", 0), status=status, reason=reason)
-    return {"final": final_video(state, ctx), "status": status, "reason": reason}
+    return {"final": final, "score": score_of(state["task"], ctx, final), "status": status, "reason": reason}
+
+
+def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    return conclude(state, runtime, *outcome(state, context_of(runtime)))

@@ -8,12 +8,12 @@ from langgraph.runtime import Runtime
 
 from collabvr.artifacts import ref_json
 from collabvr.context import Context
-from collabvr.nodes.common import emit, generate_clip, store_of
+from collabvr.nodes.common import context_of, emit, generate_clip, store_of
 from collabvr.state import State, attempt_record, with_attempt
 
 
 def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    ctx = runtime.context
+    ctx = context_of(runtime)
     store = store_of(ctx)
     step, attempt = state["step"], state["attempt"]
     seed = ctx.seed_for(step, attempt)

@@ -19,7 +19,7 @@ from langgraph.runtime import Runtime
 
 from collabvr.artifacts import ref_json
 from collabvr.context import Context
-from collabvr.nodes.common import call_vlm, compose_prompt, emit, store_of
+from collabvr.nodes.common import call_vlm, compose_prompt, context_of, emit, store_of
 from collabvr.nodes.plan import plan_request
 from collabvr.records import Plan
 from collabvr.state import State
@@ -37,7 +37,7 @@ def choose_strategy(verdict: dict | None, *, threshold: float, last_step: bool) 
 
 
 def repair(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    ctx = runtime.context
+    ctx = context_of(runtime)
     last = state["attempts"][-1]
     plan = state["plan"]
     verdict = last.get("verdict")

@@ -14,13 +14,13 @@ from langgraph.runtime import Runtime
 from collabvr.context import Context
 from collabvr.errors import InvalidOutput, failure
 from collabvr.nodes.baseline import BaselineState
-from collabvr.nodes.common import call_vlm, emit, store_of
+from collabvr.nodes.common import call_vlm, context_of, emit, store_of
 from collabvr.records import Selection, SelectRequest
 from collabvr.state import attempt_record
 
 
 def select(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
-    ctx = runtime.context
+    ctx = context_of(runtime)
     round_ = state.get("step", 0)
     batch = sorted((c for c in state.get("candidates", []) if c["round"] == round_), key=lambda c: c["index"])
     ready = [c for c in batch if c["status"] == "generated"]

@@ -15,7 +15,7 @@ from langgraph.runtime import Runtime
 
 from collabvr.context import Context
 from collabvr.nodes.baseline import BaselineState
-from collabvr.nodes.common import call_vlm, emit
+from collabvr.nodes.common import call_vlm, context_of, emit
 from collabvr.nodes.plan import plan_request
 from collabvr.records import Plan
 from collabvr.state import attempt_record, with_attempt
@@ -35,7 +35,7 @@ def script_of(instruction: str, max_steps: int) -> list[str]:
 
 
 def plan_upfront(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
-    ctx = runtime.context
+    ctx = context_of(runtime)
     request = dataclasses.replace(plan_request(state, ctx), upfront=True)
     record, fail, compute = call_vlm(ctx, "plan", request, Plan)
     if record is None:

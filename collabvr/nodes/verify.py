@@ -12,13 +12,13 @@ from langgraph.runtime import Runtime
 
 from collabvr.artifacts import ref_json
 from collabvr.context import Context
-from collabvr.nodes.common import call_vlm, emit, store_of
+from collabvr.nodes.common import call_vlm, context_of, emit, store_of
 from collabvr.records import Verdict, VerifyRequest
 from collabvr.state import State, attempt_record, with_attempt
 
 
 def verify(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    ctx = runtime.context
+    ctx = context_of(runtime)
     store = store_of(ctx)
     pending, plan = state["pending"], state["plan"]
     request = VerifyRequest(

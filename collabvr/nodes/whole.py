@@ -15,7 +15,7 @@ from langgraph.types import Send
 from collabvr.artifacts import ref_json
 from collabvr.context import Context
 from collabvr.nodes.baseline import BaselineState, affordable, horizon
-from collabvr.nodes.common import emit, generate_clip, store_of
+from collabvr.nodes.common import context_of, emit, generate_clip, store_of
 from collabvr.state import Attempt, attempt_record, with_attempt
 
 
@@ -44,7 +44,7 @@ def current_prompt(state: BaselineState) -> str:
 
 def generate_whole(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
     """One whole video; ``step`` counts the rounds made, and the newest video becomes ``chosen``."""
-    ctx = runtime.context
+    ctx = context_of(runtime)
     index = state.get("step", 0)
     record = attempt_record(step=0, index=index, prompt=current_prompt(state), seed=ctx.seed_for(0, index),
                             seconds_requested=horizon(ctx), cond_frame=state["frame"])
@@ -70,7 +70,7 @@ def candidate_orders(state: BaselineState, ctx: Context, wanted: int) -> list[Se
 
 def generate_candidate(order: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
     """One candidate; ``order`` is the ``Send`` payload: frame, prompt, round, index, seed."""
-    ctx = runtime.context
+    ctx = context_of(runtime)
     record = attempt_record(step=0, index=order["index"], round=order["round"], prompt=order["prompt"], seed=order["seed"],
                             seconds_requested=horizon(ctx), cond_frame=order["frame"])
     attempt, compute = render(ctx, record, runtime)
