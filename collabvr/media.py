@@ -332,11 +332,11 @@ class Video:
                 data = fh.read()
         except OSError as exc:
             raise MediaError(f"cannot read video {path}: {exc}") from exc
-        return cls(mp4=data, fps=fps if fps is not None else _probe_fps(data))
+        return cls(mp4=data, fps=fps if fps is not None else probe_fps(data))
 
 
-def _probe_fps(data: bytes) -> float:
-    """Average frame rate recorded in the container."""
+def probe_fps(data: bytes) -> float:
+    """Average frame rate recorded in an MP4's container; MediaError if it cannot be read."""
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
             rate = container.streams.video[0].average_rate

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +8,11 @@ import pytest
 
 from collabvr.media import Image
 from collabvr.task import Task
+
+# google-auth must never probe the GCE metadata server (169.254.169.254) from a test. It honours
+# NO_GCE_CHECK only when exactly "true", read once when google.auth.compute_engine._metadata is
+# first imported, so it is set here, before any test imports it.
+os.environ["NO_GCE_CHECK"] = "true"
 
 
 @pytest.fixture

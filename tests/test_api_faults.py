@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from collabvr.backends.google import make as google
+from collabvr.backends.google import make_gemini, make_veo
 from collabvr.backends.openai import make as openai
 from collabvr.errors import BackendError, InvalidOutput, RefusedOutput, TransientError
 from collabvr.media import Image
@@ -51,7 +51,7 @@ def openai_fake():
 
 
 def gemini(fake, **extra):
-    return google("vlm", "gemini-2.5-pro", gemini_options(fake, **extra))
+    return make_gemini("vlm", "gemini-2.5-pro", gemini_options(fake, **extra))
 
 
 # ----------------------------------------------------------------------------- retried faults
@@ -130,14 +130,14 @@ def test_one_malformed_answer_then_a_valid_one_succeeds(google_fake):
 
 def test_a_safety_filtered_video_is_refused_with_the_filter_reason(google_fake):
     google_fake.plan_ops(Op(polls=1, filtered=["The prompt could not be submitted: it may violate our policies."]))
-    veo = google("vgm", "veo-3.1-generate-001", veo_options(google_fake))
+    veo = make_veo("vgm", "veo-3.1-generate-001", veo_options(google_fake))
     with pytest.raises(RefusedOutput, match="violate our policies"):
         veo.generate(FRAME, "go", seconds=4, fps=16, seed=0)
 
 
 def test_an_operation_that_never_finishes_times_out_within_the_deadline(google_fake):
     google_fake.plan_ops(Op(polls=-1))
-    veo = google("vgm", "veo-3.1-generate-001", veo_options(google_fake, deadline_s=0.5, poll_s=0.05))
+    veo = make_veo("vgm", "veo-3.1-generate-001", veo_options(google_fake, deadline_s=0.5, poll_s=0.05))
     start = time.monotonic()
     with pytest.raises(TransientError, match="did not finish"):
         veo.generate(FRAME, "go", seconds=4, fps=16, seed=0)
@@ -146,7 +146,7 @@ def test_an_operation_that_never_finishes_times_out_within_the_deadline(google_f
 
 def test_an_operation_error_is_typed_by_its_code(google_fake):
     google_fake.plan_ops(Op(polls=0, error={"code": 8, "message": "quota"}), Op(polls=0, error={"code": 3, "message": "bad image"}))
-    veo = google("vgm", "veo-3.1-generate-001", veo_options(google_fake))
+    veo = make_veo("vgm", "veo-3.1-generate-001", veo_options(google_fake))
     with pytest.raises(TransientError):
         veo.generate(FRAME, "go", seconds=4, fps=16, seed=0)
     with pytest.raises(BackendError) as caught:
@@ -157,14 +157,14 @@ def test_an_operation_error_is_typed_by_its_code(google_fake):
 def test_veo_submit_and_poll_faults_are_retried(google_fake):
     google_fake.script("predictLongRunning", error(429, retry_after=0.01))
     google_fake.script("fetchPredictOperation", error(503), hang(1.0))
-    veo = google("vgm", "veo-3.1-generate-001", veo_options(google_fake, timeout_s=0.3, max_retries=3))
+    veo = make_veo("vgm", "veo-3.1-generate-001", veo_options(google_fake, timeout_s=0.3, max_retries=3))
     assert veo.generate(FRAME, "go", seconds=4, fps=16, seed=0).num_frames == 8
 
 
 def test_a_video_that_does_not_decode_is_invalid_output(google_fake):
     google_fake.plan_ops(Op(polls=0, video=b"not an mp4"))
     with pytest.raises(InvalidOutput):
-        google("vgm", "veo-3.1-generate-001", veo_options(google_fake)).generate(FRAME, "go", seconds=4, fps=16, seed=0)
+        make_veo("vgm", "veo-3.1-generate-001", veo_options(google_fake)).generate(FRAME, "go", seconds=4, fps=16, seed=0)
 
 
 # ----------------------------------------------------------------------------- concurrency
@@ -215,7 +215,7 @@ def test_faults_in_an_episode_become_failed_attempts_never_accepts(user_task, tm
 
 
 def test_an_unreachable_server_is_a_transient_failure():
-    vlm = google("vlm", "gemini-2.5-pro", {"api_key": "k" * 10, "base_url": "http://127.0.0.1:9", "max_retries": 1,
+    vlm = make_gemini("vlm", "gemini-2.5-pro", {"api_key": "k" * 10, "base_url": "http://127.0.0.1:9", "max_retries": 1,
                                             "backoff_s": 0.01, "timeout_s": 0.5, "deadline_s": 2})
     with pytest.raises(TransientError):
         vlm.plan(PLAN)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from collabvr.backends.google import GeminiVLM, VeoVGM, make
+from collabvr.backends.google import GeminiVLM, VeoVGM, make_gemini, make_veo
 from collabvr.errors import BadInput, RefusedOutput
 from collabvr.media import Image
 from collabvr.records import (
@@ -24,7 +24,17 @@ from collabvr.records import (
     VerifyRequest,
 )
 from collabvr.runner import run
-from tests.fakes import Brain, FakeGoogle, Op, colour_clip, gemini_answer, gemini_options, header, veo_options
+from tests.fakes import (
+    Brain,
+    FakeGoogle,
+    Op,
+    Reply,
+    colour_clip,
+    gemini_answer,
+    gemini_options,
+    header,
+    veo_options,
+)
 
 FRAME = Image(np.full((32, 48, 3), 90, np.uint8))
 
@@ -45,7 +55,7 @@ def mime(part: dict) -> str:
 
 
 def test_gemini_answers_every_role_with_a_validated_record_and_token_usage(google):
-    vlm = make("vlm", "gemini-2.5-pro", gemini_options(google, temperature=0.3))
+    vlm = make_gemini("vlm", "gemini-2.5-pro", gemini_options(google, temperature=0.3))
     clip = colour_clip((0, 200, 0))
     plan = vlm.plan(PlanRequest(task="reach the goal", frame=FRAME, step=2, max_steps=3, seconds=3.0,
                                 history=(StepSummary("move up", "agent up"),), split_from="move up 3 times"))
@@ -71,7 +81,7 @@ def test_gemini_answers_every_role_with_a_validated_record_and_token_usage(googl
 
 
 def test_gemini_uploads_a_clip_above_the_inline_limit_through_the_files_api(google):
-    vlm = make("vlm", "gemini-2.5-flash", gemini_options(google, inline_limit_bytes=100, file_poll_s=0.01))
+    vlm = make_gemini("vlm", "gemini-2.5-flash", gemini_options(google, inline_limit_bytes=100, file_poll_s=0.01))
     verdict = vlm.verify(VerifyRequest(task="t", clip=colour_clip((0, 200, 0)), start_frame=FRAME, instruction="i", target_state="s"))
     assert verdict.accept
     assert len(google.calls("uploadStart")) == 1 and len(google.calls("uploadData")) == 1
@@ -81,7 +91,7 @@ def test_gemini_uploads_a_clip_above_the_inline_limit_through_the_files_api(goog
 
 
 def test_gemini_in_vertex_express_mode_uses_the_vertex_path_with_the_key_in_a_header(google):
-    vlm = make("vlm", "gemini-2.5-pro", gemini_options(google, vertexai=True))
+    vlm = make_gemini("vlm", "gemini-2.5-pro", gemini_options(google, vertexai=True))
     vlm.plan(PlanRequest(task="t", frame=FRAME, step=1, max_steps=1, seconds=6.0))
     request = google.calls("generateContent")[0]
     assert request.path.startswith("/v1beta1/publishers/google/models/gemini-2.5-pro:generateContent")
@@ -90,7 +100,7 @@ def test_gemini_in_vertex_express_mode_uses_the_vertex_path_with_the_key_in_a_he
 
 def test_gemini_refuses_when_the_answer_is_withheld_for_safety(google):
     google.script("generateContent", gemini_answer("", finish="SAFETY"))
-    vlm = make("vlm", "gemini-2.5-pro", gemini_options(google))
+    vlm = make_gemini("vlm", "gemini-2.5-pro", gemini_options(google))
     with pytest.raises(RefusedOutput):
         vlm.plan(PlanRequest(task="t", frame=FRAME, step=1, max_steps=1, seconds=6.0))
 
@@ -102,7 +112,7 @@ def test_unknown_option_is_rejected_naming_the_accepted_ones(google):
 
 def test_veo_generates_by_polling_the_operation_and_returns_the_real_clip(google):
     google.plan_ops(Op(polls=3))
-    veo = make("vgm", "veo-3.1-generate-001", veo_options(google, negative_prompt="blur", resolution="1080p"))
+    veo = make_veo("vgm", "veo-3.1-generate-001", veo_options(google, negative_prompt="blur", resolution="1080p"))
     clip = veo.generate(FRAME, "move up", seconds=3.0, fps=16, seed=2**32 + 7)
     assert clip.num_frames == 8 and clip.fps == 8.0 and clip.seconds == 1.0  # what came back, not what was asked
     assert veo.tally.video_seconds == 1.0
@@ -118,7 +128,7 @@ def test_veo_generates_by_polling_the_operation_and_returns_the_real_clip(google
 
 def test_veo_downloads_a_video_given_by_uri(google):
     google.plan_ops(Op(polls=0, as_uri=True))
-    clip = make("vgm", "veo-3.0-generate-001", veo_options(google)).generate(FRAME, "go", seconds=6, fps=16, seed=0)
+    clip = make_veo("vgm", "veo-3.0-generate-001", veo_options(google)).generate(FRAME, "go", seconds=6, fps=16, seed=0)
     assert clip.num_frames == 8
     assert header(google.calls("download")[0], "x-goog-api-key") == "test-google-key-000"
 
@@ -156,3 +166,69 @@ def test_collabvr_episode_with_gemini_and_veo_on_a_user_image(user_task, tmp_pat
     assert trace["compute"]["input_tokens"] == 400
     assert [c.json["parameters"]["durationSeconds"] for c in google.calls("predictLongRunning")] == [6, 4]
     assert (tmp_path / "run" / "final.mp4").exists()
+
+
+def test_veo_reports_the_seconds_it_has_waited_as_generating_events(user_task, tmp_path, google):
+    google.plan_ops(Op(polls=3))
+    seen: list[dict] = []
+    episode = run(user_task, vlm="gemini:gemini-2.5-pro", vgm="veo:veo-3.1-generate-001", max_steps=1,
+                  vlm_options=gemini_options(google), vgm_options=veo_options(google, poll_s=0.05),
+                  out_dir=str(tmp_path / "run"), on_event=seen.append)
+    assert episode.status == "complete", episode.reason
+    waiting = [e for e in seen if e["event"] == "generating"]
+    assert len(waiting) == 4  # one per poll: three not done, then done
+    assert {(e["unit"], e["total"], e["step"], e["attempt"]) for e in waiting} == {("s", None, 0, 0)}
+    done = [e["done"] for e in waiting]
+    assert done == sorted(done) and done[-1] >= 0.2
+    assert [e["event"] for e in seen].index("generated") > [e["event"] for e in seen].index("generating")
+
+
+def test_veo_sends_the_key_with_a_download_only_to_the_api_origin(google):
+    with FakeGoogle() as storage:
+        storage.downloads["v1"] = colour_clip((0, 200, 0)).mp4
+        video = {"gcsUri": f"{storage.url}/download/v1", "mimeType": "video/mp4"}
+
+        def done(request):
+            return Reply(200, {"name": request.json["operationName"], "done": True, "response": {"videos": [video]}})
+
+        google.script("fetchPredictOperation", done)
+        veo = make_veo("vgm", "veo-3.1-generate-001", veo_options(google))
+        assert veo.generate(FRAME, "go", seconds=4, fps=16, seed=0).num_frames == 8
+        assert header(storage.calls("download")[0], "x-goog-api-key") is None
+
+
+_ENV = ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "GOOGLE_GENAI_USE_VERTEXAI",
+        "GOOGLE_GENAI_USE_ENTERPRISE", "GOOGLE_GEMINI_BASE_URL", "GOOGLE_VERTEX_BASE_URL")
+
+
+@pytest.mark.parametrize(("vertexai", "options", "env"), [
+    (None, {"api_key": "opt-key-123"}, {}),
+    (None, {}, {"GEMINI_API_KEY": "env-key-123"}),
+    (None, {}, {"GOOGLE_API_KEY": "env-key-123", "GOOGLE_GEMINI_BASE_URL": "https://gateway.example/"}),
+    (None, {}, {"GOOGLE_API_KEY": "env-key-123", "GOOGLE_GENAI_USE_VERTEXAI": "true"}),
+    (True, {"api_key": "opt-key-123"}, {"GOOGLE_CLOUD_PROJECT": "p", "GOOGLE_CLOUD_LOCATION": "europe-west4"}),
+    (True, {"project": "p", "location": "us-central1"}, {"GOOGLE_API_KEY": "env-key-123"}),
+    (True, {}, {"GOOGLE_API_KEY": "env-key-123", "GOOGLE_CLOUD_PROJECT": "p", "GOOGLE_CLOUD_LOCATION": "us"}),
+    (True, {"api_key": "opt-key-123"}, {"GOOGLE_VERTEX_BASE_URL": "https://vertex-gateway.example/"}),
+    (True, {"base_url": "https://gateway.example/"}, {}),
+])
+def test_the_endpoint_we_resolve_is_the_one_the_sdk_uses(monkeypatch, vertexai, options, env):
+    from google import genai
+    from google.genai import types
+
+    from collabvr.backends.google import _client, resolve_endpoint
+
+    for name in _ENV:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    endpoint, _ = resolve_endpoint(options, vertexai=vertexai)
+    # The SDK left to resolve the user's options and the environment on its own, and the client we
+    # build from our resolution: their private state is read here only to check ours against it.
+    plain = genai.Client(vertexai=vertexai, api_key=options.get("api_key"), project=options.get("project"),
+                         location=options.get("location"), http_options=types.HttpOptions(base_url=options.get("base_url")))
+    ours, _ = _client("test", options, vertexai=vertexai, timeout_s=5)
+    for sdk in (plain._api_client, ours._api_client):
+        assert (endpoint.vertexai, endpoint.api_key) == (bool(sdk.vertexai), sdk.api_key)
+        assert (endpoint.project, endpoint.location) == (sdk.project, sdk.location)
+        assert endpoint.base_url == sdk._http_options.base_url

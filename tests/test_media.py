@@ -192,7 +192,7 @@ def test_concat_of_stored_clips_joins_their_streams_and_shows_exactly_their_pixe
     assert np.array_equal(media._decode_mp4(joined.mp4), expected)
     assert np.array_equal(joined.frames, expected)
     again = Video(mp4=joined.mp4, fps=8)
-    assert (again.num_frames, media._probe_fps(joined.mp4)) == (29, 8.0)
+    assert (again.num_frames, media.probe_fps(joined.mp4)) == (29, 8.0)
 
 
 def test_concat_of_one_stored_clip_keeps_its_bytes() -> None:

@@ -229,13 +229,24 @@ def parse_record(text: str | None, record: type[R]) -> R:
     return record.model_validate(data)
 
 
+# The re-ask turn quotes at most this much of the rejected answer and of the reason it was rejected.
+REASK_ANSWER_CHARS = 4000
+REASK_DETAIL_CHARS = 800
+
+
 def reask_note(error: BaseException, record: type[BaseModel]) -> str:
     """The follow-up that quotes why the last answer was rejected."""
     detail = str(error) if isinstance(error, ValidationError) else f"{type(error).__name__}: {error}"
     return (
-        "Your previous answer could not be used: " + detail[:800] + "\nAnswer again with only a JSON object that matches "
-        f"this schema:\n{json.dumps(response_schema(record))}"
+        "Your previous answer could not be used: " + detail[:REASK_DETAIL_CHARS] + "\nAnswer again with only a JSON "
+        f"object that matches this schema:\n{json.dumps(response_schema(record))}"
     )
+
+
+def reask_chars(record: type[BaseModel]) -> int:
+    """The most characters the re-ask turn adds to a request for ``record``: the quoted answer and
+    the note. Backends with a request size limit reserve room for it before the first ask."""
+    return REASK_ANSWER_CHARS + len(reask_note(ValueError("x" * REASK_DETAIL_CHARS), record))
 
 
 def ask_validated(
@@ -256,7 +267,7 @@ def ask_validated(
         try:
             result = parse_record(text, record)
         except (ValueError, ValidationError) as exc:
-            error, retry = exc, ((text or "")[:4000], reask_note(exc, record))
+            error, retry = exc, ((text or "")[:REASK_ANSWER_CHARS], reask_note(exc, record))
             continue
         result.usage = total
         return result

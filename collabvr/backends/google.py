@@ -6,22 +6,31 @@ option or ``GOOGLE_API_KEY`` / ``GEMINI_API_KEY``, or Vertex AI (``vertexai``, `
 ``location`` options or ``GOOGLE_CLOUD_PROJECT`` / ``GOOGLE_CLOUD_LOCATION``, with ADC). Veo
 runs on Vertex only: an API key alone selects Vertex express mode. ``base_url`` overrides
 ``GOOGLE_GEMINI_BASE_URL`` / ``GOOGLE_VERTEX_BASE_URL``. See docs/backends.md.
+
+Every Gemini request is sized before it is sent. The API refuses a body above 20 MiB, so clips
+that would take a request over ``request_limit_bytes`` go through the Files API (Gemini API) or
+as sampled frames, smaller and fewer as needed (Vertex, which has no Files API); a request that
+still cannot fit fails typed, unsent.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import av
 import httpx
+import numpy as np
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
+from PIL import Image as PILImage
 
+from collabvr import events
 from collabvr.backends.api import (
     Caller,
     Failure,
@@ -32,6 +41,7 @@ from collabvr.backends.api import (
     check_options,
     estimated_cost,
     prompt_for,
+    reask_chars,
     response_schema,
     retry_after,
     safe_message,
@@ -45,7 +55,7 @@ from collabvr.errors import (
     TransientError,
     register_secret,
 )
-from collabvr.media import AV_ERRORS, Image, MediaError, Video
+from collabvr.media import Image, MediaError, Video, probe_fps
 from collabvr.records import (
     Usage,
 )
@@ -54,41 +64,146 @@ DEFAULT_GEMINI = "gemini-2.5-pro"
 DEFAULT_VEO = "veo-3.1-generate-001"
 # Clip lengths each Veo generation accepts, by model-name prefix (longest prefix wins).
 DURATIONS: dict[str, tuple[int, ...]] = {"veo-2": (5, 6, 7, 8), "veo-3": (4, 6, 8)}
+# The API's cap on one request body: it answers 400 "Request payload size exceeds the limit:
+# 20971520 bytes". We stay a margin below it, for what our size estimate cannot see exactly.
+API_REQUEST_LIMIT = 20 * 2**20
+REQUEST_MARGIN = 2**20
+DEFAULT_REQUEST_LIMIT = API_REQUEST_LIMIT - REQUEST_MARGIN
 
 _AUTH = {"api_key", "vertexai", "project", "location", "base_url"}
-_GEMINI_OPTIONS = _AUTH | {"temperature", "max_output_tokens", "video_fps", "inline_limit_bytes", "frames_per_clip", "file_poll_s"}
+_GEMINI_OPTIONS = _AUTH | {
+    "temperature", "max_output_tokens", "video_fps", "inline_limit_bytes", "request_limit_bytes", "frames_per_clip",
+    "file_poll_s",
+}
 _VEO_OPTIONS = _AUTH | {
     "aspect_ratio", "resolution", "negative_prompt", "durations", "generate_audio", "person_generation",
     "enhance_prompt", "poll_s",
 }
 _REFUSALS = {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION", "IMAGE_SAFETY"}
 _TRANSIENT_OP_CODES = {4, 8, 10, 13, 14}  # google.rpc codes: deadline, exhausted, aborted, internal, unavailable
+_CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 
-def make(role: str, model: str, options: dict[str, Any]) -> GeminiVLM | VeoVGM:
-    """Registry factory for the ``gemini`` (VLM) and ``veo`` (VGM) providers."""
-    if role == "vgm":
-        return VeoVGM(model or DEFAULT_VEO, options)
-    return GeminiVLM(model or DEFAULT_GEMINI, options)
+def make_gemini(role: str, model: str, options: dict[str, Any]) -> GeminiVLM | None:
+    """Registry factory for the ``gemini`` provider: a VLM only (Veo is the ``veo`` provider)."""
+    return GeminiVLM(model or DEFAULT_GEMINI, options) if role == "vlm" else None
 
 
-def _client(options: dict[str, Any], *, vertexai: bool | None, timeout_s: float) -> genai.Client:
-    """A google-genai client with the SDK's retries off; keys stay inside the client."""
-    api_key = options.get("api_key") or None
-    for secret in (api_key, os.environ.get("GOOGLE_API_KEY"), os.environ.get("GEMINI_API_KEY")):
+def make_veo(role: str, model: str, options: dict[str, Any]) -> VeoVGM | None:
+    """Registry factory for the ``veo`` provider: a VGM only."""
+    return VeoVGM(model or DEFAULT_VEO, options) if role == "vgm" else None
+
+
+# ----------------------------------------------------------------------------- client and credentials
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a client sends its requests and how it authenticates, resolved once the way the SDK
+    resolves it (options first, then its environment variables), so that nothing needs to read
+    the client's private state. ``base_url`` is the effective origin, default or custom."""
+
+    vertexai: bool
+    api_key: str | None
+    base_url: str
+    project: str | None = None
+    location: str | None = None
+
+    @property
+    def uses_adc(self) -> bool:
+        """Whether requests authenticate with Application Default Credentials (Vertex, no key)."""
+        return self.vertexai and not self.api_key and bool(self.project or self.location)
+
+    @property
+    def origin(self) -> tuple[str, str]:
+        return _origin(self.base_url)
+
+
+def _flag(name: str) -> bool | None:
+    value = os.environ.get(name)
+    return None if value is None else value.lower() in ("true", "1")
+
+
+def resolve_endpoint(options: dict[str, Any], *, vertexai: bool | None) -> tuple[Endpoint, str | None]:
+    """The endpoint the SDK would use for these options and environment, and the custom base URL
+    to hand it (None: the SDK's default). Mirrors google-genai 3.x's ``BaseApiClient``."""
+    if vertexai is None:
+        enterprise, env_vertexai = _flag("GOOGLE_GENAI_USE_ENTERPRISE"), _flag("GOOGLE_GENAI_USE_VERTEXAI")
+        vertexai = bool(enterprise if enterprise is not None else env_vertexai)
+    key_option = options.get("api_key") or None
+    key = key_option or os.environ.get("GOOGLE_API_KEY") or os.environ.get("GEMINI_API_KEY") or None
+    if not vertexai:
+        custom = options.get("base_url") or os.environ.get("GOOGLE_GEMINI_BASE_URL") or None
+        return Endpoint(False, key, custom or "https://generativelanguage.googleapis.com/"), custom
+    custom = options.get("base_url") or os.environ.get("GOOGLE_VERTEX_BASE_URL") or None
+    project_option, location_option = options.get("project") or None, options.get("location") or None
+    project = project_option or os.environ.get("GOOGLE_CLOUD_PROJECT") or None
+    location = location_option or os.environ.get("GOOGLE_CLOUD_LOCATION") or None
+    if key_option and not (project_option or location_option):
+        project = location = None  # an explicit key beats a project/location from the environment
+    elif not key_option and (project or location):
+        key = None  # a project/location beats a key from the environment
+    if not location and not key and (not custom or custom.endswith(".googleapis.com")):
+        location = "global"
+    if custom and not custom.endswith(".googleapis.com") and not ((project and location) or key):
+        project = location = None  # a gateway that authenticates by itself
+    if custom:
+        base = custom
+    elif (key and not location) or location == "global":
+        base = "https://aiplatform.googleapis.com/"
+    elif location in ("us", "eu"):
+        base = f"https://aiplatform.{location}.rep.googleapis.com/"
+    else:
+        base = f"https://{location}-aiplatform.googleapis.com/"
+    return Endpoint(True, key, base, project, location), custom
+
+
+def _client(name: str, options: dict[str, Any], *, vertexai: bool | None, timeout_s: float) -> tuple[genai.Client, Endpoint]:
+    """A google-genai client with the SDK's retries off, and the endpoint it talks to."""
+    endpoint, custom = resolve_endpoint(options, vertexai=vertexai)
+    for secret in (endpoint.api_key, os.environ.get("GOOGLE_API_KEY"), os.environ.get("GEMINI_API_KEY")):
         register_secret(secret)
-    http = types.HttpOptions(
-        base_url=options.get("base_url") or None,
-        timeout=int(timeout_s * 1000),
-        retry_options=types.HttpRetryOptions(attempts=1),
-    )
+    if not endpoint.vertexai and not endpoint.api_key:
+        raise BadInput(f"{name} needs credentials: set GOOGLE_API_KEY or GEMINI_API_KEY (or the api_key option), "
+                       "or use Vertex AI (vertexai=true with project and location, and ADC); see docs/backends.md")
+    http = types.HttpOptions(base_url=custom, timeout=int(timeout_s * 1000), retry_options=types.HttpRetryOptions(attempts=1))
     try:
-        return genai.Client(
-            api_key=api_key, vertexai=vertexai, project=options.get("project"), location=options.get("location"),
+        client = genai.Client(
+            vertexai=endpoint.vertexai, api_key=endpoint.api_key, project=endpoint.project, location=endpoint.location,
             http_options=http,
         )
     except Exception as exc:  # noqa: BLE001 - missing credentials etc. are the user's to fix
-        raise BadInput(f"cannot set up the google-genai client: {safe_message(exc)}; see docs/backends.md") from None
+        if _is_missing_adc(exc):
+            raise BadInput(_adc_message(name, endpoint, exc)) from None
+        raise BadInput(f"{name}: cannot set up the google-genai client: {safe_message(exc)}; see docs/backends.md") from None
+    return client, endpoint
+
+
+def _is_missing_adc(exc: BaseException) -> bool:
+    from google.auth import exceptions as auth_errors
+
+    return isinstance(exc, auth_errors.DefaultCredentialsError)
+
+
+def _adc_message(name: str, endpoint: Endpoint, exc: BaseException) -> str:
+    where = ", ".join(f"{k} {v}" for k, v in (("project", endpoint.project), ("location", endpoint.location)) if v)
+    reason = safe_message(exc, 160).split(". ")[0]
+    return (f"{name}: Vertex AI ({where}) needs Application Default Credentials and none were found ({reason}); "
+            "run `gcloud auth application-default login`, set GOOGLE_APPLICATION_CREDENTIALS, "
+            "or give an API key (api_key option or GOOGLE_API_KEY) for Vertex express mode")
+
+
+def check_credentials(name: str, endpoint: Endpoint) -> None:
+    """BadInput unless the endpoint's credentials exist: a key, or ADC that ``google.auth.default``
+    finds (a file or gcloud's login; on Google Cloud, the metadata server)."""
+    if not endpoint.vertexai and not endpoint.api_key:
+        raise BadInput(f"{name} needs credentials: set GOOGLE_API_KEY or GEMINI_API_KEY (or the api_key option)")
+    if not endpoint.uses_adc:
+        return
+    import google.auth
+
+    try:
+        google.auth.default(scopes=[_CLOUD_SCOPE])
+    except Exception as exc:  # noqa: BLE001 - DefaultCredentialsError, or a malformed credentials file
+        raise BadInput(_adc_message(name, endpoint, exc)) from None
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
@@ -128,16 +243,109 @@ def _http(timeout_s: float) -> types.HttpOptions:
     return types.HttpOptions(timeout=max(1, int(timeout_s * 1000)))
 
 
+# ----------------------------------------------------------------------------- request size
+# Upper bounds, in bytes of the JSON body the SDK sends (json.dumps, ASCII-escaped).
+_PART_BYTES = 96  # the braces, keys and commas around one part, and its video metadata
+_FILE_PART_BYTES = 512  # a Files API reference whose URI is not known yet
+_CONTENT_BYTES = 48  # one turn: role and parts list
+_ESCAPED_CHAR_BYTES = 12  # the most one character can take once JSON-escaped (a surrogate pair)
+
+
+def _b64(size: int) -> int:
+    return 4 * ((size + 2) // 3)
+
+
+def part_bytes(part: types.Part) -> int:
+    """An upper bound on one part's share of the request body: base64 grows inline data by 4/3."""
+    size = _PART_BYTES
+    if part.text is not None:
+        size += len(json.dumps(part.text))
+    if part.inline_data is not None:
+        size += _b64(len(part.inline_data.data or b"")) + len(part.inline_data.mime_type or "")
+    if part.file_data is not None:
+        size += len(json.dumps(part.file_data.file_uri or "")) + len(part.file_data.mime_type or "")
+    return size
+
+
+def _config_bytes(record: type) -> int:
+    """The generation config: the SDK rewrites the schema (upper-case types, property ordering)."""
+    return 2 * len(json.dumps(response_schema(record))) + 512
+
+
+def _reask_bytes(record: type) -> int:
+    """Room for the re-ask turn (the rejected answer and the note), whatever their characters."""
+    return _ESCAPED_CHAR_BYTES * reask_chars(record) + 2 * (_PART_BYTES + _CONTENT_BYTES)
+
+
+def request_bytes(contents: list[types.Content], record: type) -> int:
+    """An upper bound on the body of a generateContent request with these contents."""
+    parts = sum(part_bytes(p) for c in contents for p in c.parts or [])
+    return parts + _CONTENT_BYTES * len(contents) + _config_bytes(record)
+
+
+def frame_levels(count: int) -> list[tuple[int, int | None]]:
+    """(frames per clip, longest side) to try when sampled frames do not fit: what
+    ``frames_per_clip`` asks at full size, then smaller frames, then fewer."""
+    levels: list[tuple[int, int | None]] = [(count, side) for side in (None, 768, 512, 384, 256)]
+    while count > 1:
+        count //= 2
+        levels.append((count, 256))
+    return levels
+
+
+def _shrink(image: Image, side: int | None) -> Image:
+    if side is None or max(image.width, image.height) <= side:
+        return image
+    scale = side / max(image.width, image.height)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return Image(np.asarray(PILImage.fromarray(image.array).resize(size, PILImage.Resampling.LANCZOS)))
+
+
+class _Frames:
+    """Sampled frames of the clips of one request, as PNG, at each level tried (cached)."""
+
+    def __init__(self) -> None:
+        self._pngs: dict[tuple[int, int, int | None], list[bytes]] = {}
+
+    def parts(self, clip: Video, count: int, side: int | None) -> list[types.Part]:
+        if side is not None and max(clip.width, clip.height) <= side:
+            side = None  # already that small: the same frames
+        key = (id(clip), count, side)
+        if key not in self._pngs:
+            self._pngs[key] = [_shrink(frame, side).to_png() for frame in sample_frames(clip, count)]
+        pngs = self._pngs[key]
+        return [types.Part.from_text(text=f"({len(pngs)} frames sampled in order)")] + [
+            types.Part.from_bytes(data=png, mime_type="image/png") for png in pngs
+        ]
+
+
+# ----------------------------------------------------------------------------- Gemini
 class GeminiVLM(RoleVLM):
     """Plan, verify, select, judge and critique with a Gemini model and structured output."""
 
     def __init__(self, model: str, options: dict[str, Any]) -> None:
         super().__init__("gemini", model, options, _GEMINI_OPTIONS, _classify)
         self.video_fps = options.get("video_fps", 4.0)
-        self.inline_limit = int(options.get("inline_limit_bytes", 15 * 2**20))
+        inline_limit = options.get("inline_limit_bytes")
+        self.inline_limit = int(inline_limit) if inline_limit is not None else None
+        self.request_limit = int(options.get("request_limit_bytes", DEFAULT_REQUEST_LIMIT))
+        if self.request_limit <= 0:
+            raise BadInput(f"{self.name}: request_limit_bytes must be > 0, got {self.request_limit}")
         self.file_poll_s = float(options.get("file_poll_s", 1.0))
         vertexai = options.get("vertexai", True if options.get("project") or options.get("location") else None)
-        self._client = _client(options, vertexai=vertexai, timeout_s=self.policy.timeout_s)
+        self._client, self.endpoint = _client(self.name, options, vertexai=vertexai, timeout_s=self.policy.timeout_s)
+
+    def preflight(self) -> None:
+        """What can be checked without a network call: the model answers about images and video,
+        and the credentials exist. BadInput, one line, otherwise."""
+        model = self.model.lower()
+        if model.startswith("veo"):
+            raise BadInput(f"{self.name} is a video model, not a VLM: use it as the VGM (--vgm veo:{self.model}) "
+                           f"and a Gemini model as the VLM (e.g. --vlm gemini:{DEFAULT_GEMINI})")
+        if model.startswith(("imagen", "lyria")) or "embedding" in model or model.endswith("-tts"):
+            raise BadInput(f"{self.name} does not answer about images and video: use a Gemini model as the VLM "
+                           f"(e.g. --vlm gemini:{DEFAULT_GEMINI})")
+        check_credentials(self.name, self.endpoint)
 
     # ----- one call
     def _role(self, role: str, request: Any, record: type, media: list[Any]) -> Any:
@@ -145,9 +353,7 @@ class GeminiVLM(RoleVLM):
             deadline = self.caller.deadline()
             uploaded: list[str] = []
             try:
-                parts = [types.Part.from_text(text=prompt_for(request))]
-                for item in media:
-                    parts += self._parts(item, deadline, uploaded)
+                parts = self._request_parts(f"{self.name} {role}", prompt_for(request), media, record, deadline, uploaded)
                 return ask_validated(lambda retry: self._ask(parts, record, retry, deadline), record, f"{self.name} {role}")
             finally:
                 for name in uploaded:
@@ -160,6 +366,9 @@ class GeminiVLM(RoleVLM):
                 types.Content(role="model", parts=[types.Part.from_text(text=retry[0])]),
                 types.Content(role="user", parts=[types.Part.from_text(text=retry[1])]),
             ]
+        size = request_bytes(contents, record)
+        if size > self.request_limit:  # _request_parts reserved room for the re-ask: a bug if reached
+            raise BackendError(f"{self.name}: refusing to send a {size}-byte request, above request_limit_bytes={self.request_limit}")
 
         def send() -> types.GenerateContentResponse:
             config = types.GenerateContentConfig(
@@ -189,27 +398,79 @@ class GeminiVLM(RoleVLM):
         return response.text, usage
 
     # ----- media
-    def _parts(self, item: str | Image | Video, deadline: float, uploaded: list[str]) -> list[types.Part]:
-        """A label, a frame, or a clip: inline up to ``inline_limit_bytes``, else through the
-        Files API (Gemini API) or as sampled frames (Vertex, which has no Files API)."""
-        if isinstance(item, str):
-            return [types.Part.from_text(text=item)]
-        if isinstance(item, Image):
-            return [types.Part.from_bytes(data=item.to_png(), mime_type="image/png")]
-        meta = types.VideoMetadata(fps=float(self.video_fps)) if self.video_fps else None
-        data = item.mp4
-        if len(data) <= self.inline_limit:
-            return [types.Part(inline_data=types.Blob(data=data, mime_type="video/mp4"), video_metadata=meta)]
-        if self._client.vertexai:
-            frames = sample_frames(item, self.frames_per_clip)
-            return [types.Part.from_text(text=f"({len(frames)} frames sampled in order)")] + [
-                types.Part.from_bytes(data=f.to_png(), mime_type="image/png") for f in frames
-            ]
-        uri = self._upload(data, deadline, uploaded)
-        return [types.Part(file_data=types.FileData(file_uri=uri, mime_type="video/mp4"), video_metadata=meta)]
+    def _request_parts(self, what: str, prompt: str, media: list[str | Image | Video], record: type,
+                       deadline: float, uploaded: list[str]) -> list[types.Part]:
+        """The request's parts, laid out to fit ``request_limit_bytes`` with the re-ask turn.
+
+        Labels and frames go inline. Clips go inline as video while the whole request fits;
+        otherwise the largest move first to the Files API (Gemini API) or to sampled frames
+        (Vertex), and on Vertex the frames then get smaller and fewer until it fits. Nothing is
+        uploaded before the layout fits; if none does, BackendError, and nothing is sent.
+        """
+        budget = self.request_limit - _config_bytes(record) - _reask_bytes(record) - _CONTENT_BYTES
+        pieces: list[list[types.Part] | Video] = [[types.Part.from_text(text=prompt)]]
+        for item in media:
+            if isinstance(item, Video):
+                pieces.append(item)
+            elif isinstance(item, Image):
+                pieces.append([types.Part.from_bytes(data=item.to_png(), mime_type="image/png")])
+            else:
+                pieces.append([types.Part.from_text(text=item)])
+        clips = {i: piece for i, piece in enumerate(pieces) if isinstance(piece, Video)}
+        levels = frame_levels(self.frames_per_clip)
+        # how each clip goes: "video" inline, "file" (Files API), or (frames, longest side)
+        remote: str | tuple[int, int | None] = levels[0] if self.endpoint.vertexai else "file"
+        form = {i: remote if self.inline_limit is not None and len(clip.mp4) > self.inline_limit else "video"
+                for i, clip in clips.items()}
+        frames = _Frames()
+
+        def size() -> int:
+            total = 0
+            for i, piece in enumerate(pieces):
+                if isinstance(piece, Video):
+                    kind = form[i]
+                    if kind == "video":
+                        total += _PART_BYTES + _b64(len(piece.mp4)) + len("video/mp4")
+                    elif kind == "file":
+                        total += _FILE_PART_BYTES
+                    else:
+                        total += sum(part_bytes(p) for p in frames.parts(piece, *kind))
+                else:
+                    total += sum(part_bytes(p) for p in piece)
+            return total
+
+        for i in sorted(clips, key=lambda i: len(clips[i].mp4), reverse=True):
+            if size() <= budget:
+                break
+            form[i] = remote
+        for level in levels[1:] if self.endpoint.vertexai else []:
+            if size() <= budget:
+                break
+            form.update({i: level for i in clips if form[i] != "video"})
+        needed = size()
+        if needed > budget:
+            how = "as one small sampled frame" if self.endpoint.vertexai else "in the Files API"
+            raise BackendError(
+                f"{what}: the request needs about {needed + self.request_limit - budget} bytes even with every clip {how}, "
+                f"above request_limit_bytes={self.request_limit}; nothing was sent"
+            )
+        parts: list[types.Part] = []
+        for i, piece in enumerate(pieces):
+            if not isinstance(piece, Video):
+                parts += piece
+            elif form[i] == "video":
+                meta = types.VideoMetadata(fps=float(self.video_fps)) if self.video_fps else None
+                parts.append(types.Part(inline_data=types.Blob(data=piece.mp4, mime_type="video/mp4"), video_metadata=meta))
+            elif form[i] == "file":
+                uri = self._upload(piece.mp4, deadline, uploaded)
+                meta = types.VideoMetadata(fps=float(self.video_fps)) if self.video_fps else None
+                parts.append(types.Part(file_data=types.FileData(file_uri=uri, mime_type="video/mp4"), video_metadata=meta))
+            else:
+                parts += frames.parts(piece, *form[i])
+        return parts
 
     def _upload(self, data: bytes, deadline: float, uploaded: list[str]) -> str:
-        """Files API: upload a clip too large to send inline, and wait until it is ACTIVE."""
+        """Files API: upload a clip that does not fit in the request, and wait until it is ACTIVE."""
         config = types.UploadFileConfig(mime_type="video/mp4", http_options=_http(self.caller.timeout(deadline)))
         file = self.caller.call("files.upload", lambda: self._client.files.upload(file=io.BytesIO(data), config=config), deadline)
         uploaded.append(file.name)
@@ -229,6 +490,7 @@ class GeminiVLM(RoleVLM):
             pass
 
 
+# ----------------------------------------------------------------------------- Veo
 class VeoVGM:
     """Image-to-video with Veo: submit, poll the long-running operation, fetch the bytes."""
 
@@ -248,11 +510,20 @@ class VeoVGM:
         self.durations = tuple(sorted(int(d) for d in options.get("durations") or _durations(model)))
         self.prices = options.get("prices")
         self.tally = Tally()
-        self._client = _client(options, vertexai=True, timeout_s=self.policy.timeout_s)
-        self._api_origin = _origin(str(self._client._api_client._http_options.base_url or ""))
+        self._client, self.endpoint = _client(self.name, options, vertexai=True, timeout_s=self.policy.timeout_s)
 
     def __repr__(self) -> str:
         return f"VeoVGM({self.model!r})"
+
+    def preflight(self) -> None:
+        """What can be checked without a network call: the model is a Veo model, and the
+        credentials exist. BadInput, one line, otherwise."""
+        if not self.model.lower().startswith("veo-"):
+            if self.model.lower().startswith("gemini"):
+                raise BadInput(f"{self.name} is a Gemini model (a VLM), not a video model: use it as the VLM "
+                               f"(--vlm gemini:{self.model}) and a Veo model as the VGM (e.g. --vgm veo:{DEFAULT_VEO})")
+            raise BadInput(f"{self.name} is not a Veo model: Veo model names start with 'veo-' (e.g. --vgm veo:{DEFAULT_VEO})")
+        check_credentials(self.name, self.endpoint)
 
     def duration_for(self, seconds: float) -> int:
         """The shortest allowed duration that covers ``seconds``, else the longest allowed."""
@@ -273,7 +544,7 @@ class VeoVGM:
             operation = self._wait(operation, deadline)
             data = self._video_bytes(operation, deadline)
         try:
-            clip = Video(mp4=data, fps=_probe_fps(data))
+            clip = Video(mp4=data, fps=probe_fps(data))
             clip.num_frames  # noqa: B018 - decode now, so a broken file is this call's failure
         except (MediaError, ValueError) as exc:
             raise InvalidOutput(f"{self.name}: the returned video does not decode: {safe_message(exc)}") from None
@@ -301,11 +572,14 @@ class VeoVGM:
         return self.caller.call("generate_videos", send, deadline)
 
     def _wait(self, operation: types.GenerateVideosOperation, deadline: float) -> types.GenerateVideosOperation:
+        """Poll until the operation is done, reporting the seconds waited (``generating`` events)."""
+        started = time.monotonic()
         while not operation.done:
             if time.monotonic() + self.poll_s >= deadline:
                 raise TransientError(f"{self.name}: the operation did not finish within deadline_s={self.policy.deadline_s:g}")
             time.sleep(self.poll_s)
             operation = self.caller.call("operations.get", lambda op=operation: self._poll(op, deadline), deadline)
+            events.report(round(time.monotonic() - started, 1), None, unit="s")
         if operation.error:
             code, message = operation.error.get("code"), str(operation.error.get("message", ""))[:300]
             if any(word in message.lower() for word in ("safety", "responsible ai", "usage guidelines")):
@@ -336,9 +610,8 @@ class VeoVGM:
     def _download(self, uri: str, deadline: float) -> bytes:
         """GET the video; the API key goes in a header, and only to the API's own origin."""
         headers = {}
-        key = self._client._api_client.api_key
-        if key and _origin(uri) == self._api_origin:
-            headers["x-goog-api-key"] = key
+        if self.endpoint.api_key and _origin(uri) == self.endpoint.origin:
+            headers["x-goog-api-key"] = self.endpoint.api_key
         response = httpx.get(uri, headers=headers, timeout=self.caller.timeout(deadline), follow_redirects=True)
         response.raise_for_status()
         return response.content
@@ -354,13 +627,5 @@ def _origin(url: str) -> tuple[str, str]:
     return parts.scheme, parts.netloc
 
 
-def _probe_fps(data: bytes) -> float:
-    try:
-        with av.open(io.BytesIO(data), mode="r") as container:
-            rate = container.streams.video[0].average_rate
-    except AV_ERRORS as exc:
-        raise InvalidOutput(f"the returned video does not decode: {exc}") from None
-    return float(rate) if rate else 24.0
-
-
-__all__ = ["DURATIONS", "GeminiVLM", "VeoVGM", "make"]
+__all__ = ["DEFAULT_REQUEST_LIMIT", "DURATIONS", "Endpoint", "GeminiVLM", "VeoVGM", "make_gemini", "make_veo",
+           "resolve_endpoint"]

@@ -12,7 +12,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import openai as _openai
 
@@ -43,6 +45,14 @@ from collabvr.records import (
 DEFAULT_MODEL = "gpt-4.1"
 _OPTIONS = {"api_key", "base_url", "temperature", "max_output_tokens", "frames_per_clip", "image_detail", "response_format"}
 _SCHEMA_WORDS = ("response_format", "json_schema", "schema", "strict", "structured")
+# OpenAI models that are not chat models taking images: video, image, speech, transcription,
+# embedding, moderation and realtime models. Checked only against OpenAI's own API; a server at a
+# custom base_url names its models as it likes.
+_NOT_CHAT = re.compile(
+    r"^(sora|dall-e|gpt-image|tts-|whisper|text-embedding|omni-moderation|text-moderation|babbage|davinci|gpt-realtime)"
+    r"|-(tts|transcribe|realtime)(-|$)"
+)
+_OPENAI_HOST = "api.openai.com"
 
 
 class SchemaRejected(BackendError):
@@ -85,6 +95,7 @@ class OpenAIVLM(RoleVLM):
         if self.frames_per_clip < 1:
             raise BadInput(f"frames_per_clip must be >= 1, got {self.frames_per_clip}")
         base_url = options.get("base_url") or os.environ.get("OPENAI_BASE_URL") or None
+        self.custom_server = bool(base_url) and urlsplit(base_url).hostname != _OPENAI_HOST
         api_key = options.get("api_key") or os.environ.get("OPENAI_API_KEY")
         if not api_key:
             if not base_url:
@@ -92,6 +103,13 @@ class OpenAIVLM(RoleVLM):
             api_key = "EMPTY"  # local OpenAI-compatible servers (vLLM, Ollama) take any key
         register_secret(api_key)
         self._client = _openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=self.policy.timeout_s)
+
+    def preflight(self) -> None:
+        """What can be checked without a network call (the key was checked when the backend was
+        built): on OpenAI's own API, the model is a chat model. BadInput, one line, otherwise."""
+        if not self.custom_server and _NOT_CHAT.search(self.model.lower()):
+            raise BadInput(f"{self.name} is not a chat model, so it cannot plan or verify: use a chat model that takes "
+                           f"images as the VLM (e.g. --vlm openai:{DEFAULT_MODEL}); video models go in --vgm (e.g. veo:...)")
 
     # ----- one call
     def _role(self, role: str, request: Any, record: type, media: list[Any]) -> Any:

@@ -24,10 +24,13 @@ Factory = Callable[[Role, str, dict[str, Any]], Any]
 # provider -> "module:function" of its factory; imported on first use
 _BUILTIN: dict[str, str] = {
     "sim": "collabvr.backends.sim:make",
-    "gemini": "collabvr.backends.google:make",
-    "veo": "collabvr.backends.google:make",
+    "gemini": "collabvr.backends.google:make_gemini",
+    "veo": "collabvr.backends.google:make_veo",
     "openai": "collabvr.backends.openai:make",
 }
+# the roles each built-in provider offers, to say which to use when a spec names the wrong one
+_BUILTIN_ROLES: dict[str, tuple[Role, ...]] = {"sim": ("vlm", "vgm"), "gemini": ("vlm",), "veo": ("vgm",), "openai": ("vlm",)}
+_EXAMPLES: dict[Role, str] = {"vlm": "gemini:gemini-2.5-pro", "vgm": "veo:veo-3.1-generate-001"}
 _registered: dict[str, Factory] = {}
 _cache: dict[tuple[str, str, str], Any] = {}
 _lock = threading.Lock()
@@ -86,9 +89,19 @@ def resolve(role: Role, spec: str, options: dict[str, Any] | None = None) -> Any
             return _cache[key]
     backend = factory(provider)(role, model, options)
     if backend is None:
-        raise BadInput(f"backend provider {provider!r} offers no {role.upper()}")
+        raise BadInput(_wrong_role(role, spec, provider))
     with _lock:
         return _cache.setdefault(key, backend)
+
+
+def _wrong_role(role: Role, spec: str, provider: str) -> str:
+    """One line: the spec, that its provider offers no such role, and what to use instead."""
+    other: Role = "vgm" if role == "vlm" else "vlm"
+    offers = _BUILTIN_ROLES.get(provider, ())
+    hint = f"; {spec} is a {other.upper()}: use it as --{other}" if other in offers else ""
+    builtin = ", ".join(sorted(p for p, roles in _BUILTIN_ROLES.items() if role in roles))
+    return (f"--{role} {spec}: backend provider {provider!r} offers no {role.upper()}{hint}; "
+            f"{role.upper()} providers: {builtin} (e.g. --{role} {_EXAMPLES[role]})")
 
 
 def resolve_vlm(spec: str, options: dict[str, Any] | None = None) -> Any:

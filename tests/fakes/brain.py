@@ -46,6 +46,16 @@ def colour_clip(colour: tuple[int, int, int], *, frames: int = 8, size: int = 32
     return Video(frames=array, fps=fps)
 
 
+def padded_clip(size: int, clip: Video | None = None) -> Video:
+    """A real MP4 of exactly ``size`` bytes: ``clip`` (default a small green one) followed by a
+    ``free`` box, which decoders skip. Large clips for request-size tests, made in no time."""
+    data = (clip or colour_clip((0, 200, 0))).mp4
+    pad = size - len(data)
+    if pad < 8:
+        raise ValueError(f"size must be at least {len(data) + 8} bytes")
+    return Video(mp4=data + pad.to_bytes(4, "big") + b"free" + bytes(pad - 8), fps=clip.fps if clip else 8.0)
+
+
 def is_red(media: list[Image | Video]) -> bool:
     """True if the last frame shown is mostly red: the fakes' mark of a bad clip."""
     if not media:

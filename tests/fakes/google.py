@@ -21,7 +21,7 @@ from typing import Any
 
 from collabvr.media import Image, Video
 from tests.fakes.brain import Brain, colour_clip, role_of
-from tests.fakes.server import FakeServer, Reply, Request
+from tests.fakes.server import FakeServer, Reply, Request, error
 
 _MODEL = r"/(?P<version>v1\w*)/(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/google/)?models/(?P<model>[^/:]+)"
 
@@ -55,11 +55,20 @@ class Op:
     request: dict = field(default_factory=dict)
 
 
-class FakeGoogle(FakeServer):
-    """Gemini generateContent (answers from ``brain``), Veo operations, Files API, downloads."""
+# The real API's cap on a request body; above it, it answers 400 INVALID_ARGUMENT.
+API_BODY_LIMIT = 20 * 2**20
 
-    def __init__(self, brain: Brain | None = None, clip: Video | None = None) -> None:
+
+class FakeGoogle(FakeServer):
+    """Gemini generateContent (answers from ``brain``), Veo operations, Files API, downloads.
+
+    ``max_body_bytes`` enforces a request size cap as the real API does (its cap is
+    :data:`API_BODY_LIMIT`): a larger body (Files API uploads aside) gets the API's 400.
+    """
+
+    def __init__(self, brain: Brain | None = None, clip: Video | None = None, *, max_body_bytes: int | None = None) -> None:
         super().__init__()
+        self.max_body_bytes = max_body_bytes
         self.brain = brain or Brain()
         self.clip = clip or colour_clip((0, 200, 0))
         self.ops: dict[str, Op] = {}
@@ -76,6 +85,12 @@ class FakeGoogle(FakeServer):
         self.route("GET", r"/v1\w*/files/(?P<id>\w+)", "getFile", self._get_file)
         self.route("DELETE", r"/v1\w*/files/(?P<id>\w+)", "deleteFile", lambda r: Reply(200, {}))
         self.route("GET", r"/download/(?P<id>\w+)", "download", lambda r: Reply(200, self.downloads[r.match["id"]]))
+
+    def answer(self, request: Request) -> Reply:
+        if self.max_body_bytes is not None and request.endpoint != "uploadData" and len(request.body) > self.max_body_bytes:
+            message = f"Request payload size exceeds the limit: {self.max_body_bytes} bytes."
+            return error(400, message, fault="too_large")
+        return super().answer(request)
 
     def plan_ops(self, *ops: Op) -> None:
         """Queue how the next Veo operations end."""
@@ -151,10 +166,21 @@ class FakeGoogle(FakeServer):
         return Reply(200, {}, headers)
 
     def _upload_data(self, request: Request) -> Reply:
+        """One chunk of a resumable upload (the SDK sends 8 MiB chunks); the last one says finalize."""
         file_id = request.match["id"]
-        self.files[file_id] = request.body
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        offset = int(headers.get("x-goog-upload-offset", 0))
+        with self.lock:
+            data = self.files.get(file_id, b"")
+            if offset != len(data):
+                return Reply(400, {"error": {"code": 400, "message": f"offset {offset}, have {len(data)} bytes"}},
+                             {"x-goog-upload-status": "final"}, fault="bad_offset")
+            self.files[file_id] = data + request.body
+        if "finalize" not in headers.get("x-goog-upload-command", ""):
+            return Reply(200, {}, {"x-goog-upload-status": "active"})
+        size = len(self.files[file_id])
         file = {"name": f"files/{file_id}", "uri": f"{self.url}/v1beta/files/{file_id}", "mimeType": "video/mp4",
-                "sizeBytes": str(len(request.body)), "state": "PROCESSING"}
+                "sizeBytes": str(size), "state": "PROCESSING"}
         return Reply(200, {"file": file}, {"x-goog-upload-status": "final"})
 
     def _get_file(self, request: Request) -> Reply:

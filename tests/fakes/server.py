@@ -2,8 +2,9 @@
 
 Each route maps (method, regex) to an endpoint name. A request takes the next scripted item of
 its endpoint's queue; when the queue is empty the endpoint's ``default`` handler answers. Every
-request is recorded (headers, body, which fault it got), so tests can assert on what the SDK
-sent. Faults are HTTP errors, a hang (longer than the client's timeout) and a dropped connection.
+request is recorded (headers, body, which fault it got), unrouted ones and proxy CONNECTs too, so
+tests can assert on what the SDK sent, and that nothing was sent. Faults are HTTP errors, a hang
+(longer than the client's timeout) and a dropped connection.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class Request:
 
 
 Handler = Callable[[Request], Reply]
+UNROUTED = "unrouted"  # the endpoint name of a request no route matched (answered 404)
 
 
 class _Quiet(ThreadingHTTPServer):
@@ -140,12 +142,13 @@ class FakeServer:
                 body = self.rfile.read(length) if length else b""
                 path = self.path.split("?", 1)[0]
                 endpoint, match = server.find(self.command, path)
+                request = Request(self.command, self.path, endpoint or UNROUTED, dict(self.headers.items()), body, match)
+                with server.lock:
+                    server.requests.append(request)  # every request that reached us, routed or not
                 if endpoint is None:
+                    request.fault = "unrouted"
                     self._write(Reply(404, {"error": {"code": 404, "message": f"no route {self.command} {path}"}}))
                     return
-                request = Request(self.command, self.path, endpoint, dict(self.headers.items()), body, match)
-                with server.lock:
-                    server.requests.append(request)
                 try:
                     reply = server.answer(request)
                 except Exception as exc:  # noqa: BLE001 - a broken fake must show up as a 500, not a hang
@@ -172,7 +175,8 @@ class FakeServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = do_DELETE = _serve  # noqa: N815 - http.server's naming
+            # CONNECT: a client that uses this server as its HTTPS proxy (to catch traffic meant for a real API)
+            do_GET = do_POST = do_DELETE = do_CONNECT = _serve  # noqa: N815 - http.server's naming
 
         self._httpd = _Quiet(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
