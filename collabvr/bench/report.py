@@ -21,7 +21,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from collabvr.bench.stats import Cell, summarize
+from collabvr.bench.stats import Cell, Paired, summarize
 
 TIMELINE = "episode.html"
 _CSS = """
@@ -213,6 +213,23 @@ def results_html(cells: list[Cell]) -> str:
 def results_markdown(cells: list[Cell]) -> str:
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(_row(cell)) + " |" for cell in cells]
+    return "\n".join(lines) + "\n"
+
+
+def _verdict(p: Paired, reference: str, other: str) -> str:
+    return {"above": f"{reference} above {other}", "below": f"{reference} below {other}",
+            "not distinguishable": "not distinguishable"}.get(p.verdict, p.verdict)
+
+
+def paired_markdown(pairs: list[tuple[str, str, Paired]], reference: str) -> str:
+    """The paired differences ``reference - other`` as a markdown table (see stats.paired_against)."""
+    if not pairs:
+        return ""
+    lines = [f"| {reference} minus | difficulty | n pairs | {reference} | other | difference [95% CI] | wins / losses / ties | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {other} | {level} | {p.n} | {p.mean_a:.3f} | {p.mean_b:.3f} | {p.text()} | {p.wins} / {p.losses} / {p.ties} | "
+              f"{_verdict(p, reference, other)} |"
+              for other, level, p in pairs]
     return "\n".join(lines) + "\n"
 
 

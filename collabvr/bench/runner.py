@@ -33,8 +33,8 @@ from typing import Any
 
 from collabvr.backends import registry
 from collabvr.bench import prices as price_table
-from collabvr.bench.report import results_markdown
-from collabvr.bench.stats import Cell, summarize
+from collabvr.bench.report import paired_markdown, results_markdown
+from collabvr.bench.stats import Cell, paired_against, summarize
 from collabvr.bench.suites import parse_suite
 from collabvr.context import Context
 from collabvr.errors import BadInput, redact
@@ -419,13 +419,22 @@ def write_summary(config: BenchConfig) -> list[Cell]:
         "vlm_cache_hits": sum(r.get("cache_hits", {}).get("vlm", 0) for r in results),
         "cost": None if any(r.get("cost") is None for r in results) else round(sum(r["cost"] for r in results), 6),
     }
+    reference = "collabvr" if "collabvr" in config.methods else config.methods[0]
+    pairs = paired_against(results, reference, seed=config.seed)
     summary = {"config": {**config.pinned(), "suite": config.suite, "methods": config.methods, "n": config.n,
                           "seed": config.seed, "seeds": [config.seed, config.seed + config.n - 1]},
-               "totals": totals, "cells": [c.public() for c in cells]}
+               "totals": totals, "cells": [c.public() for c in cells],
+               "paired": [{"other": other, "difficulty": level, **p.public()} for other, level, p in pairs]}
     (config.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     header = (f"# Benchmark results\n\nsuite `{config.suite}`, methods `{','.join(config.methods)}`, seeds "
               f"{config.seed}..{config.seed + config.n - 1}, VGM `{config.vgm}`, VLM `{config.vlm}`, "
               f"budget `{config.budget or 'none'}`. Scores: mean [95% percentile bootstrap CI, 2000 resamples, "
               f"seed {config.seed}]; clip-s, VLM calls and cost are means per episode.\n\n")
-    (config.out / "results.md").write_text(header + results_markdown(cells))
+    paired_text = ""
+    if pairs:
+        paired_text = (f"\n## Paired differences\n\n{reference} minus each other method on the same instances (family, "
+                       f"difficulty, seed), pooled over families; 95% percentile bootstrap CI of the mean difference "
+                       f"(2000 resamples, seed {config.seed}, differences sorted before resampling).\n\n"
+                       + paired_markdown(pairs, reference))
+    (config.out / "results.md").write_text(header + results_markdown(cells) + paired_text)
     return cells
