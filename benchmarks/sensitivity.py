@@ -17,9 +17,12 @@ Writes into --out: ``default/`` and ``settings/KNOB=VALUE/`` (bench directories,
 
     PYTHONPATH=. nice -n 10 python benchmarks/sensitivity.py --suite sim --n 10 --seed 0 --out runs/sensitivity
 
-A setting that only changes what some methods do (a verifier knob changes CollabVR only, a critic
-knob the critique baselines only) runs only those methods; the others' episodes are taken from the
-default run, where they are the same episodes (``--no-reuse`` runs every method at every setting).
+A setting that only changes what some methods do runs only those methods; the others' episodes
+are taken from the default run, where they are the same episodes (``--no-reuse`` runs every method
+at every setting). Verifier and planner knobs and drift carry-over change CollabVR only (the
+whole-video methods always start from the task's clean first frame); critic knobs change the
+critique baselines only; the goal-only violation rule changes the methods that send goal-only
+prompts; correction following changes every method that sends a correction (all but pass@4).
 """
 
 from __future__ import annotations
@@ -69,15 +72,17 @@ class Knob:
 
 # fixed in docs/simulator.md#knobs (commit e7f9f3f) before any run
 KNOBS: tuple[Knob, ...] = (
-    Knob("drift_carry", "vgm", 0.0, (0.5, 1.0), label="drift carried across clips"),
+    # the whole-video methods always start from the task's clean first frame: only chained clips carry drift
+    Knob("drift_carry", "vgm", 0.0, (0.5, 1.0), affects=(OURS,), label="drift carried across clips"),
     Knob("cond_misread", "vgm", 0.0, (0.1, 0.2), label="conditioning frame misread"),
-    Knob("correction_follow", "vgm", 1.0, (0.5, 0.0), label="corrections taken in"),
+    Knob("correction_follow", "vgm", 1.0, (0.5, 0.0), affects=(OURS, *CRITICS), label="corrections taken in"),
     Knob("drift_growth", "vgm", 0.03, (0.015, 0.0), label="drift growth per move"),
     Knob("verify_correlation", "vlm", 0.0, (0.5, 1.0), affects=(OURS,), label="verifier errors repeat per clip"),
     Knob("false_accept", "vlm", 0.03, (0.15, 0.3), affects=(OURS,), label="verifier false accepts"),
     Knob("plan_noise", "vlm", 0.05, (0.15, 0.3), affects=(OURS,), label="planner noise"),
     Knob("plan_horizon", "vlm", "share", ("clip",), affects=(OURS,), direction="either", label="planner horizon"),
-    Knob("goal_only_violation", "vgm", "capacity", ("moves",), direction="either", label="goal-only violation rule"),
+    Knob("goal_only_violation", "vgm", "capacity", ("moves",), affects=(PASS, *CRITICS), direction="either",
+         label="goal-only violation rule"),
     Knob("critic", "vlm", {k: 0.0 for k in CRITIC_AS_ACCURATE_VERIFIER}, (CRITIC_AS_ACCURATE_VERIFIER,), affects=CRITICS,
          direction="parity", label="critic as fallible as the verifier"),
 )
@@ -159,7 +164,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--vgm", default="sim:weak")
     parser.add_argument("--vlm", default="sim:accurate")
-    parser.add_argument("--knobs", default="", help="comma-separated subset of: " + ", ".join(k.name for k in KNOBS))
+    parser.add_argument("--knobs", default="", help="comma-separated knobs to run, in this order (default: all): "
+                        + ", ".join(k.name for k in KNOBS))
     parser.add_argument("--no-reuse", action="store_true", help="run every method at every setting")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -168,7 +174,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     unknown = sorted(set(wanted) - {k.name for k in KNOBS})
     if unknown:
         sys.exit(f"error: unknown knob(s) {', '.join(unknown)}; known: {', '.join(k.name for k in KNOBS)}")
-    knobs = [k for k in KNOBS if not wanted or k.name in wanted]
+    knobs = [next(k for k in KNOBS if k.name == name) for name in wanted] if wanted else list(KNOBS)  # in the order asked
     print(f"$ {command}\n(suite {args.suite}, n {args.n}, seed {args.seed}, budget {args.budget}, {args.vgm} + {args.vlm})",
           flush=True)
 
@@ -189,8 +195,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         for value in knob.values:
             methods = METHODS if args.no_reuse else knob.affects
             options = knob.options(value)
-            ran = bench(args.out / "settings" / _slug(knob, value), methods,
-                        options if knob.role == "vgm" else {}, options if knob.role == "vlm" else {})
+            ran = [r for r in bench(args.out / "settings" / _slug(knob, value), methods,
+                                    options if knob.role == "vgm" else {}, options if knob.role == "vlm" else {})
+                   if r["method"] in methods]
             results = ran + [r for r in base if r["method"] not in methods]
             g = gains(results, seed=args.seed)
             settings.append({"value": value, **g})
