@@ -111,6 +111,17 @@ def break_even(points: list[tuple[float, Paired]]) -> float | None:
     return None
 
 
+def _numeric(knob: Knob) -> bool:
+    return all(isinstance(v, float | int) for v in (knob.default, *knob.values))
+
+
+def _crossing(knob: Knob, at_default: dict[str, Any], settings: list[dict[str, Any]], key: str) -> float | None:
+    """Where the gain ``key`` crosses zero along the knob's settings (None for a knob that is a choice)."""
+    if not _numeric(knob):
+        return None
+    return break_even([(float(knob.default), at_default[key]), *[(float(s["value"]), s[key]) for s in settings]])
+
+
 def tornado(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
     """Two panels (vs pass@4, vs best critique baseline): per knob, the gain at each setting, CIs as whiskers."""
     import matplotlib
@@ -203,11 +214,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             settings.append({"value": value, **g})
             print(f"{knob.name} = {knob.show(value)}: vs pass@4 {g['vs_pass'].text()}, vs {g['best_critic']} "
                   f"{g['vs_best'].text()} (means: {', '.join(f'{m} {v:.3f}' for m, v in g['means'].items())})", flush=True)
-        numeric = all(isinstance(v, float | int) for v in (knob.default, *knob.values))
-        points = [(float(knob.default), at_default["vs_best"]), *[(float(s["value"]), s["vs_best"]) for s in settings]] if numeric else []
         rows.append({"knob": knob, "settings": settings, "default_vs_pass": at_default["vs_pass"],
-                     "default_vs_best": at_default["vs_best"], "break_even": break_even(points) if numeric else None,
-                     "numeric": numeric})
+                     "default_vs_best": at_default["vs_best"], "break_even": _crossing(knob, at_default, settings, "vs_best"),
+                     "break_even_pass": _crossing(knob, at_default, settings, "vs_pass"), "numeric": _numeric(knob)})
     minutes = (time.perf_counter() - started) / 60
     title = (f"CollabVR's paired gain, one knob at a time from the defaults ({args.vgm} + {args.vlm}, budget {args.budget} "
              f"clip-s)\n{args.suite}, n = {args.n} per cell, seeds {args.seed}..{args.seed + args.n - 1}; 95% bootstrap CIs")
@@ -239,16 +248,23 @@ def write_tables(args: argparse.Namespace, command: str, at_default: dict[str, A
         k = row["knob"]
         for s in row["settings"]:
             lines.append(line(f"`{k.name}`", f"{k.show(k.default)} → {k.show(s['value'])}", k.direction, s))
-    lines += ["", "| knob | break-even of the gain over the best critique baseline |", "|---|---|"]
-    for row in rows:
+    lines += ["", "Break-even: the knob value where the gain reaches zero, interpolated linearly between the two "
+              "settings around the sign change. It means something only where the gain at the defaults is "
+              "established (its CI excludes 0); otherwise it only says where the point estimate crosses zero.\n",
+              "| knob | gain over pass@4 reaches 0 | gain over the best critique baseline reaches 0 |", "|---|---|---|"]
+
+    def where(row: dict[str, Any], key: str, default: Paired) -> str:
         k = row["knob"]
         if not row["numeric"]:
-            where = "n/a (a choice, not a number)"
-        elif row["break_even"] is None:
-            where = f"none between {k.show(k.default)} and {k.show(k.values[-1])}"
-        else:
-            where = f"≈ {row['break_even']:.3g} (interpolated; the CIs are wide)"
-        lines.append(f"| `{k.name}` | {where} |")
+            return "n/a (a choice, not a number)"
+        if row[key] is None:
+            return f"none between {k.show(k.default)} and {k.show(k.values[-1])}"
+        caveat = "" if default.verdict == "above" else ", but no lead is established at the defaults"
+        return f"≈ {row[key]:.2g} (interpolated{caveat})"
+
+    for row in rows:
+        lines.append(f"| `{row['knob'].name}` | {where(row, 'break_even_pass', at_default['vs_pass'])} | "
+                     f"{where(row, 'break_even', at_default['vs_best'])} |")
     (args.out / "sensitivity.md").write_text("\n".join(lines) + "\n")
 
     def dump(g: dict[str, Any]) -> dict[str, Any]:
@@ -258,7 +274,7 @@ def write_tables(args: argparse.Namespace, command: str, at_default: dict[str, A
     data = {"command": command, "suite": args.suite, "n": args.n, "seed": args.seed, "vgm": args.vgm, "vlm": args.vlm,
             "budget": args.budget, "minutes": round(minutes, 2), "default": dump(at_default),
             "knobs": [{"knob": row["knob"].name, "default": row["knob"].default, "direction": row["knob"].direction,
-                       "break_even": row["break_even"],
+                       "break_even": row["break_even"], "break_even_vs_pass": row["break_even_pass"],
                        "settings": [{"value": s["value"], **dump(s)} for s in row["settings"]]} for row in rows]}
     (args.out / "sensitivity.json").write_text(json.dumps(data, indent=2, default=str))
 

@@ -45,9 +45,9 @@ def test_tables_and_tornado_are_written(tmp_path):
     at_default = gains(_results({"collabvr": 0.2, "pass@4": 0.0, "posthoc_critique": 0.05, "prompt_opt": 0.1}), seed=0)
     worse = gains(_results({"collabvr": 0.0, "pass@4": 0.0, "posthoc_critique": 0.05, "prompt_opt": 0.1}), seed=0)
     rows = [{"knob": KNOBS[0], "settings": [{"value": 1.0, **worse}], "default_vs_pass": at_default["vs_pass"],
-             "default_vs_best": at_default["vs_best"], "break_even": 0.5, "numeric": True}]
+             "default_vs_best": at_default["vs_best"], "break_even": 0.5, "break_even_pass": None, "numeric": True}]
     args = argparse.Namespace(suite="sim", n=1, seed=0, vgm="sim:weak", vlm="sim:accurate", budget="48", out=tmp_path)
     write_tables(args, "cmd", at_default, rows, 0.1)
     assert tornado(rows, tmp_path / "t.png", "title").stat().st_size > 1000
     text = (tmp_path / "sensitivity.md").read_text()
-    assert "`drift_carry` | 0 → 1" in text and "≈ 0.5" in text
+    assert "`drift_carry` | 0 → 1" in text and "| none between 0 and 1 | ≈ 0.5 (interpolated" in text
