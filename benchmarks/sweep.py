@@ -1,4 +1,4 @@
-"""The gain of CollabVR over pass@k at matched compute, over the sim's two error knobs.
+"""The gain of CollabVR over pass@k at a matched clip-second budget, over the sim's two error knobs.
 
 For every cell of a grid over the VGM's drift rate (vgm option ``drift_growth``) and the
 verifier's false-accept rate (vlm option ``false_accept``) it runs a benchmark of both methods on
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                   f"[{gain['ci'][0]:+.3f}, {gain['ci'][1]:+.3f}] (n {gain['n']}; clip-s {gain['method_clip_seconds']:.1f} "
                   f"vs {gain['baseline_clip_seconds']:.1f})", flush=True)
 
-    title = f"{args.method} - {args.baseline} at matched compute ({budget})\n{args.suite}, n={args.n}, seed={args.seed}"
+    title = f"{args.method} - {args.baseline} at a matched clip-second budget ({budget})\n{args.suite}, n={args.n}, seed={args.seed}"
     png = heatmap(cells, args.drift_growth, args.false_accept, args.out / "gain_heatmap.png", title)
     lines = [f"# {title.replace(chr(10), ', ')}\n", f"Command: `{command}`\n",
              f"| drift_growth | false_accept | gain | 95% CI | n | {args.method} score | {args.baseline} score | {args.method} clip-s | {args.baseline} clip-s |",
