@@ -1,10 +1,13 @@
 """Pool a bench's results over families: one row per method x difficulty, as markdown.
 
-    python benchmarks/pool.py runs/bench-weak-accurate [--by difficulty|family]
+    python benchmarks/pool.py runs/bench-weak-accurate [--by difficulty|family] [--against collabvr]
 
 Reads DIR/results.jsonl (the last line per episode counts, as in the bench itself) and prints the
 mean score with its 95% bootstrap CI (2000 resamples, seed 0), the solved rate, n, and the mean
-compute actually used per episode.
+compute actually used per episode; then, for the claims, the paired difference between the
+``--against`` method (default: collabvr when present) and every other method on the same
+instances, with its 95% bootstrap CI. Every bootstrap sorts its data first, so the digits do not
+depend on the order of results.jsonl.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from collabvr.backends.sim.families import DIFFICULTIES, FAMILIES
+from collabvr.bench.report import paired_markdown
 from collabvr.bench.results import read_results
-from collabvr.bench.stats import bootstrap_ci, episode_score
+from collabvr.bench.stats import bootstrap_ci, episode_score, paired_against
 
 
 def _mean(computes: list[dict], key: str) -> float:
@@ -27,6 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dir", type=Path)
     parser.add_argument("--by", choices=["difficulty", "family"], default="difficulty")
+    parser.add_argument("--against", default="", help="the method every other is paired with (default: collabvr if present)")
     args = parser.parse_args()
     results = read_results(args.dir / "results.jsonl")
     methods = list(dict.fromkeys(r["method"] for r in results))
@@ -45,6 +50,9 @@ def main() -> None:
             label = f"**{group}**" if group == "all" else group
             print(f"| {method} | {label} | {len(rows)} | {np.mean(scores):.3f} [{lo:.3f}, {hi:.3f}] | {solved:.0%} | "
                   f"{_mean(compute, 'clip_seconds'):.1f} | {_mean(compute, 'vgm_calls'):.1f} | {_mean(compute, 'vlm_calls'):.1f} |")
+    reference = args.against or ("collabvr" if "collabvr" in methods else methods[0])
+    print(f"\nPaired differences ({reference} minus each method, same family, difficulty and seed):\n")
+    print(paired_markdown(paired_against(results, reference, seed=0), reference), end="")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
-"""The gain of CollabVR over pass@k at matched compute, over the sim's two error knobs.
+"""The gain of CollabVR over pass@k at a matched clip-second budget, over the sim's two error knobs.
 
 For every cell of a grid over the VGM's drift rate (vgm option ``drift_growth``) and the
 verifier's false-accept rate (vlm option ``false_accept``) it runs a benchmark of both methods on
 the suite, with a matched clip-seconds budget (default ``match:BASELINE``: CollabVR gets the
 baseline's mean clip-seconds per cell). The gain is the mean of the per-episode score differences
-(paired by family, difficulty and seed) with a 95% percentile bootstrap CI. Writes into --out:
+(paired by family, difficulty and seed) with a 95% percentile bootstrap CI (differences sorted
+before resampling, so the digits do not depend on the order episodes finished in). Writes into --out:
 
 * ``cells/dg=<drift>_fa=<false accept>/``: each cell's benchmark directory (resumable);
 * ``gain_heatmap.png``: the mean gain per cell, annotated with its CI;
@@ -26,7 +27,7 @@ from typing import Any
 from collabvr.bench.config import BenchConfig
 from collabvr.bench.results import read_results
 from collabvr.bench.runner import run_bench
-from collabvr.bench.stats import bootstrap_ci
+from collabvr.bench.stats import paired_methods
 from collabvr.errors import BadInput
 
 
@@ -42,15 +43,8 @@ def _floats(text: str) -> list[float]:
 
 def paired_gain(results: list[dict[str, Any]], method: str, baseline: str, *, seed: int) -> dict[str, Any]:
     """Mean score difference method - baseline over episodes both ran, with its bootstrap CI."""
-    def scores(name: str) -> dict[tuple, float]:
-        return {(r["family"], r["difficulty"], r["seed"]): float(r.get("score") or 0.0) for r in results if r["method"] == name}
-
-    ours, theirs = scores(method), scores(baseline)
-    diffs = [ours[k] - theirs[k] for k in sorted(ours.keys() & theirs.keys())]
-    lo, hi = bootstrap_ci(diffs, seed=seed)
-    mean = sum(diffs) / len(diffs) if diffs else float("nan")
-    return {"gain": mean, "ci": [lo, hi], "n": len(diffs),
-            "method_score": sum(ours.values()) / max(1, len(ours)), "baseline_score": sum(theirs.values()) / max(1, len(theirs)),
+    p = paired_methods(results, method, baseline, seed=seed)
+    return {"gain": p.diff, "ci": list(p.ci), "n": p.n, "method_score": p.mean_a, "baseline_score": p.mean_b,
             "method_clip_seconds": _mean_clip_seconds(results, method), "baseline_clip_seconds": _mean_clip_seconds(results, baseline)}
 
 
@@ -125,7 +119,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                   f"[{gain['ci'][0]:+.3f}, {gain['ci'][1]:+.3f}] (n {gain['n']}; clip-s {gain['method_clip_seconds']:.1f} "
                   f"vs {gain['baseline_clip_seconds']:.1f})", flush=True)
 
-    title = f"{args.method} - {args.baseline} at matched compute ({budget})\n{args.suite}, n={args.n}, seed={args.seed}"
+    title = f"{args.method} - {args.baseline} at a matched clip-second budget ({budget})\n{args.suite}, n={args.n}, seed={args.seed}"
     png = heatmap(cells, args.drift_growth, args.false_accept, args.out / "gain_heatmap.png", title)
     lines = [f"# {title.replace(chr(10), ', ')}\n", f"Command: `{command}`\n",
              f"| drift_growth | false_accept | gain | 95% CI | n | {args.method} score | {args.baseline} score | {args.method} clip-s | {args.baseline} clip-s |",

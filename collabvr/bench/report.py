@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from collabvr.bench.results import read_results
-from collabvr.bench.stats import Cell, summarize, summarize_group
+from collabvr.bench.stats import Cell, Paired, summarize, summarize_group
 from collabvr.rundir import FINAL, SHEET, TIMELINE, href, page, write_timeline
 
 # -- the benchmark report ---------------------------------------------------------------------
@@ -115,6 +115,23 @@ def results_html(cells: list[Cell]) -> str:
 def results_markdown(cells: list[Cell]) -> str:
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(_row(cell)) + " |" for cell in cells]
+    return "\n".join(lines) + "\n"
+
+
+def _verdict(p: Paired, reference: str, other: str) -> str:
+    return {"above": f"{reference} above {other}", "below": f"{reference} below {other}",
+            "not distinguishable": "not distinguishable"}.get(p.verdict, p.verdict)
+
+
+def paired_markdown(pairs: list[tuple[str, str, Paired]], reference: str) -> str:
+    """The paired differences ``reference - other`` as a markdown table (see stats.paired_against)."""
+    if not pairs:
+        return ""
+    lines = [f"| {reference} minus | difficulty | n pairs | {reference} | other | difference [95% CI] | wins / losses / ties | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {other} | {level} | {p.n} | {p.mean_a:.3f} | {p.mean_b:.3f} | {p.text()} | {p.wins} / {p.losses} / {p.ties} | "
+              f"{_verdict(p, reference, other)} |"
+              for other, level, p in pairs]
     return "\n".join(lines) + "\n"
 
 

@@ -35,9 +35,9 @@ from collabvr.backends import registry
 from collabvr.bench import prices as price_table
 from collabvr.bench.config import BenchConfig
 from collabvr.bench.prices import Estimate
-from collabvr.bench.report import results_markdown
+from collabvr.bench.report import paired_markdown, results_markdown
 from collabvr.bench.results import RESULTS, ResultsFile, read_results
-from collabvr.bench.stats import Cell, summarize
+from collabvr.bench.stats import Cell, paired_against, summarize
 from collabvr.bench.suites import parse_suite
 from collabvr.context import Context, make_context
 from collabvr.errors import BadInput, redact, scrub
@@ -342,9 +342,12 @@ def write_summary(config: BenchConfig, *, stopped: dict[str, Any] | None = None)
         "vlm_cache_hits": sum(r.get("cache_hits", {}).get("vlm", 0) for r in results),
         "cost": None if any(r.get("cost") is None for r in results) else round(sum(r["cost"] for r in results), 6),
     }
+    reference = "collabvr" if "collabvr" in config.methods else config.methods[0]
+    pairs = paired_against(results, reference, seed=config.seed)
     summary = {"config": {**config.pinned(), "suite": config.suite, "methods": config.methods, "n": config.n,
                           "seed": config.seed, "seeds": [config.seed, config.seed + config.n - 1]},
-               "totals": totals, "stopped": stopped, "cells": [c.public() for c in cells]}
+               "totals": totals, "stopped": stopped, "cells": [c.public() for c in cells],
+               "paired": [{"other": other, "difficulty": level, **p.public()} for other, level, p in pairs]}
     write_json(config.out / "summary.json", scrub(summary))
     header = (f"# Benchmark results\n\nsuite `{config.suite}`, methods `{','.join(config.methods)}`, seeds "
               f"{config.seed}..{config.seed + config.n - 1}, VGM `{config.vgm}`, VLM `{config.vlm}`, "
@@ -353,5 +356,11 @@ def write_summary(config: BenchConfig, *, stopped: dict[str, Any] | None = None)
     if stopped:
         header += (f"**Stopped early:** `--max-cost {stopped['max_cost']:g}` was reached (${stopped['spent']:.2f} spent); "
                    f"{stopped['not_started']} episode(s) were not started. Rerun the same command to continue.\n\n")
-    (config.out / "results.md").write_text(header + results_markdown(cells))
+    paired_text = ""
+    if pairs:
+        paired_text = (f"\n## Paired differences\n\n{reference} minus each other method on the same instances (family, "
+                       f"difficulty, seed), pooled over families; 95% percentile bootstrap CI of the mean difference "
+                       f"(2000 resamples, seed {config.seed}, differences sorted before resampling).\n\n"
+                       + paired_markdown(pairs, reference))
+    (config.out / "results.md").write_text(header + results_markdown(cells) + paired_text)
     return cells

@@ -1,4 +1,12 @@
-"""Summary statistics of benchmark results: means with seeded percentile-bootstrap CIs."""
+"""Summary statistics of benchmark results: means with seeded percentile-bootstrap CIs, and paired
+differences between methods on the same instances.
+
+Every bootstrap here sorts its data before resampling, so the interval depends on the values
+only, never on the order in which episodes finished (``results.jsonl`` is in completion order,
+which changes from run to run): a rerun prints the same digits. A claim that one method scores
+above another is a paired difference on the instances both ran (same family, difficulty, seed),
+with the bootstrap CI of its mean, not two separate intervals.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +19,16 @@ from collabvr.backends.sim.families import DIFFICULTIES, FAMILIES
 
 RESAMPLES = 2000
 LEVEL = 0.95
+MIN_PAIRS = 10  # below this a percentile bootstrap CI is too unreliable to call a difference
 
 
 def bootstrap_ci(values: Any, *, seed: int = 0, resamples: int = RESAMPLES, level: float = LEVEL) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean of ``values``: deterministic under ``seed``.
+    """Percentile bootstrap CI of the mean of ``values``: deterministic under ``seed``, and the
+    same for any order of the values (they are sorted first).
 
     One value gives a zero-width interval at that value; no values give (nan, nan).
     """
-    data = np.asarray(list(values), dtype=float)
+    data = np.sort(np.asarray(list(values), dtype=float))
     if data.size == 0:
         return (float("nan"), float("nan"))
     rng = np.random.default_rng(seed)
@@ -26,6 +36,83 @@ def bootstrap_ci(values: Any, *, seed: int = 0, resamples: int = RESAMPLES, leve
     alpha = (1.0 - level) / 2
     lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
     return (float(lo), float(hi))
+
+
+def instance(result: dict[str, Any]) -> tuple[str, str, int]:
+    """What makes two methods' episodes comparable: the same task instance."""
+    return (result["family"], result["difficulty"], result["seed"])
+
+
+@dataclass(frozen=True)
+class Paired:
+    """``a - b`` over the instances both methods ran."""
+
+    a: str
+    b: str
+    n: int
+    mean_a: float
+    mean_b: float
+    diff: float
+    ci: tuple[float, float]
+    wins: int  # instances where a scored higher
+    losses: int
+    ties: int
+
+    @property
+    def verdict(self) -> str:
+        """'above' / 'below' when the CI excludes 0, else 'not distinguishable' (or 'too few pairs')."""
+        if self.n < MIN_PAIRS:
+            return "too few pairs"
+        if self.ci[0] > 0:
+            return "above"
+        if self.ci[1] < 0:
+            return "below"
+        return "not distinguishable"
+
+    def text(self, digits: int = 3) -> str:
+        return f"{self.diff:+.{digits}f} [{self.ci[0]:+.{digits}f}, {self.ci[1]:+.{digits}f}]"
+
+    def public(self) -> dict[str, Any]:
+        return {**self.__dict__, "ci": list(self.ci), "verdict": self.verdict}
+
+
+def paired(scores_a: dict[Any, float], scores_b: dict[Any, float], *, a: str = "a", b: str = "b", seed: int = 0) -> Paired:
+    """The paired difference ``a - b`` on the keys both score, with its bootstrap CI."""
+    keys = sorted(scores_a.keys() & scores_b.keys())
+    xs = np.array([scores_a[k] for k in keys], dtype=float)
+    ys = np.array([scores_b[k] for k in keys], dtype=float)
+    d = xs - ys
+    nan = float("nan")
+    return Paired(a=a, b=b, n=len(keys), mean_a=float(xs.mean()) if keys else nan, mean_b=float(ys.mean()) if keys else nan,
+                  diff=float(d.mean()) if keys else nan, ci=bootstrap_ci(d, seed=seed),
+                  wins=int((d > 0).sum()), losses=int((d < 0).sum()), ties=int((d == 0).sum()))
+
+
+def method_scores(results: list[dict[str, Any]], method: str, value: Any = None) -> dict[tuple, float]:
+    """One method's per-instance values (its score unless ``value(result)`` says otherwise)."""
+    get = value or episode_score
+    return {instance(r): float(get(r)) for r in results if r["method"] == method}
+
+
+def paired_methods(results: list[dict[str, Any]], a: str, b: str, *, seed: int = 0, where: Any = None) -> Paired:
+    """``a - b`` in score on the instances of ``results`` both methods ran (``where(result)`` filters)."""
+    rows = [r for r in results if where is None or where(r)]
+    return paired(method_scores(rows, a), method_scores(rows, b), a=a, b=b, seed=seed)
+
+
+def paired_against(results: list[dict[str, Any]], reference: str, *, seed: int = 0) -> list[tuple[str, str, Paired]]:
+    """(other method, difficulty or 'all', reference - other) for every other method in the results."""
+    from collabvr.backends.sim.families import DIFFICULTIES
+
+    methods = [m for m in dict.fromkeys(r["method"] for r in results) if m != reference]
+    levels = [d for d in DIFFICULTIES if any(r["difficulty"] == d for r in results)]
+    out = []
+    for other in methods:
+        for level in [*levels, "all"]:
+            p = paired_methods(results, reference, other, seed=seed, where=lambda r, lv=level: lv == "all" or r["difficulty"] == lv)
+            if p.n:
+                out.append((other, level, p))
+    return out
 
 
 @dataclass
@@ -57,6 +144,8 @@ def episode_score(result: dict[str, Any]) -> float:
 
 
 def summarize_group(method: str, family: str, difficulty: str, results: list[dict[str, Any]], *, seed: int = 0) -> Cell:
+    # the same digits whatever order the episodes finished in
+    results = sorted(results, key=lambda r: tuple(str(r.get(k, "")) for k in ("family", "difficulty", "seed", "method")))
     scores = [episode_score(r) for r in results]
     computes = [r.get("compute") or {} for r in results]
     costs = [r.get("cost") for r in results]

@@ -1,6 +1,9 @@
 """The simulator's error model and its presets. docs/simulator.md states the same numbers.
 
-These were fixed before any method was compared, and must not be tuned to favour one.
+These were fixed before any method was compared, and must not be tuned to favour one. Every
+assumption of the model is a field here (a "knob"), with the default that reproduces the clips
+and verdicts of the published results; docs/simulator.md#knobs says what each one does and which
+setting is least favourable to CollabVR.
 """
 
 from __future__ import annotations
@@ -21,6 +24,11 @@ class VGMConfig:
     drift_max: float = 0.9
     violation_rate: float = 0.20  # probability per clip of one physics violation at a random move
     correction_factor: float = 0.5  # both rates are multiplied by this when the prompt carries a Correction
+    # -- knobs (docs/simulator.md#knobs); the defaults reproduce the published clips exactly
+    drift_carry: float = 0.0  # share of the drift reached at the conditioning frame that the next clip continues from
+    cond_misread: float = 0.0  # probability that the clip starts from a slightly wrong reading of its conditioning frame
+    correction_follow: float = 1.0  # probability that a Correction: line is taken in (and the factor applies)
+    goal_only_violation: str = "capacity"  # where a goal-only clip's violation is drawn: "capacity" or "moves"
 
 
 @dataclass(frozen=True)
@@ -32,18 +40,34 @@ class VLMConfig:
     false_reject: float = 0.03  # probability of rejecting a correct clip
     select_noise: float = 0.05  # probability that the selector picks a candidate at random
     moves_per_second: float = 3.5  # the planner's belief of how many moves fit in a second of video
+    # -- knobs (docs/simulator.md#knobs); the defaults reproduce the published verdicts exactly
+    verify_correlation: float = 0.0  # 0: a verifier error is drawn afresh per call; 1: the same clip always gets the same draw
+    plan_horizon: str = "share"  # "share": the next share of the solution; "clip": as much as fits one clip
+    critic_false_solved: float = 0.0  # probability that the critic calls an unsolved video solved
+    critic_false_unsolved: float = 0.0  # probability that the critic calls a solved video unsolved
+    critic_rewrite_noise: float = 0.0  # probability that the critic's rewrite starts with a wrong (legal) move
 
 
 VGM_PRESETS: dict[str, VGMConfig] = {
     "weak": VGMConfig(),
     "strong": VGMConfig(drift_base=0.01, drift_growth=0.012, violation_rate=0.08),
 }
+_NOISY = VLMConfig(plan_noise=0.15, false_accept=0.20, false_reject=0.10, select_noise=0.20)
 VLM_PRESETS: dict[str, VLMConfig] = {
     "accurate": VLMConfig(),
-    "noisy": VLMConfig(plan_noise=0.15, false_accept=0.20, false_reject=0.10, select_noise=0.20),
+    "noisy": _NOISY,
+    # the noisy VLM with a critic as fallible as its verifier and planner (docs/simulator.md#knobs)
+    "noisy-critic": replace(_NOISY, critic_false_solved=0.20, critic_false_unsolved=0.10, critic_rewrite_noise=0.15),
 }
 DEFAULT_VGM = "weak"
 DEFAULT_VLM = "accurate"
+
+# knobs that take a word, not a probability, and the words they accept
+CHOICES: dict[str, tuple[str, ...]] = {
+    "goal_only_violation": ("capacity", "moves"),
+    "plan_horizon": ("share", "clip"),
+}
+_NOT_PROBABILITIES = {"frames_per_move", "moves_per_second", *CHOICES}
 
 
 def build(kind: type, presets: dict[str, Any], model: str, default: str, options: dict[str, Any]) -> Any:
@@ -59,9 +83,12 @@ def build(kind: type, presets: dict[str, Any], model: str, default: str, options
     config = replace(presets[name], **overrides)
     for f in fields(config):
         value = getattr(config, f.name)
-        if f.name == "frames_per_move":
+        if f.name in CHOICES:
+            if value not in CHOICES[f.name]:
+                raise BadInput(f"sim option {f.name} must be one of {', '.join(CHOICES[f.name])}, got {value!r}")
+        elif f.name == "frames_per_move":
             if not isinstance(value, int) or value < 1:
                 raise BadInput(f"frames_per_move must be a whole number >= 1, got {value!r}")
-        elif f.name != "moves_per_second" and not 0.0 <= float(value) <= 1.0:
+        elif f.name not in _NOT_PROBABILITIES and not 0.0 <= float(value) <= 1.0:
             raise BadInput(f"sim option {f.name} must be a probability in [0, 1], got {value!r}")
     return config

@@ -5,8 +5,10 @@
   solution into one "Step i: ..." line per step;
 * verify: decodes every frame, checks each transition is legal and is the planned move, and
   reports the first bad frame, what remains, and a concrete correction; with configurable
-  false-accept and false-reject rates;
-* select / judge / critique: from the decoded videos, with the scorer's rules.
+  false-accept and false-reject rates, drawn afresh per call or, with ``verify_correlation``, the
+  same for every call on the same clip;
+* select / judge / critique: from the decoded videos, with the scorer's rules; the critique has
+  its own noise knobs (``critic_*``, none in the ``accurate`` and ``noisy`` presets).
 """
 
 from __future__ import annotations
@@ -100,6 +102,8 @@ class SimVLM:
         if steps_here <= 1:
             return remaining  # the last step must finish the task
         fits = max(1, math.floor(request.seconds * self.config.moves_per_second))
+        if self.config.plan_horizon == "clip":
+            return min(fits, remaining)  # as much of the solution as fits one clip
         return min(fits, math.ceil(remaining / steps_here))
 
     # ---------------------------------------------------------------- verify
@@ -109,11 +113,10 @@ class SimVLM:
         planned = family.parse(request.instruction)
         frames = request.clip.frames
         verdict, seen = self._check(family, start, planned, frames)
-        # independent errors per call: a correct redo of a falsely rejected clip gets a fresh judgement
-        rng = rng_for("verify", self.seed, request.step, request.attempt, request.instruction, *seen)
-        if not verdict.accept and rng.random() < self.config.false_accept:
+        u = self._verify_draw(request, seen)
+        if not verdict.accept and u < self.config.false_accept:
             return Verdict(accept=True, reason="the action looks carried out", good_fraction=1.0, confidence=0.6)
-        if verdict.accept and rng.random() < self.config.false_reject:
+        if verdict.accept and u < self.config.false_reject:
             return Verdict(
                 accept=False,
                 reason="the motion looks implausible",
@@ -122,6 +125,21 @@ class SimVLM:
                 confidence=0.6,
             )
         return verdict
+
+    def _verify_draw(self, request: VerifyRequest, seen: list) -> float:
+        """The uniform draw that decides a false accept or false reject.
+
+        Each call has its own draw (seeded with its step and attempt, ``8b7b8e2``), so a correct
+        redo of a falsely rejected clip is judged afresh. With ``verify_correlation`` = c, a share
+        c of clips are judged consistently instead: every call on such a clip (same instruction,
+        same decoded states) reuses one draw, as every call did before ``8b7b8e2`` (c = 1)."""
+        u = float(rng_for("verify", self.seed, request.step, request.attempt, request.instruction, *seen).random())
+        if self.config.verify_correlation > 0:
+            shared = rng_for("verify", self.seed, request.instruction, *seen)
+            u_shared, u_clip = shared.random(2)
+            if u_clip < self.config.verify_correlation:
+                u = float(u_shared)
+        return u
 
     def _check(self, family: Family, start: object, planned: list[str], frames) -> tuple[Verdict, list]:
         """The true verdict, and the states the clip showed (which seed the error draws)."""
@@ -189,11 +207,25 @@ class SimVLM:
         family = family_of(frames[0], request.family)
         start = read_state(family, frames[0], "first frame")
         result = score_video(family, frames, start)
+        solved, reason = result.solved, result.reason
         solution = family.solve(start) or []
+        cfg = self.config
+        if cfg.critic_false_solved or cfg.critic_false_unsolved or cfg.critic_rewrite_noise:
+            # the critic's own errors, of the verifier's kinds: a wrong verdict, a wrong move in the rewrite
+            seen = read_trajectory(family, frames, start).states
+            rng = rng_for("critique", self.seed, request.prompt, *seen)
+            u_verdict, u_rewrite = rng.random(2)
+            if solved and u_verdict < cfg.critic_false_unsolved:
+                solved, reason = False, "the motion looks implausible"
+            elif not solved and u_verdict < cfg.critic_false_solved:
+                solved, reason = True, "the task looks solved"
+            if not solved and solution and u_rewrite < cfg.critic_rewrite_noise:
+                wrong = family.wrong_move(start, solution[0], rng)
+                solution = [wrong, *solution[1:]] if wrong else solution
         return Critique(
-            solved=result.solved,
-            critique=result.reason,
-            revised_prompt=f"{family.describe(solution)}\nCorrection: {result.reason}" if not result.solved else request.prompt,
+            solved=solved,
+            critique=reason,
+            revised_prompt=f"{family.describe(solution)}\nCorrection: {reason}" if not solved else request.prompt,
         )
 
     def _score(self, hint: str | None, frames):

@@ -1,0 +1,33 @@
+"""benchmarks/cost.py: episodes priced at list prices, video and VLM calls both."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.cost import FRAME_TOKENS, TOKENS, VIDEO_FPS, dollars, table, vlm_tokens
+from collabvr.backends.api import PRICES
+
+
+def test_vlm_tokens_count_what_each_call_is_shown():
+    compute = {"clip_seconds": 12.0, "vlm_plan_calls": 2, "vlm_verify_calls": 3}
+    tokens_in, tokens_out = vlm_tokens(compute)
+    frames = 2 + 3 + 12.0 * VIDEO_FPS
+    assert tokens_in == FRAME_TOKENS * frames + 2 * TOKENS["plan"]["text_in"] + 3 * TOKENS["verify"]["text_in"]
+    assert tokens_out == 2 * TOKENS["plan"]["out"] + 3 * TOKENS["verify"]["out"]
+    assert vlm_tokens({"clip_seconds": 48.0}) == (0, 0)  # no VLM call, no VLM tokens
+
+
+def test_an_episode_costs_its_clip_seconds_and_its_vlm_tokens_at_list_prices():
+    result = {"compute": {"clip_seconds": 10.0, "vlm_critique_calls": 1}}
+    video, words = dollars(result, "veo-3.1-generate-001", "gemini-2.5-pro")
+    assert video == pytest.approx(10.0 * PRICES["veo-3.1-generate-001"]["per_second"])
+    tokens_in, tokens_out = vlm_tokens(result["compute"])
+    assert words == pytest.approx(tokens_in * 1.25e-6 + tokens_out * 10e-6, abs=1e-6)
+
+
+def test_the_table_pairs_collabvr_with_each_method_in_score_and_dollars():
+    rows = [{"method": m, "family": "maze", "difficulty": "easy", "seed": s, "score": score,
+             "compute": {"clip_seconds": secs, "vlm_calls": 1, "vlm_select_calls": 1}}
+            for s in range(12) for m, score, secs in (("collabvr", 1.0, 12.0), ("pass@4", 0.5, 48.0))]
+    text = table(rows, "veo-3.1-generate-001", "gemini-2.5-pro")
+    assert "| pass@4 | 12 | 0.500" in text and "+0.500 [+0.500, +0.500] | -7.2" in text
