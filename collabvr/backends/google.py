@@ -22,6 +22,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from collabvr import events
 from collabvr.backends.api import (
     Caller,
     Failure,
@@ -297,11 +298,13 @@ class VeoVGM:
         return self.caller.call("generate_videos", send, deadline)
 
     def _wait(self, operation: types.GenerateVideosOperation, deadline: float) -> types.GenerateVideosOperation:
+        started = time.monotonic()
         while not operation.done:
             if time.monotonic() + self.poll_s >= deadline:
                 raise TransientError(f"{self.name}: the operation did not finish within deadline_s={self.policy.deadline_s:g}")
             time.sleep(self.poll_s)
             operation = self.caller.call("operations.get", lambda op=operation: self._poll(op, deadline), deadline)
+            events.report(round(time.monotonic() - started, 1), None, unit="s")  # progress: seconds waited
         if operation.error:
             code, message = operation.error.get("code"), str(operation.error.get("message", ""))[:300]
             if any(word in message.lower() for word in ("safety", "responsible ai", "usage guidelines")):

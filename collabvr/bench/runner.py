@@ -372,6 +372,7 @@ def run_bench(
                                          "vgm_options": config.vgm_options, "vlm_options": config.vlm_options}))
         _pin_settings(config)
         _run_missing(config, on_start, on_result)
+    registry.close_all()  # every episode is done: free the local models' (GPU) memory
     return write_summary(config)
 
 
