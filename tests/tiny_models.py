@@ -235,3 +235,22 @@ BUILDERS = {
     "wan21": wan21_i2v, "wan22_a14b": wan22_a14b, "wan22_ti2v": wan22_ti2v, "ltx_condition": ltx_condition,
     "ltx_i2v": ltx_i2v, "cogvideox": cogvideox_i2v, "llava": llava_vlm,
 }
+
+_root: Path | None = None
+_built: dict[str, Path] = {}
+
+
+def checkpoint(name: str) -> Path:
+    """The directory of tiny checkpoint ``name``, built once per test process (in a temp dir
+    removed at exit), so every test module shares the same few."""
+    global _root
+    if name not in _built:
+        if _root is None:
+            import atexit
+            import shutil
+            import tempfile
+
+            _root = Path(tempfile.mkdtemp(prefix="collabvr-tiny-"))
+            atexit.register(shutil.rmtree, _root, ignore_errors=True)
+        _built[name] = BUILDERS[name](_root / name)
+    return _built[name]

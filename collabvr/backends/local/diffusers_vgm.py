@@ -229,7 +229,7 @@ class DiffusersVGM:
         requested = seconds * fps
         frames = rules.frames_for(requested)
         width, height = rules.size_for(frame.width, frame.height, self.max_area)
-        context = self._context(frame)
+        context = self._context(frame, rules.temporal)
         extra = len(context) - 1 if context else 0  # conditioning frames the clip repeats, dropped after
         kwargs: dict[str, Any] = {
             "prompt": prompt, "height": height, "width": width, "num_frames": frames + extra,
@@ -290,9 +290,9 @@ class DiffusersVGM:
         return clip
 
     # ----- continuation: condition on the previous clip's last frames
-    def _context(self, frame: Image) -> list[np.ndarray]:
-        """The frames up to ``frame`` in a clip this backend made (8k+1 of them, at most
-        ``condition_frames``), or [] to condition on the frame alone."""
+    def _context(self, frame: Image, temporal: int) -> list[np.ndarray]:
+        """The frames up to ``frame`` in a clip this backend made (``temporal`` x k + 1 of them, at
+        most ``condition_frames``), or [] to condition on the frame alone."""
         if self.condition_frames <= 1:
             return []
         found = self._frame_index.get(_digest(frame.array))
@@ -300,7 +300,7 @@ class DiffusersVGM:
             return []
         clip_id, index = found
         count = min(self.condition_frames, index + 1)
-        count = (count - 1) // 8 * 8 + 1
+        count = (count - 1) // temporal * temporal + 1
         if count <= 1:
             return []
         return list(self._recent[clip_id][index + 1 - count : index + 1])
