@@ -79,8 +79,8 @@ def find_checkpoint(provider: str, model: str, marker: str) -> Checkpoint:
                 raise
             found = hf_hub_download(model, marker)
     except Exception as exc:  # noqa: BLE001 - every way of not finding it is the user's to fix
-        where = "in the Hugging Face cache (HF_HUB_OFFLINE is set)" if local_only else "locally or on the hub"
-        raise BadInput(f"{spec}: not a local directory with a {marker} and no hub checkpoint {model!r} {where} "
+        where = "in the Hugging Face cache (HF_HUB_OFFLINE is set)" if local_only else "in the cache or on the hub"
+        raise BadInput(f"{spec}: not a local directory with a {marker}, nor a hub checkpoint {where} "
                        f"({type(exc).__name__})") from None
     return Checkpoint(model, Path(found).parent, hub=True)
 
