@@ -62,9 +62,10 @@ def test_the_two_transformer_form_really_has_both_and_the_ti2v_form_expands_time
 
 
 @pytest.mark.parametrize("name, seconds, fps, frames", [
-    ("wan21", 0.75, 16, 13),  # 12 asked: 4k+1 nearest is 13
+    ("wan21", 1.0, 15, 17),  # 15 asked: 4k+1 nearest is 17 (the pipeline itself would cut to 13)
     # the tiny LTX VAE compresses time 4x (the released ones 8x: 8k+1, see the Geometry test)
-    ("ltx_i2v", 1.0, 10, 9),  # 10 asked: 9 is nearer than 13
+    ("ltx_i2v", 1.0, 10, 9),  # 10 asked: 9 is nearer than 13 (the pipeline would make 9 latent-rounded too)
+    ("ltx_i2v", 1.0, 15, 17),  # 15 asked: 17 (the pipeline would make 13)
     ("cogvideox", 2.0, 16, 9),  # CogVideoX: its version's fixed count whatever was asked
 ])
 def test_a_frame_count_the_model_cannot_make_is_rounded_to_the_nearest_allowed_and_recorded(name, seconds, fps, frames):
