@@ -142,6 +142,7 @@ def test_registry_close_all_closes_cached_backends_and_frees_their_models():
     assert registry.close_all() >= 1
     gc.collect()
     assert alive() is None and registry.resolve_vgm(spec, TINY) is not backend
+    assert registry.close("vgm", spec, TINY) and not registry.close("vgm", spec, TINY)
 
 
 def test_calls_on_one_device_wait_for_its_lock_while_async_callers_keep_running():

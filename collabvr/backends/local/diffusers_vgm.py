@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -165,6 +166,7 @@ class DiffusersVGM:
         self._recent: OrderedDict[int, np.ndarray] = OrderedDict()  # clip id -> frames, for conditioning
         self._frame_index: dict[bytes, tuple[int, int]] = {}  # frame hash -> (clip id, index)
         self._clip_ids = 0
+        self._memory = threading.Lock()  # episodes share this backend: guard the two maps above
 
     def __repr__(self) -> str:
         return f"DiffusersVGM({self.checkpoint.source!r}, {self.pipeline_class})"
@@ -216,8 +218,9 @@ class DiffusersVGM:
 
     def close(self) -> None:
         """Free the pipeline (every backend sharing it reloads on its next call)."""
-        self._recent.clear()
-        self._frame_index.clear()
+        with self._memory:
+            self._recent.clear()
+            self._frame_index.clear()
         runtime.release(self.key)
 
     # ----- one clip
@@ -295,24 +298,27 @@ class DiffusersVGM:
         most ``condition_frames``), or [] to condition on the frame alone."""
         if self.condition_frames <= 1:
             return []
-        found = self._frame_index.get(_digest(frame.array))
-        if found is None or found[0] not in self._recent:
-            return []
-        clip_id, index = found
-        count = min(self.condition_frames, index + 1)
-        count = (count - 1) // temporal * temporal + 1
-        if count <= 1:
-            return []
-        return list(self._recent[clip_id][index + 1 - count : index + 1])
+        with self._memory:
+            found = self._frame_index.get(_digest(frame.array))
+            if found is None or found[0] not in self._recent:
+                return []
+            clip_id, index = found
+            count = min(self.condition_frames, index + 1)
+            count = (count - 1) // temporal * temporal + 1
+            if count <= 1:
+                return []
+            return list(self._recent[clip_id][index + 1 - count : index + 1])
 
     def _remember(self, frames: np.ndarray) -> None:
-        self._clip_ids += 1
-        self._recent[self._clip_ids] = frames
-        for i, array in enumerate(frames):
-            self._frame_index[_digest(array)] = (self._clip_ids, i)
-        while len(self._recent) > _RECENT_CLIPS:
-            old, _ = self._recent.popitem(last=False)
-            self._frame_index = {k: v for k, v in self._frame_index.items() if v[0] != old}
+        digests = [_digest(array) for array in frames]
+        with self._memory:
+            self._clip_ids += 1
+            self._recent[self._clip_ids] = frames
+            for i, digest in enumerate(digests):
+                self._frame_index[digest] = (self._clip_ids, i)
+            while len(self._recent) > _RECENT_CLIPS:
+                old, _ = self._recent.popitem(last=False)
+                self._frame_index = {k: v for k, v in self._frame_index.items() if v[0] != old}
 
 
 def _digest(array: np.ndarray) -> bytes:

@@ -140,6 +140,9 @@ def check_device(name: Any) -> str:
         raise BadInput(f"device must be a torch device such as cuda, cuda:1 or cpu, got {device!r}") from None
     if kind == "cuda" and not torch.cuda.is_available():
         raise BadInput(f"device {device!r} asked for, but this torch sees no CUDA device")
+    mps = getattr(torch.backends, "mps", None)
+    if kind == "mps" and not (mps is not None and mps.is_available()):
+        raise BadInput(f"device {device!r} asked for, but this torch sees no MPS device")
     return device
 
 
@@ -195,9 +198,10 @@ def release(key: Hashable | None = None) -> int:
         keys = list(_models) if key is None else [k for k in _models if k == key]
         dropped = [_models.pop(k) for k in keys]
     for item in dropped:
-        close = getattr(item, "close", None)
-        if callable(close):
-            close()
+        for name in ("remove_all_hooks", "close"):  # offload hooks hold on to modules; then the item's own close
+            method = getattr(item, name, None)
+            if callable(method):
+                method()
     del dropped
     if keys:
         free_memory()

@@ -184,7 +184,7 @@ class TransformersVLM(Roles):
             text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
             inputs = processor(text=[text], images=images or None, videos=videos or None, return_tensors="pt")
             inputs = {k: (v.to(self.device, self.dtype) if v.is_floating_point() else v.to(self.device))
-                      for k, v in inputs.items() if isinstance(v, torch.Tensor)}
+                      if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
             settings: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.temperature > 0}
             if self.temperature > 0:
                 settings["temperature"] = self.temperature
