@@ -156,3 +156,15 @@ def test_collabvr_episode_with_gemini_and_veo_on_a_user_image(user_task, tmp_pat
     assert trace["compute"]["input_tokens"] == 400
     assert [c.json["parameters"]["durationSeconds"] for c in google.calls("predictLongRunning")] == [6, 4]
     assert (tmp_path / "run" / "final.mp4").exists()
+
+
+def test_veo_reports_the_seconds_waited_at_every_poll_as_generating_events(google):
+    from collabvr import events
+
+    google.plan_ops(Op(polls=2))
+    seen: list[dict] = []
+    with events.reporting(seen.append, step=0, attempt=1):
+        make("vgm", "veo-3.1-generate-001", veo_options(google, poll_s=0.01)).generate(FRAME, "go", seconds=4, fps=16, seed=0)
+    assert [e["event"] for e in seen] == ["generating"] * 3  # one per poll, the last one saying done
+    assert all(e["unit"] == "s" and e["total"] is None and e["attempt"] == 1 for e in seen)
+    assert [e["done"] for e in seen] == sorted(e["done"] for e in seen)
