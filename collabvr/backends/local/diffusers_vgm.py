@@ -152,7 +152,8 @@ class DiffusersVGM:
         self.guidance = _number(options, "guidance_scale", float, 0.0)
         self.max_area = _number(options, "max_area", int, 64)
         self.negative_prompt = options.get("negative_prompt")
-        self.max_sequence_length = options.get("max_sequence_length")
+        self.max_sequence_length = (_number(options, "max_sequence_length", int, 1)
+                                    if options.get("max_sequence_length") is not None else None)
         self.condition_frames = _number({"condition_frames": 1, **options}, "condition_frames", int, 1)
         if self.condition_frames > 1:
             if self.pipeline_class != "LTXConditionPipeline":
@@ -241,7 +242,7 @@ class DiffusersVGM:
         if self.negative_prompt is not None:
             kwargs["negative_prompt"] = str(self.negative_prompt)
         if self.max_sequence_length is not None:
-            kwargs["max_sequence_length"] = int(self.max_sequence_length)
+            kwargs["max_sequence_length"] = self.max_sequence_length
         if self.family == "ltx":
             kwargs["frame_rate"] = fps
         if context:
