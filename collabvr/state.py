@@ -36,6 +36,7 @@ class Attempt(TypedDict, total=False):
     last_frame: Ref
     gen_ms: float
     verify_ms: float
+    render: dict[str, Any]  # what a local VGM really rendered (family, frames asked and made, size, steps, ...)
     verdict: dict[str, Any]  # Verdict dump
     selection: dict[str, Any]  # the selector's pick, on the selected candidate
     critique: dict[str, Any]  # Critique dump, on the video it reviewed

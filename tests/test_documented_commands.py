@@ -20,8 +20,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"```(?:bash|sh|shell)\n(.*?)```", re.S)
-# a block that needs any of these cannot run offline: an API backend, a user's image, a server
-NOT_OFFLINE = re.compile(r"(gemini|veo|openai):|--image |_API_KEY=|base_url=http|pytest$", re.M)
+# a command that needs any of these cannot run here: an API backend, a user's image, a server, a GPU
+# (the Wan-sized benchmark), or the network (installing); the test suite itself is what runs this
+NOT_OFFLINE = re.compile(r"(gemini|veo|openai):|--image |_API_KEY=|base_url=http|pytest$|--scale wan|^\s*pip install [^&]*$", re.M)
 # the narrowing the test may apply: counts of episodes, and one sim cell for the whole suite
 NARROW = [
     (re.compile(r"--n \d+"), "--n 1"),
@@ -29,6 +30,7 @@ NARROW = [
     (re.compile(r"(benchmarks/overhead\.py)(?!\S)"), r"\1 --episodes 2 --repeats 1"),
     (re.compile(r"(benchmarks/concurrency\.py)(?!\S)"), r"\1 --n 2 --vgm-latency 0.05 --vlm-latency 0.01"),
     (re.compile(r"(benchmarks/api_fault_soak\.py)(?!\S)"), r"\1 --n 4"),
+    (re.compile(r"(benchmarks/local_gpu\.py)(?!\S)"), r"\1 --episodes 1"),
     (re.compile(r"pip install [^&\n]*&&\s*"), ""),
 ]
 

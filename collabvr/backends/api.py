@@ -339,29 +339,12 @@ class Tally:
         return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens, "video_seconds": self.video_seconds}
 
 
-class RoleVLM:
-    """The five VLM roles of an API backend, each one prompt plus its media through ``_role``.
+class Roles:
+    """The five VLM roles, each one prompt plus its media through ``_role(role, request, record,
+    media)``, where media is a list of captions (str) and Image/Video parts in order. API and local
+    VLMs share it, so every backend shows each role the same media in the same order."""
 
-    ``__init__`` does what every API VLM's setup shares (option check, call policy, common options);
-    subclasses call it, then build their client, and implement ``_role(role, request, record,
-    media)``, where media is a list of captions (str) and Image/Video parts in order.
-    """
-
-    def __init__(self, provider: str, model: str, options: Mapping[str, Any], known: set[str],
-                 classify: Callable[[BaseException], Failure]) -> None:
-        self.model = model
-        self.name = f"{provider}:{model}"
-        check_options(options, known, self.name)
-        self.policy = Policy.from_options(options)
-        self.caller = Caller(self.name, self.policy, classify)
-        self.temperature = options.get("temperature")
-        self.max_output_tokens = options.get("max_output_tokens")
-        self.frames_per_clip = int(options.get("frames_per_clip", 8))
-        self.prices = options.get("prices")
-        self.tally = Tally()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.model!r})"
+    name: str
 
     def _role(self, role: str, request: Any, record: type, media: list[Any]) -> Any:
         raise NotImplementedError
@@ -386,6 +369,30 @@ class RoleVLM:
 
     def critique(self, request: CritiqueRequest) -> Critique:
         return self._role("critique", request, Critique, ["Video:", request.video])
+
+
+class RoleVLM(Roles):
+    """The five VLM roles of an API backend (see :class:`Roles`).
+
+    ``__init__`` does what every API VLM's setup shares (option check, call policy, common options);
+    subclasses call it, then build their client, and implement ``_role``.
+    """
+
+    def __init__(self, provider: str, model: str, options: Mapping[str, Any], known: set[str],
+                 classify: Callable[[BaseException], Failure]) -> None:
+        self.model = model
+        self.name = f"{provider}:{model}"
+        check_options(options, known, self.name)
+        self.policy = Policy.from_options(options)
+        self.caller = Caller(self.name, self.policy, classify)
+        self.temperature = options.get("temperature")
+        self.max_output_tokens = options.get("max_output_tokens")
+        self.frames_per_clip = int(options.get("frames_per_clip", 8))
+        self.prices = options.get("prices")
+        self.tally = Tally()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.model!r})"
 
     def estimated_cost(self, usage: dict[str, float]) -> float | None:
         """USD for token counts (a trace's ``compute`` or ``self.tally.as_dict()``); None off the table."""

@@ -4,13 +4,15 @@ Built-in providers are imported lazily, so the core installs without their SDKs.
 packages add providers through the ``collabvr.backends`` entry-point group: the entry point's
 name is the provider, its value a factory ``make(role, model, options) -> backend`` where role is
 "vlm" or "vgm". Instances are cached per (role, spec, options), so heavy local models load once
-per process.
+per process; :func:`close_all` closes them (a backend's ``close()``, if it has one, frees its
+model), and so does replacing a provider with :func:`register`.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import sys
 import threading
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -27,6 +29,8 @@ _BUILTIN: dict[str, str] = {
     "gemini": "collabvr.backends.google:make_gemini",
     "veo": "collabvr.backends.google:make_veo",
     "openai": "collabvr.backends.openai:make",
+    "diffusers": "collabvr.backends.local.diffusers_vgm:make",
+    "transformers": "collabvr.backends.local.transformers_vlm:make",
 }
 # the roles each built-in provider offers, to say which to use when a spec names the wrong one
 _BUILTIN_ROLES: dict[str, tuple[Role, ...]] = {"sim": ("vlm", "vgm"), "gemini": ("vlm",), "veo": ("vgm",), "openai": ("vlm",)}
@@ -37,11 +41,44 @@ _lock = threading.Lock()
 
 
 def register(provider: str, factory: Factory) -> None:
-    """Register (or replace) a provider in this process; clears its cached instances."""
+    """Register (or replace) a provider in this process; closes and drops its cached instances."""
     _registered[provider] = factory
     with _lock:
-        for key in [k for k in _cache if k[1].split(":", 1)[0] == provider]:
-            del _cache[key]
+        dropped = [_cache.pop(k) for k in [k for k in _cache if k[1].split(":", 1)[0] == provider]]
+    _close(dropped)
+
+
+def close(role: Role, spec: str, options: dict[str, Any] | None = None) -> bool:
+    """Close and drop one cached backend; False when none was cached under these arguments."""
+    key = (role, spec, json.dumps(dict(options or {}), sort_keys=True, default=str))
+    with _lock:
+        backend = _cache.pop(key, None)
+    _close([backend] if backend is not None else [])
+    return backend is not None
+
+
+def close_all() -> int:
+    """Close and drop every cached backend, and free the local models they loaded; returns how
+    many backends were dropped. The next :func:`resolve` builds afresh."""
+    with _lock:
+        dropped = list(_cache.values())
+        _cache.clear()
+    _close(dropped)
+    local = sys.modules.get("collabvr.backends.local.runtime")
+    if local is not None:  # models whose backends were dropped without being closed
+        local.release()
+    return len(dropped)
+
+
+def _close(backends: list[Any]) -> None:
+    """Call each backend's ``close()``; a failing close must not stop the others."""
+    for backend in backends:
+        method = getattr(backend, "close", None)
+        if callable(method):
+            try:
+                method()
+            except Exception:  # noqa: BLE001, S110 - closing is best effort
+                pass
 
 
 def parse_spec(spec: str) -> tuple[str, str]:

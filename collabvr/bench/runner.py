@@ -290,6 +290,7 @@ def run_bench(
     if bench is not None and bench.skipped:
         stopped = {"reason": "max_cost", "max_cost": config.max_cost, "spent": round(bench.spent, 6),
                    "not_started": bench.skipped}
+    registry.close_all()  # every episode is done: free the local models' (GPU) memory
     return write_summary(config, stopped=stopped)
 
 

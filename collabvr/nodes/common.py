@@ -126,6 +126,12 @@ def generate_clip(ctx: Context, frame: dict, prompt: str, *, seconds: float, see
     return video, None, compute
 
 
+def rendered(video: Video) -> dict[str, Any]:
+    """``{"render": ...}`` when the VGM said what it really rendered (local pipelines do), else nothing."""
+    render = getattr(video, "render", None)
+    return {"render": render} if render else {}
+
+
 def compose_prompt(instruction: str, suggestion: str) -> str:
     """Prompt evolution: the diagnosis is appended to the action prompt as a correction."""
     suggestion = suggestion.strip()

@@ -8,7 +8,7 @@ from langgraph.runtime import Runtime
 
 from collabvr.artifacts import ref_json
 from collabvr.context import Context
-from collabvr.nodes.common import context_of, emit, generate_clip, store_of
+from collabvr.nodes.common import context_of, emit, generate_clip, rendered, store_of
 from collabvr.state import State, attempt_record, with_attempt
 
 
@@ -30,7 +30,7 @@ def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         return {"attempts": with_attempt(state, failed), "attempt": attempt + 1, "pending": None, "last": "generation_failed",
                 "compute": compute}
     generated = ref_json(store.put_video(video))
-    pending = attempt_record(record, clip=generated, gen_ms=compute["vgm_ms"])
+    pending = attempt_record(record, clip=generated, gen_ms=compute["vgm_ms"], **rendered(video))
     if state.get("prefix"):  # partial regeneration: the good prefix, then the new clip
         spliced = store.load_video(state["prefix"]).splice(store.load_video(generated))
         pending = attempt_record(pending, generated=generated, clip=ref_json(store.put_video(spliced)))

@@ -15,7 +15,7 @@ from langgraph.types import Send
 from collabvr.artifacts import ref_json
 from collabvr.context import Context
 from collabvr.nodes.baseline import BaselineState, affordable, horizon
-from collabvr.nodes.common import context_of, emit, generate_clip, store_of
+from collabvr.nodes.common import context_of, emit, generate_clip, rendered, store_of
 from collabvr.state import Attempt, attempt_record, with_attempt
 
 
@@ -31,7 +31,7 @@ def render(ctx: Context, record: Attempt, runtime: Runtime[Context] | None) -> t
         return attempt, compute
     store = store_of(ctx)
     clip = store.put_video(video)  # from here on, the stored pixels (see ArtifactStore.put_video)
-    attempt = attempt_record(record, status="generated", clip=ref_json(clip), gen_ms=compute["vgm_ms"],
+    attempt = attempt_record(record, status="generated", clip=ref_json(clip), gen_ms=compute["vgm_ms"], **rendered(video),
                              last_frame=ref_json(store.put_image(store.load_video(clip).last_frame())))
     emit(runtime, "generated", step=record.get("round", record["index"]), attempt=record["index"], seconds=video.seconds)
     return attempt, compute
