@@ -41,6 +41,7 @@ from collabvr.rundir import (
     write_json,
     write_timeline,
 )
+from collabvr.scoring import JudgeSpec, first_order_score, judge_video
 from collabvr.state import history
 from collabvr.task import Task
 
@@ -125,6 +126,7 @@ def run(
     on_event: Callable[[Event], None] | None = None,
     config: dict[str, Any] | None = None,
     resume: bool = False,
+    judge: JudgeSpec | None = None,
     **overrides: Any,
 ) -> Episode:
     """Run one episode of ``method`` (default CollabVR) and write its run directory.
@@ -137,12 +139,20 @@ def run(
     With ``resume=True``, a graph with a checkpointer and a ``config`` naming a thread that has a
     checkpoint continues that thread (``graph.stream(None, config)``) instead of starting fresh,
     and the run directory's clips are kept. Without a checkpoint it starts fresh as usual.
+
+    ``judge`` scores the final video with a VLM judge (the task's rubric when it has one); a task
+    with a rubric and no ``judge`` is judged by the run's own VLM. Judge calls are counted in the
+    score's ``judge`` entry, apart from the method's compute.
     """
     name, method_overrides = parse_method(method)
     ctx = make_context(context, **{**method_overrides, **overrides})
     if isinstance(task, str):
         task = Task.parse(task, seed=ctx.seed)
     preflight(task, ctx)
+    if judge is None and task.rubric and not task.is_sim:
+        judge = JudgeSpec(ctx.vlm, dict(ctx.vlm_options))
+    if judge is not None:
+        registry.resolve_vlm(judge.vlm, judge.options)  # a bad judge spec fails before any work
     graph = graph or compiled(name)
     out = Path(ctx.out_dir)
     saved = _checkpoint(graph, config) if resume else None
@@ -164,7 +174,7 @@ def run(
                 elif on_event is not None:
                     on_event(chunk)
         wall = time.perf_counter() - started
-        score = score_episode(task, store, state.get("final"))
+        score = score_episode(task, store, state.get("final"), judge=judge)
         attempts, repairs = history(state, store.load_json)
         episode = Episode(task, state.get("status", "unknown"), state.get("reason", ""), out, state, score, wall,
                           attempts, repairs)
@@ -178,13 +188,22 @@ def run(
         raise
 
 
-def score_episode(task: Task, store: ArtifactStore, final: dict | None) -> dict[str, Any] | None:
-    """The sim scorer's verdict on the final video; None for user tasks (no ground truth)."""
-    if not task.is_sim or final is None:
+def score_episode(task: Task, store: ArtifactStore, final: dict | None, *, judge: JudgeSpec | None = None) -> dict[str, Any] | None:
+    """The final video's score: the sim scorer on sim tasks; the first-order scorer on VBVR samples (not the
+    official score); the VLM judge when one is given; None otherwise (a user task without a judge)."""
+    if final is None:
         return None
-    family = FAMILIES[task.family]
-    start = family.read(store.load_image(task.first_frame).array)
-    return dataclasses.asdict(score_video(family, store.load_video(final).frames, start))
+    if task.is_sim:
+        family = FAMILIES[task.family]
+        start = family.read(store.load_image(task.first_frame).array)
+        return dataclasses.asdict(score_video(family, store.load_video(final).frames, start))
+    video = store.load_video(final)
+    if task.suite == "vbvr" and judge is None:
+        return first_order_score(video.frames, Image.open(task.meta["first_frame_path"]).array,
+                                 Image.open(task.meta["final_frame_path"]).array)
+    if judge is not None:
+        return judge_video(task, video, store.load_image(task.first_frame), judge)
+    return None
 
 
 def write_outputs(episode: Episode, store: ArtifactStore, ctx: Context) -> None:

@@ -27,6 +27,8 @@ _BUILTIN: dict[str, str] = {
     "gemini": "collabvr.backends.google:make",
     "veo": "collabvr.backends.google:make",
     "openai": "collabvr.backends.openai:make",
+    "still": "collabvr.backends.reference:make_still",  # holds the first frame: the do-nothing floor
+    "groundtruth": "collabvr.backends.reference:make_groundtruth",  # replays the sample's reference video
 }
 _registered: dict[str, Factory] = {}
 _cache: dict[tuple[str, str, str], Any] = {}

@@ -22,7 +22,7 @@ from collabvr.backends.api import PRICES, estimated_cost
 from collabvr.errors import BadInput
 
 PRICE_KEYS = ("input_per_mtok", "output_per_mtok", "per_second")
-FREE = {"sim"}
+FREE = {"sim", "still", "groundtruth"}  # local reference VGMs cost nothing
 
 
 def load_prices(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
