@@ -59,8 +59,8 @@ def parse_suite(spec: str) -> Suite:
         from collabvr.bench.suites.genvire import GenViReSuite
 
         return GenViReSuite.parse(spec)
-    raise BadInput(f"unknown suite {spec!r}: use sim[:FAMILY[/DIFFICULTY]], vbvr:DIR[:SPLIT[/TASK]] "
-                   "or genvire:DIR[:CATEGORY[/SUBTASK]] (docs/benchmarks.md)")
+    raise BadInput(f"unknown suite {spec!r}: use sim, sim:FAMILY, sim:FAMILY/DIFFICULTY, vbvr:DIR, vbvr:DIR:SPLIT/TASK, "
+                   "genvire:DIR or genvire:DIR:CATEGORY/SUBTASK (docs/benchmarks.md)")
 
 
 __all__ = ["Sample", "Suite", "parse_suite"]

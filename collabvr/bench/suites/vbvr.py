@@ -183,7 +183,7 @@ class VBVRSuite:
     def parse(cls, spec: str) -> VBVRSuite:
         root, split, task = parse_vbvr_spec(spec)
         if not str(root) or str(root) == ".":
-            raise BadInput(f"suite {spec!r}: give the benchmark directory, vbvr:DIR[:SPLIT[/TASK]]")
+            raise BadInput(f"suite {spec!r}: give the benchmark directory, vbvr:DIR or vbvr:DIR:SPLIT/TASK")
         rows = load_vbvr(root)
         if split:
             rows = [r for r in rows if r.split == split]
