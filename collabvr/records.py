@@ -82,7 +82,7 @@ class CriterionScore(BaseModel):
     name: str = Field(description="The criterion's key exactly as the rubric names it, e.g. Criterion_1_Path_Validity.")
     description: str = Field(default="", description="What the criterion checks, as the rubric states it.")
     score: float = Field(ge=0.0, description="The points given, on the scale the rubric states for this criterion.")
-    max_score: float = Field(default=1.0, gt=0.0, description="The most points this criterion can give, as the rubric states.")
+    max_score: float = Field(default=1.0, ge=0.0, description="The most points this criterion can give, as the rubric states.")
     rationale: str = Field(default="", description="Why this score.")
 
 

@@ -87,7 +87,7 @@ def judge_video(task: Any, video: Video, first_frame: Image, spec: JudgeSpec) ->
                 scored = gvr_score_file(official, meta.get("subtask", ""), meta.get("max_score"), task.sample or "")
             else:  # a user's rubric: points over the points the rubric allows
                 total = sum(c.score for c in answer.criteria)
-                most = sum(c.max_score for c in answer.criteria)
+                most = sum(c.max_score for c in answer.criteria) or float(len(answer.criteria))
                 scored = {**official, "normalized_score": round(min(1.0, total / most), 4), "total_score": total,
                           "max_score": most, "criterion_count": len(answer.criteria)}
             repeats.append({"status": "ok", "score": scored["normalized_score"], "score_file": scored})

@@ -152,6 +152,7 @@ def load_vbvr(root: str | Path) -> list[VBVRSample]:
     if not any((root / s).is_dir() for s in SPLITS) and not (root / INDEX).is_file():
         raise BadInput(f"{root}: expected {INDEX} or the split folders {' and '.join(SPLITS)}. {GET}")
     samples = _from_index(root) if (root / INDEX).is_file() else _scan(root)
+    samples.sort(key=lambda s: (SPLITS.index(s.split), s.task, s.id))
     if not samples:
         raise BadInput(f"{root}: no samples found. {GET}")
     for s in samples:
