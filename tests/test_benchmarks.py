@@ -297,3 +297,27 @@ def test_a_user_task_with_a_rubric_is_judged_by_a_separate_judge(user_task, tmp_
     assert episode.score["score"] == 1.0 and episode.score["judge"]["spec"] == "gemini:gemini-2.5-flash"
     assert len(judged) == 1 and episode.score["repeats"][0]["score_file"]["criterion_count"] == 2
     assert episode.compute["vlm_calls"] == 2  # plan and verify only: judge calls are counted apart
+
+
+def _opts(flag: str, options: dict) -> list[str]:
+    return [x for k, v in options.items() for x in (flag, f"{k}={v}")]
+
+
+def test_cli_run_with_a_rubric_scores_a_user_task_and_export_suite_writes_the_vbvr_layout(user_task, tmp_path):
+    rubric = tmp_path / "rubric.md"
+    rubric.write_text("Give Criterion_1_Goal 1 point if the goal is reached.")
+    with FakeGoogle(brain=Brain(steps=1)) as google:
+        result = CliRunner().invoke(app, [
+            "run", "--image", user_task.image_path, "--prompt", "reach the goal", "--rubric", str(rubric),
+            "--vlm", "gemini:gemini-2.5-pro", "--vgm", "veo:veo-3.1-generate-001", *_opts("--vlm-option", gemini_options(google)),
+            *_opts("--vgm-option", veo_options(google)), "--out", str(tmp_path / "run"), "--yes", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run" / "trace.json").read_text())["score"]["score"] == 1.0
+    result = CliRunner().invoke(app, ["export-suite", "sim:maze/easy", "--out", str(tmp_path / "sx"), "--n", "2", "--size", "128"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.relative_to(tmp_path / "sx").as_posix() for p in (tmp_path / "sx").rglob("*.*")) == [
+        "In-Domain_50/sim-maze-easy/00000/final_frame.png", "In-Domain_50/sim-maze-easy/00000/first_frame.png",
+        "In-Domain_50/sim-maze-easy/00000/ground_truth.mp4", "In-Domain_50/sim-maze-easy/00000/prompt.txt",
+        "In-Domain_50/sim-maze-easy/00001/final_frame.png", "In-Domain_50/sim-maze-easy/00001/first_frame.png",
+        "In-Domain_50/sim-maze-easy/00001/ground_truth.mp4", "In-Domain_50/sim-maze-easy/00001/prompt.txt",
+        "VBVR-Bench.json"]
