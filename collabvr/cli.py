@@ -125,6 +125,9 @@ def run(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask before a paid run above --confirm-above.")] = False,
     confirm_above: Annotated[float, typer.Option(help="Ask before a run whose estimated maximum cost exceeds this many USD.")] = 1.0,
     quiet: Annotated[bool, typer.Option(help="No live progress.")] = False,
+    rubric: Annotated[Path | None, typer.Option(help="Score the final video with the judge against this rubric file (Markdown, or a Gen-ViRe eval_task_description).")] = None,
+    judge_vlm: Annotated[str | None, typer.Option(help="The judge as provider:model (default: --vlm); scores the final video.")] = None,
+    judge_vlm_option: Annotated[list[str] | None, typer.Option(help="Judge option key=value (repeatable).")] = None,
 ) -> None:
     """Run one episode and write final.mp4, trace.json, clips/, contact_sheet.png and episode.html.
 
@@ -146,14 +149,31 @@ def run(
         fields = _context_of(_from_config(config_file), {_RUN_FIELDS[k]: v for k, v in given.items()}, vlm_option, vgm_option)
         ctx = make_context(**fields)
         the_task = Task.from_image(image, prompt) if image is not None else Task.parse(task or "sim:maze/hard", seed=ctx.seed)
+        the_task, judge = _judged(the_task, ctx, rubric, judge_vlm, judge_vlm_option)
         preflight(the_task, ctx)
         _confirm(bill(method, ctx), yes=yes, above=confirm_above)
         progress = None if quiet else _Progress()
-        episode = run_episode(the_task, context=ctx, method=method, on_event=progress)
+        episode = run_episode(the_task, context=ctx, method=method, on_event=progress, judge=judge)
     except BadInput as exc:
         _fail(str(exc))
     _summary(episode)
     raise typer.Exit(exit_code(episode.status))
+
+
+def _judged(task: Any, ctx: Context, rubric: Path | None, judge_vlm: str | None, options: list[str] | None) -> tuple[Any, Any]:
+    """The task with its rubric, and who judges it (None: nobody, or the run's VLM for a rubric)."""
+    from collabvr.scoring import JudgeSpec
+
+    if rubric is not None:
+        try:
+            task = task.with_rubric(rubric.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInput(f"cannot read --rubric {rubric}: {exc}") from None
+    if judge_vlm is None and options:
+        raise BadInput("--judge-vlm-option needs --judge-vlm")
+    if judge_vlm is None:
+        return task, None
+    return task, JudgeSpec(judge_vlm, _options(options))
 
 
 @app.command()
@@ -194,6 +214,11 @@ def bench(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask before a paid run above --confirm-above.")] = False,
     confirm_above: Annotated[float, typer.Option(help="Ask before a run whose estimated maximum cost exceeds this many USD.")] = 5.0,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    runs: Annotated[int, typer.Option(help="Benchmark suites: generated videos per sample (Gen-ViRe's official protocol: 5).")] = _bench_default("runs"),
+    judge_vlm: Annotated[str | None, typer.Option(help="The judge as provider:model (default: --vlm, for tasks with a rubric).")] = None,
+    judge_vlm_option: Annotated[list[str] | None, typer.Option(help="Judge option key=value (repeatable).")] = None,
+    judge_repeats: Annotated[int, typer.Option(help="Judge calls per video, averaged (the paper's protocol; not Gen-ViRe's official one).")] = _bench_default("judge_repeats"),
+    strict: Annotated[bool, typer.Option("--strict", help="Tables score a failed judge call 0 instead of dropping it as the official scripts do.")] = False,
 ) -> None:
     """Run methods over a suite, resumably; write results.jsonl, results.md and summary.json.
 
@@ -212,7 +237,8 @@ def bench(
         config = BenchConfig(
             out=out_dir, suite=suite, methods=[m.strip() for m in methods.split(",") if m.strip()], n=n, seed=seed,
             concurrency=concurrency, backend_limit=backend_limit, budget=budget, cache=cache, size=size, context=fields,
-            prices=load_prices(prices), max_cost=max_cost, **backends,
+            prices=load_prices(prices), max_cost=max_cost, runs=runs, judge_vlm=judge_vlm or "",
+            judge_vlm_options=_options(judge_vlm_option), judge_repeats=judge_repeats, strict=strict, **backends,
         )
         _confirm(bench_bill(config), yes=yes, above=confirm_above)
         progress = _BenchProgress(quiet)
@@ -229,6 +255,67 @@ def bench(
     if summary["totals"]["errors"]:
         console.print(f"{summary['totals']['errors']} episode(s) raised an error; see results.jsonl", highlight=False)
         raise typer.Exit(EXIT_INTERNAL)
+
+
+@app.command()
+def export(
+    bench_dir: Annotated[Path, typer.Argument(help="A benchmark directory (collabvr bench --out) of a vbvr or genvire suite.")],
+    fmt: Annotated[str, typer.Option("--format", help="vbvr (OUT/<method>/<split>/<task>/<id>.mp4) or genvire (OUT/0_generated_videos/...).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write the official tree.")],
+) -> None:
+    """Export the final videos (and Gen-ViRe score files) in a benchmark's official layout, for its own scorers."""
+    from collabvr.bench.export import export_run
+
+    try:
+        written = export_run(bench_dir, fmt, out_dir)
+    except BadInput as exc:
+        _fail(str(exc))
+    out.print(f"wrote {len(written)} video(s) under {out_dir}", highlight=False)
+    if fmt == "vbvr":
+        out.print(f"official score: python run_evaluation.py --model_path {out_dir}/<method> --gt_base <VBVR-Bench DIR>", highlight=False)
+    else:
+        out.print(f"official tables: collabvr score genvire {out_dir}/0_generated_videos (see {out_dir}/genvire_summary.md)", highlight=False)
+
+
+@app.command()
+def score(
+    benchmark: Annotated[str, typer.Argument(help="genvire")],
+    gen_dir: Annotated[Path, typer.Argument(help="0_generated_videos/<model> (or 0_generated_videos) holding official <id>_score.json files.")],
+    strict: Annotated[bool, typer.Option("--strict", help="Score videos without a score file 0, and read score keys in any case.")] = False,
+    runs: Annotated[int | None, typer.Option(help="Read only run folders <model>_0 .. <model>_{runs-1}.")] = None,
+) -> None:
+    """Print and write Gen-ViRe's official tables (both aggregations, dropped counts) for a tree of score files."""
+    from collabvr.bench.export import score_genvire
+
+    try:
+        if benchmark != "genvire":
+            raise BadInput(f"unknown benchmark {benchmark!r}: collabvr score genvire GEN_DIR (VBVR: use VBVR-EvalKit on collabvr export --format vbvr)")
+        _, table = score_genvire(gen_dir, strict=strict, runs=runs)
+    except BadInput as exc:
+        _fail(str(exc))
+    out.print(table, highlight=False, markup=False)
+
+
+@app.command("export-suite")
+def export_suite(
+    suite: Annotated[str, typer.Argument(help="sim, sim:FAMILY or sim:FAMILY/DIFFICULTY.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write the VBVR-Bench layout.")],
+    n: Annotated[int, typer.Option("--n", help="Samples per cell (seeds SEED..SEED+N-1).")] = 5,
+    seed: Annotated[int, typer.Option(help="First seed.")] = 0,
+    size: Annotated[int, typer.Option(help="Frame size (even, >= 128).")] = 256,
+) -> None:
+    """Write sim tasks in the VBVR-Bench layout (first/final frame, ground-truth video, prompt, index)."""
+    from collabvr.bench.suites.vbvr import export_sim_suite
+
+    try:
+        if not suite.startswith("sim"):
+            raise BadInput(f"export-suite writes the sim suite only, got {suite!r}")
+        if n < 1:
+            raise BadInput(f"--n must be a whole number >= 1, got {n}")
+        folders = export_sim_suite(out_dir, spec=suite, n=n, seed=seed, size=size)
+    except BadInput as exc:
+        _fail(str(exc))
+    out.print(f"wrote {len(folders)} sample(s) to {out_dir}; run them with --suite vbvr:{out_dir}", highlight=False)
 
 
 @app.command()
@@ -365,7 +452,9 @@ def _summary(episode: Any) -> None:
     state, compute = episode.state, episode.compute
     table = Table(title=f"{episode.task.id}: {episode.status}", show_header=False)
     table.add_row("reason", episode.reason)
-    if episode.score is not None:
+    if episode.score is not None and episode.score.get("score") is None:
+        table.add_row("score", f"none: {episode.score.get('reason', '')}")
+    elif episode.score is not None:
         table.add_row("score", f"{episode.score['score']:.3f} ({'solved' if episode.score['solved'] else 'not solved'}: {episode.score['reason']})")
     table.add_row("steps accepted", str(len(state.get("steps", []))))
     table.add_row("attempts", str(len(episode.attempts)))

@@ -75,6 +75,23 @@ class Judgement(_Record):
     reason: str = Field(default="", description="Why.")
 
 
+class CriterionScore(BaseModel):
+    """One criterion of a rubric, scored."""
+
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(description="The criterion's key exactly as the rubric names it, e.g. Criterion_1_Path_Validity.")
+    description: str = Field(default="", description="What the criterion checks, as the rubric states it.")
+    score: float = Field(ge=0.0, description="The points given, on the scale the rubric states for this criterion.")
+    max_score: float = Field(default=1.0, ge=0.0, description="The most points this criterion can give, as the rubric states.")
+    rationale: str = Field(default="", description="Why this score.")
+
+
+class RubricJudgement(_Record):
+    """A VLM-as-judge answer against a rubric: one entry per criterion the rubric lists, in its order."""
+
+    criteria: list[CriterionScore] = Field(min_length=1, description="Every criterion of the rubric, scored.")
+
+
 class Critique(_Record):
     """A critique of a whole video, used by the post-hoc and prompt-optimisation baselines."""
 
@@ -133,6 +150,8 @@ class JudgeRequest:
     video: Video
     first_frame: Image
     family: str | None = None
+    rubric: str = ""  # with a rubric, the judge answers a RubricJudgement instead of a Judgement
+    references: tuple[tuple[str, Image], ...] = ()  # captioned reference images (a ground-truth frame)
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,8 @@ def write_timeline(run_dir: str | Path, trace: dict[str, Any] | None = None) -> 
     parts = [f"<h1>{escape(str(task.get('id', 'episode')))}</h1>", kv([
         ("task", task.get("prompt")),
         ("status", f"{trace.get('status')}: {trace.get('reason', '')}"),
-        ("score", f"{score['score']:.3f} ({'solved' if score.get('solved') else 'not solved'}: {score.get('reason', '')})" if score else None),
+        ("score", f"{score['score']:.3f} ({'solved' if score.get('solved') else 'not solved'}: {score.get('reason', '')})"
+         if score and score.get("score") is not None else (f"none: {score.get('reason', '')}" if score else None)),
         ("method", (trace.get("context") or {}).get("method")),
         ("VGM calls / clip-seconds", f"{compute.get('vgm_calls', 0):g} / {compute.get('clip_seconds', 0):g}"),
         ("VLM calls / tokens in, out", f"{compute.get('vlm_calls', 0):g} / {compute.get('input_tokens', 0):g}, {compute.get('output_tokens', 0):g}"),

@@ -43,6 +43,7 @@ from collabvr.rundir import (
     write_json,
     write_timeline,
 )
+from collabvr.scoring import JudgeSpec, first_order_score, judge_video
 from collabvr.state import history
 from collabvr.task import Task
 
@@ -133,6 +134,7 @@ def run(
     config: dict[str, Any] | None = None,
     resume: bool = False,
     durable: bool = False,
+    judge: JudgeSpec | None = None,
     **overrides: Any,
 ) -> Episode:
     """Run one episode of ``method`` (default CollabVR) and write its run directory.
@@ -151,6 +153,10 @@ def run(
     ``<out_dir>/checkpoints.sqlite`` (what ``collabvr run`` uses); else in memory. With
     ``resume=True`` a thread that has a checkpoint continues from it instead of starting fresh,
     and the run directory's clips are kept.
+
+    ``judge`` scores the final video with a VLM judge (the task's rubric when it has one); a task
+    with a rubric and no ``judge`` is judged by the run's own VLM. Judge calls are counted in the
+    score's ``judge`` entry, apart from the method's compute.
     """
     name, method_overrides = parse_method(method)
     ctx = make_context(context, **{**method_overrides, **overrides})
@@ -159,6 +165,10 @@ def run(
     if ctx.approve_plans and on_interrupt is None:
         raise BadInput("approve_plans pauses the graph after every plan: pass on_interrupt to answer it")
     preflight(task, ctx)
+    if judge is None and task.rubric and not task.is_sim:
+        judge = JudgeSpec(ctx.vlm, dict(ctx.vlm_options))
+    if judge is not None:
+        registry.resolve_vlm(judge.vlm, judge.options)  # a bad judge spec fails before any work
     out = Path(ctx.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with _checkpointed(graph or compiled(name), out, durable=durable, fresh=not resume) as graph:
@@ -188,7 +198,7 @@ def run(
             wall = time.perf_counter() - started
             attempts, repairs = history(state, store.load_json)
             episode = Episode(task, state.get("status", "unknown"), state.get("reason", ""), out, state,
-                              score_episode(state), wall, attempts, repairs)
+                              score_episode(task, store, state, judge=judge), wall, attempts, repairs)
             write_outputs(episode, store, ctx)
             return episode
         except BaseException as exc:
@@ -234,9 +244,21 @@ def _with_frame_path(payload: dict[str, Any], store: ArtifactStore, out: Path) -
     return payload
 
 
-def score_episode(state: dict[str, Any]) -> dict[str, Any] | None:
-    """The scorer's verdict the graph's finalize recorded; None for tasks without a scorer."""
-    return state.get("score")
+def score_episode(task: Task, store: ArtifactStore, state: dict[str, Any], *, judge: JudgeSpec | None = None
+                  ) -> dict[str, Any] | None:
+    """The final video's score: the sim scorer's, which the graph's finalize recorded; the first-order
+    scorer on VBVR samples (not the official score); the VLM judge when one is given; None otherwise
+    (a user task without a judge)."""
+    final = state.get("final")
+    if task.is_sim or final is None:
+        return state.get("score")
+    video = store.load_video(final)
+    if task.suite == "vbvr" and judge is None:
+        return first_order_score(video.frames, Image.open(task.meta["first_frame_path"]).array,
+                                 Image.open(task.meta["final_frame_path"]).array)
+    if judge is not None:
+        return judge_video(task, video, store.load_image(task.first_frame), judge)
+    return None
 
 
 def write_outputs(episode: Episode, store: ArtifactStore, ctx: Context) -> None:

@@ -1,9 +1,12 @@
-"""One task type for simulator tasks and users' own tasks: a first frame plus a task prompt."""
+"""One task type for simulator tasks, benchmark samples and users' own tasks: a first frame plus a
+task prompt. Benchmark samples (VBVR-Bench, Gen-ViRe) are user-style tasks (a first frame on disk)
+that also carry their suite's metadata: ids, reference files and a rubric, all plain JSON."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
@@ -27,6 +30,10 @@ class Task(BaseModel):
     size: int = SIM_SIZE
     image_path: str | None = None
     first_frame: ArtifactRef | None = None
+    suite: str | None = None  # "vbvr" or "genvire" for a benchmark sample
+    sample: str | None = None  # the sample's id within its suite
+    rubric: str | None = None  # judge rubric (Gen-ViRe eval_task_description, or a user's --rubric)
+    meta: dict[str, Any] = {}  # the suite's per-sample metadata: reference paths, category, max_score...
 
     @property
     def is_sim(self) -> bool:
@@ -63,6 +70,21 @@ class Task(BaseModel):
         image = _open_image(path)
         digest = hashlib.sha256(image.array.tobytes()).hexdigest()[:12]
         return cls(id=f"user:{digest}", prompt=prompt.strip(), image_path=str(path))
+
+    @classmethod
+    def benchmark(cls, suite: str, sample: str, image: str | Path, prompt: str, *, rubric: str | None = None,
+                  meta: dict[str, Any] | None = None) -> Task:
+        """A benchmark sample: its first frame on disk, its prompt, and the suite's metadata."""
+        if not prompt or not prompt.strip():
+            raise BadInput(f"{suite} sample {sample}: the prompt is empty")
+        return cls(id=f"{suite}:{sample}", prompt=prompt.strip(), image_path=str(image), suite=suite, sample=sample,
+                   rubric=rubric, meta=dict(meta or {}))
+
+    def with_rubric(self, rubric: str) -> Task:
+        """This task judged against ``rubric`` (a user's --rubric)."""
+        if not rubric.strip():
+            raise BadInput("the rubric is empty")
+        return self.model_copy(update={"rubric": rubric})
 
     @classmethod
     def parse(cls, spec: str, *, seed: int = 0) -> Task:

@@ -31,6 +31,7 @@ from collabvr.records import (
     JudgeRequest,
     Plan,
     PlanRequest,
+    RubricJudgement,
     Selection,
     SelectRequest,
     Usage,
@@ -196,9 +197,35 @@ def safe_message(exc: BaseException, limit: int = 300) -> str:
 
 
 # ----------------------------------------------------------------------------- structured output
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """The schema with every ``$ref`` replaced by its definition and titles dropped: some structured-output
+    APIs take no ``$defs``."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            return _inline(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k not in ("title", "$defs")}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def _strict_objects(node: Any) -> Any:
+    """Nested objects in OpenAI's strict form: every property required, nothing extra, no defaults."""
+    if isinstance(node, dict):
+        node = {k: _strict_objects(v) for k, v in node.items() if k != "default"}
+        if node.get("type") == "object" and "properties" in node:
+            node["required"] = list(node["properties"])
+            node["additionalProperties"] = False
+        return node
+    if isinstance(node, list):
+        return [_strict_objects(v) for v in node]
+    return node
+
+
 def response_schema(record: type[BaseModel]) -> dict[str, Any]:
     """The JSON schema of a record as the model should answer it: no ``usage``, no titles."""
-    schema = record.model_json_schema(mode="serialization")
+    raw = record.model_json_schema(mode="serialization")
+    schema = _inline(raw, raw.get("$defs", {}))
     schema.pop("title", None)
     schema["properties"] = {k: {kk: vv for kk, vv in v.items() if kk != "title"} for k, v in schema["properties"].items()}
     schema["properties"].pop("usage", None)
@@ -209,7 +236,8 @@ def response_schema(record: type[BaseModel]) -> dict[str, Any]:
 def strict_schema(record: type[BaseModel]) -> dict[str, Any]:
     """The schema in OpenAI's strict form: every property required, nothing extra, no defaults."""
     schema = response_schema(record)
-    schema["properties"] = {k: {kk: vv for kk, vv in v.items() if kk != "default"} for k, v in schema["properties"].items()}
+    schema["properties"] = {k: _strict_objects({kk: vv for kk, vv in v.items() if kk != "default"})
+                            for k, v in schema["properties"].items()}
     schema["required"] = list(schema["properties"])
     schema["additionalProperties"] = False
     return schema
@@ -313,6 +341,8 @@ def prompt_for(request: Any) -> str:
         return prompts.render("verify", task=request.task, instruction=request.instruction, target_state=request.target_state)
     if isinstance(request, SelectRequest):
         return prompts.render("select", task=request.task, count=len(request.candidates))
+    if isinstance(request, JudgeRequest) and request.rubric:
+        return prompts.render("rubric", task=request.task, rubric=request.rubric)
     if isinstance(request, JudgeRequest):
         return prompts.render("judge", task=request.task)
     if isinstance(request, CritiqueRequest):
@@ -364,7 +394,13 @@ class Roles:
             raise InvalidOutput(f"{self.name} select: index {selection.index} out of {len(request.candidates)} candidates")
         return selection
 
-    def judge(self, request: JudgeRequest) -> Judgement:
+    def judge(self, request: JudgeRequest) -> Judgement | RubricJudgement:
+        media: list[Any] = ["Input image (first frame):", request.first_frame]
+        for caption, image in request.references:
+            media += [f"{caption}:", image]
+        media += ["Generated video:", request.video, "Final frame of the generated video:", request.video.last_frame()]
+        if request.rubric:
+            return self._role("judge", request, RubricJudgement, media)
         return self._role("judge", request, Judgement, ["First frame:", request.first_frame, "Video:", request.video])
 
     def critique(self, request: CritiqueRequest) -> Critique:

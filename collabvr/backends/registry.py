@@ -31,6 +31,8 @@ _BUILTIN: dict[str, str] = {
     "openai": "collabvr.backends.openai:make",
     "diffusers": "collabvr.backends.local.diffusers_vgm:make",
     "transformers": "collabvr.backends.local.transformers_vlm:make",
+    "still": "collabvr.backends.reference:make_still",  # holds the first frame: the do-nothing floor
+    "groundtruth": "collabvr.backends.reference:make_groundtruth",  # replays the sample's reference video
 }
 # the roles each built-in provider offers, to say which to use when a spec names the wrong one
 _BUILTIN_ROLES: dict[str, tuple[Role, ...]] = {"sim": ("vlm", "vgm"), "gemini": ("vlm",), "veo": ("vgm",), "openai": ("vlm",)}

@@ -6,12 +6,13 @@ The CLI takes its defaults from here, so the command line and the library never 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
 from typing import Any
 
 from collabvr.bench import prices as price_table
-from collabvr.bench.suites import parse_suite
+from collabvr.bench.suites import Suite, parse_suite
 from collabvr.context import make_context
 from collabvr.errors import BadInput
 from collabvr.graph import parse_method
@@ -41,6 +42,11 @@ class BenchConfig:
     context: dict[str, Any] = dataclasses.field(default_factory=dict)  # other Context fields (max_steps, ...)
     prices: dict[str, dict[str, Any]] = dataclasses.field(default_factory=price_table.load_prices)
     max_cost: float = 0.0  # USD; no episode starts once the episodes run cost this much (0: no cap)
+    runs: int = 1  # benchmark suites: generated videos per sample (seeds seed..seed+runs-1); Gen-ViRe's scripts expect 5
+    judge_vlm: str = ""  # the judge ("provider:model"); empty: the run's VLM judges tasks with a rubric
+    judge_vlm_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    judge_repeats: int = 1  # judge calls per video (the paper's protocol; not Gen-ViRe's official one)
+    strict: bool = False  # tables score a failed judge call 0 instead of dropping it (the official way)
 
     def check(self) -> None:
         """Fail before any work, naming the bad argument and what it accepts."""
@@ -52,13 +58,17 @@ class BenchConfig:
             raise BadInput(f"--backend-limit must be a whole number >= 0 (0: no extra limit), got {self.backend_limit!r}")
         if not isinstance(self.max_cost, int | float) or self.max_cost < 0:
             raise BadInput(f"--max-cost must be a number of USD >= 0 (0: no cap), got {self.max_cost!r}")
+        for name in ("runs", "judge_repeats"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise BadInput(f"--{name.replace('_', '-')} must be a whole number >= 1, got {value!r}")
         if not self.methods:
             raise BadInput("--methods is empty; give e.g. collabvr,pass@4")
         if len(set(self.methods)) != len(self.methods):
             raise BadInput(f"--methods names a method twice: {','.join(self.methods)}")
         for method in self.methods:
             parse_method(method)
-        parse_suite(self.suite)
+        self.suite_of()
         self.match_method()
         self.fixed_budget()
         make_context(**self.context)  # validates the other context fields
@@ -90,5 +100,21 @@ class BenchConfig:
             return list(self.methods)
         return [match, *[m for m in self.methods if m != match]]
 
+    def suite_of(self) -> Suite:
+        """The suite, loaded and checked once per spec in this process."""
+        return _suite(self.suite)
+
     def pinned(self) -> dict[str, Any]:
-        return json.loads(json.dumps({k: getattr(self, k) for k in _PINNED}, default=str))
+        pinned = {k: getattr(self, k) for k in _PINNED}
+        for k in ("judge_vlm", "judge_vlm_options", "judge_repeats", "runs"):  # only when set: sim runs keep their bench.json
+            if getattr(self, k) != _DEFAULTS[k]:
+                pinned[k] = getattr(self, k)
+        return json.loads(json.dumps(pinned, default=str))
+
+
+_DEFAULTS = {"judge_vlm": "", "judge_vlm_options": {}, "judge_repeats": 1, "runs": 1}
+
+
+@functools.lru_cache(maxsize=16)
+def _suite(spec: str) -> Suite:
+    return parse_suite(spec)

@@ -22,7 +22,8 @@ from collabvr.backends.api import PRICES, estimated_cost
 from collabvr.errors import BadInput
 
 PRICE_KEYS = ("input_per_mtok", "output_per_mtok", "per_second")
-FREE = {"sim", "diffusers", "transformers"}  # no per-call price: the simulator, and local models (GPU time, not dollars)
+FREE = {"sim", "still", "groundtruth", "diffusers", "transformers"}  # the simulator, the reference VGMs, and
+# local models (GPU time, not dollars) have no per-call price
 
 
 def load_prices(path: str | Path | None = None) -> dict[str, dict[str, Any]]:

@@ -27,10 +27,15 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
     for line in lines:
         try:
             r = json.loads(line)
-            latest[(r["method"], r["family"], r["difficulty"], r["seed"])] = r
+            latest[result_key(r)] = r
         except (json.JSONDecodeError, KeyError, TypeError):
             continue
     return list(latest.values())
+
+
+def result_key(r: dict[str, Any]) -> tuple[str, str, str, int, str | None]:
+    """Which episode a line is: method, family, difficulty, seed, and the benchmark sample (None for sim)."""
+    return (r["method"], r["family"], r["difficulty"], r["seed"], r.get("sample"))
 
 
 class ResultsFile:

@@ -1,7 +1,9 @@
 """The benchmark runner: many episodes, concurrently, resumable, with compute accounting.
 
-For each method x (family, difficulty) cell of the suite it runs seeds ``seed .. seed+n-1``.
-Episode ``METHOD / FAMILY-DIFFICULTY-SEED`` writes its run directory under ``DIR/episodes/`` and,
+For each method x (family, difficulty) cell of the sim suite it runs seeds ``seed .. seed+n-1``;
+for a benchmark suite (VBVR-Bench, Gen-ViRe) every sample (the first ``n`` per task) ``runs``
+times, with seeds ``seed .. seed+runs-1``. Episode ``METHOD / FAMILY-DIFFICULTY-SEED`` (benchmarks:
+``METHOD / FAMILY / DIFFICULTY / ID-rRUN``) writes its run directory under ``DIR/episodes/`` and,
 when it finishes, one line to ``DIR/results.jsonl`` (appended, flushed and fsynced).
 
 Resume is the default. Rerunning the same command skips the episodes that have a line in
@@ -32,18 +34,21 @@ from typing import Any
 
 import collabvr.backends.sim.score  # noqa: F401 - imported once here, not by eight threads at once
 from collabvr.backends import registry
+from collabvr.backends.reference import register_reference
 from collabvr.bench import prices as price_table
 from collabvr.bench.config import BenchConfig
+from collabvr.bench.export import benchmark_tables
 from collabvr.bench.prices import Estimate
 from collabvr.bench.report import paired_markdown, results_markdown
-from collabvr.bench.results import RESULTS, ResultsFile, read_results
+from collabvr.bench.results import RESULTS, ResultsFile, read_results, result_key
 from collabvr.bench.stats import Cell, paired_against, summarize
-from collabvr.bench.suites import parse_suite
+from collabvr.bench.suites import Sample
 from collabvr.context import Context, make_context
 from collabvr.errors import BadInput, redact, scrub
 from collabvr.graph import builder_for, parse_method
 from collabvr.rundir import write_json
 from collabvr.runner import bill, preflight, priced_spec, run
+from collabvr.scoring import JudgeSpec
 from collabvr.task import Task
 
 CHECKPOINTS = "checkpoints.sqlite"
@@ -55,24 +60,54 @@ class Job:
     family: str
     difficulty: str
     seed: int
+    sample: str | None = None  # a benchmark sample's id; None for sim (the seed is the instance)
+    run: int = 0  # which generated video of the sample (benchmarks: 0 .. runs-1)
 
     @property
-    def key(self) -> tuple[str, str, str, int]:
-        return (self.method, self.family, self.difficulty, self.seed)
+    def key(self) -> tuple[str, str, str, int, str | None]:
+        return (self.method, self.family, self.difficulty, self.seed, self.sample)
 
     @property
     def run_dir(self) -> str:
         """The run directory, relative to the benchmark directory."""
-        return f"episodes/{self.method}/{self.family}-{self.difficulty}-{self.seed}"
+        if self.sample is None:
+            return f"episodes/{self.method}/{self.family}-{self.difficulty}-{self.seed}"
+        return f"episodes/{self.method}/{self.family}/{self.difficulty}/{self.sample.rsplit('/', 1)[-1]}-r{self.run}"
+
+    def record(self) -> dict[str, Any]:
+        """The keys of its results line (sim lines keep their four)."""
+        keys = {"method": self.method, "family": self.family, "difficulty": self.difficulty, "seed": self.seed}
+        return keys if self.sample is None else {**keys, "sample": self.sample, "run": self.run}
+
+    @property
+    def row(self) -> Sample:
+        return Sample(self.family, self.difficulty, self.sample, self.seed)
 
     def thread_id(self, task_id: str) -> str:
         return f"{self.method}|{task_id}|{self.seed}"
 
 
 def jobs_of(config: BenchConfig, methods: list[str] | None = None) -> list[Job]:
-    cells = parse_suite(config.suite)
-    return [Job(m, f, d, s) for m in (methods or config.ordered_methods()) for f, d in cells
-            for s in range(config.seed, config.seed + config.n)]
+    suite = config.suite_of()
+    samples = suite.samples(config.n, config.seed)
+    methods = methods or config.ordered_methods()
+    if suite.kind == "sim":
+        return [Job(m, x.family, x.difficulty, x.seed) for m in methods for x in samples]
+    return [Job(m, x.family, x.difficulty, config.seed + r, x.id, r) for m in methods for x in samples
+            for r in range(config.runs)]
+
+
+def task_of(config: BenchConfig, job: Job) -> Task:
+    return config.suite_of().task(job.row, config.size)
+
+
+def judge_of(config: BenchConfig, task: Task) -> JudgeSpec | None:
+    """Who judges an episode's final video: --judge-vlm, else the run's VLM for a task with a rubric."""
+    if config.judge_vlm:
+        return JudgeSpec(config.judge_vlm, dict(config.judge_vlm_options), config.judge_repeats)
+    if task.rubric and not task.is_sim:
+        return JudgeSpec(config.vlm, dict(config.vlm_options), config.judge_repeats)
+    return None
 
 
 # -- per-backend limits --------------------------------------------------------------------------
@@ -160,20 +195,27 @@ class Bench:
     def run_one(self, job: Job) -> dict[str, Any]:
         """Run (or continue) one episode in this thread and append its result line."""
         started = time.perf_counter()
-        task = Task.sim(f"{job.family}/{job.difficulty}", seed=job.seed, size=self.config.size)
+        task = task_of(self.config, job)
+        if task.meta.get("reference_video"):  # the groundtruth VGM replays it
+            register_reference(task.first_image(), task.meta["reference_video"])
         ctx = self.context_for(job)
         name, _ = parse_method(job.method)
         graph = self.graphs[name]
         config = {"configurable": {"thread_id": job.thread_id(task.id)}}
         resumed = bool(graph.get_state(config).values)
-        record: dict[str, Any] = {**dataclasses.asdict(job), "task": task.id, "run_dir": job.run_dir,
+        record: dict[str, Any] = {**job.record(), "task": task.id, "run_dir": job.run_dir,
                                   "budget_seconds": ctx.budget_seconds, "resumed": resumed}
         try:
-            episode = run(task, context=ctx, method=job.method, graph=graph, config=config, resume=True)
+            episode = run(task, context=ctx, method=job.method, graph=graph, config=config, resume=True,
+                          judge=judge_of(self.config, task))
             compute = dict(episode.compute)
             score = episode.score or {}
             record |= {"status": episode.status, "reason": episode.reason, "score": score.get("score"),
                        "solved": bool(score.get("solved")), "compute": compute, "wall_s": round(episode.wall_s, 4)}
+            if "judge" in score:  # judge calls are counted apart from the method's compute
+                record["judge"] = {**score["judge"], "status": score.get("status"), "failed_calls": score.get("failed_calls", 0)}
+            if score.get("scorer"):
+                record["scorer"] = score["scorer"]
         except Exception as exc:  # noqa: BLE001 - one broken episode must not stop the benchmark
             compute = {}
             record |= {"status": "error", "reason": redact(f"{type(exc).__name__}: {exc}"), "score": None,
@@ -239,8 +281,7 @@ def _pin_settings(config: BenchConfig) -> None:
 
 
 def _probe_context(config: BenchConfig) -> tuple[Task, Context]:
-    family, difficulty = parse_suite(config.suite)[0]
-    probe = Task.sim(f"{family}/{difficulty}", seed=config.seed, size=config.size)
+    probe = task_of(config, jobs_of(config)[0])
     return probe, Context(**{**config.context, "vgm": config.vgm, "vlm": config.vlm,
                              "vgm_options": config.vgm_options, "vlm_options": config.vlm_options})
 
@@ -278,10 +319,12 @@ def run_bench(
     config.out = Path(config.out)
     config.out.mkdir(parents=True, exist_ok=True)
     limit = config.backend_limit or config.concurrency
-    with backend_limits([config.vgm, config.vlm], limit):
+    with backend_limits([config.vgm, config.vlm, *([config.judge_vlm] if config.judge_vlm else [])], limit):
         # fail on a bad backend before any work; this also builds the backends before the threads start
         probe, ctx = _probe_context(config)
         preflight(probe, ctx)
+        if config.judge_vlm:
+            registry.resolve_vlm(config.judge_vlm, config.judge_vlm_options)
         priced = (priced_spec(ctx.vgm, registry.resolve_vgm(ctx.vgm, ctx.vgm_options)),
                   priced_spec(ctx.vlm, registry.resolve_vlm(ctx.vlm, ctx.vlm_options)))
         _pin_settings(config)
@@ -294,9 +337,9 @@ def run_bench(
     return write_summary(config, stopped=stopped)
 
 
-def _done(results_path: Path) -> set[tuple[str, str, str, int]]:
+def _done(results_path: Path) -> set[tuple[str, str, str, int, str | None]]:
     """Episodes with a result line that need no rerun (errors are retried)."""
-    return {(r["method"], r["family"], r["difficulty"], r["seed"]) for r in read_results(results_path) if r.get("status") != "error"}
+    return {result_key(r) for r in read_results(results_path) if r.get("status") != "error"}
 
 
 def _run_missing(config: BenchConfig, on_start: Callable[[int, int], None] | None,
@@ -331,7 +374,7 @@ def write_summary(config: BenchConfig, *, stopped: dict[str, Any] | None = None)
     """results.md and summary.json from results.jsonl, for this config's episodes only; ``stopped``
     records why some episodes were not started (``--max-cost``)."""
     wanted = {job.key for job in jobs_of(config)}
-    results = [r for r in read_results(config.out / RESULTS) if (r["method"], r["family"], r["difficulty"], r["seed"]) in wanted]
+    results = [r for r in read_results(config.out / RESULTS) if result_key(r) in wanted]
     cells = summarize(results, seed=config.seed)
     totals = {
         "episodes": len(results),
@@ -349,6 +392,14 @@ def write_summary(config: BenchConfig, *, stopped: dict[str, Any] | None = None)
                           "seed": config.seed, "seeds": [config.seed, config.seed + config.n - 1]},
                "totals": totals, "stopped": stopped, "cells": [c.public() for c in cells],
                "paired": [{"other": other, "difficulty": level, **p.public()} for other, level, p in pairs]}
+    suite = config.suite_of()
+    tables = ""
+    if suite.kind != "sim":
+        summary["config"] |= {"runs": config.runs, "judge_repeats": config.judge_repeats, "judge_vlm": config.judge_vlm,
+                              "strict": config.strict}
+        extra, tables = benchmark_tables(config.out, suite, results, runs=config.runs, repeats=config.judge_repeats,
+                                         strict=config.strict)
+        summary["benchmark"] = extra
     write_json(config.out / "summary.json", scrub(summary))
     header = (f"# Benchmark results\n\nsuite `{config.suite}`, methods `{','.join(config.methods)}`, seeds "
               f"{config.seed}..{config.seed + config.n - 1}, VGM `{config.vgm}`, VLM `{config.vlm}`, "
@@ -363,5 +414,5 @@ def write_summary(config: BenchConfig, *, stopped: dict[str, Any] | None = None)
                        f"difficulty, seed), pooled over families; 95% percentile bootstrap CI of the mean difference "
                        f"(2000 resamples, seed {config.seed}, differences sorted before resampling).\n\n"
                        + paired_markdown(pairs, reference))
-    (config.out / "results.md").write_text(header + results_markdown(cells) + paired_text)
+    (config.out / "results.md").write_text(header + results_markdown(cells) + paired_text + ("\n" + tables if tables else ""))
     return cells

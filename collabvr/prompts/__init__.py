@@ -6,7 +6,7 @@ from functools import cache
 from importlib import resources
 from string import Template
 
-ROLES = ("plan", "verify", "select", "judge", "critique")
+ROLES = ("plan", "verify", "select", "judge", "rubric", "critique")  # rubric: the judge role with a rubric
 
 
 @cache

@@ -17,6 +17,7 @@ import numpy as np
 from collabvr.media import Image, Video
 
 ROLE_MARKERS = {
+    "rubric": "You are judging a generated video against a scoring rubric",
     "plan": "You are the planner",
     "verify": "You are the verifier",
     "select": "You are choosing the best",
@@ -89,6 +90,11 @@ class Brain:
             return {"index": 0, "reason": "first"}
         if role == "judge":
             return {"score": 1.0, "solved": True, "reason": "looks solved"}
+        if role == "rubric":  # every criterion the rubric names, full marks unless the clip is red
+            names = list(dict.fromkeys(re.findall(r"Criterion_\d+[A-Za-z_]*", text))) or ["Criterion_1"]
+            good = not is_red(media)
+            return {"criteria": [{"name": n, "description": "checked", "score": 1.0 if good else 0.0, "max_score": 1.0,
+                                  "rationale": "green" if good else "red"} for n in names]}
         if role == "critique":
             return {"solved": False, "critique": "too slow", "revised_prompt": "faster"}
         return {"error": "unknown role"}

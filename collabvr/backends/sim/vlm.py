@@ -21,12 +21,14 @@ from collabvr.backends.sim.score import read_trajectory, score_video
 from collabvr.backends.sim.world import family_of, read_state, rng_for
 from collabvr.errors import BackendError
 from collabvr.records import (
+    CriterionScore,
     Critique,
     CritiqueRequest,
     Judgement,
     JudgeRequest,
     Plan,
     PlanRequest,
+    RubricJudgement,
     Selection,
     SelectRequest,
     Verdict,
@@ -196,10 +198,13 @@ class SimVLM:
         best = max(range(len(scores)), key=lambda i: (scores[i], -i))
         return Selection(index=best, reason=f"best-looking candidate (score {scores[best]:.2f})")
 
-    def judge(self, request: JudgeRequest) -> Judgement:
+    def judge(self, request: JudgeRequest) -> Judgement | RubricJudgement:
         family = family_of(request.first_frame.array, request.family)
         start = read_state(family, request.first_frame.array, "first frame")
         result = score_video(family, request.video.frames, start)
+        if request.rubric:  # the sim reads no rubric: one criterion, its own rule-based score
+            return RubricJudgement(criteria=[CriterionScore(name="Criterion_1_Solved", description="the sim scorer's verdict",
+                                                            score=result.score, max_score=1.0, rationale=result.reason)])
         return Judgement(score=result.score, solved=result.solved, reason=result.reason)
 
     def critique(self, request: CritiqueRequest) -> Critique:

@@ -1,0 +1,410 @@
+"""Gen-ViRe: the loader (``--suite genvire:DIR[:CATEGORY[/SUBTASK]]``), the official generation tree,
+and the official score aggregation.
+
+Read from the official toolkit (github.com/L-CodingSpace/GVR; paths below are in that repository):
+
+* layout: ``DIR/<cN_category>/<subtask>/<name>_eval.json`` maps sample ids (strings, not always
+  numeric: ``random_01`` in c1_abstract_reasoning/symmetry/symmetry_eval.json) to
+  ``{input_image_path, i2v_prompt, eval_task_description, ...}``; ``input_image_path`` is relative to
+  the subtask folder (``input_images/``, ``input_images_green/``, ...), and a json may list ids that
+  have no image in the clone: those are skipped and listed in ``suite.skipped``;
+* the Hugging Face dataset ``ciciciciliu/Gen-Vire_ds`` (split ``train``), exported to a local JSONL
+  or parquet file: rows ``id, main_category, sub_category, i2v_prompt, image, eval_json_path``;
+  ``main_category`` maps to the category folders with code/step2_generate_configs.py's
+  ``CATEGORY_MAPPING`` (folder names keep the toolkit's spellings: c3_perceptural_reasoning, ...);
+* generation tree (README.md, code/step3_batch_eval.py): ``0_generated_videos/<model>/<model>_<run>/
+  <main_category>/<subtask>/<id>.mp4`` with the judge's ``<id>_score.json`` beside each video;
+* aggregation (code/step4_generate_summary.py): per score file ``normalized_score`` (0 if absent);
+  batch mode pools every score file of a dimension over its subtasks and runs; dimension mode
+  averages the subtask means; ``Avg.`` is the mean over the dimensions present. A video whose
+  judge failed has no score file and is silently left out of every mean: we count these
+  ``dropped`` beside every score, and ``strict`` scores them 0.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from collabvr.bench.suites import Sample
+from collabvr.errors import BadInput
+from collabvr.media import Image, MediaError
+from collabvr.scoring import gvr_video_score
+from collabvr.task import Task
+
+# code/step2_generate_configs.py CATEGORY_MAPPING (dataset main_category -> folder)
+CATEGORY_FOLDERS = {
+    "abstract_reasoning": "c1_abstract_reasoning",
+    "algorithmic_logical_reasoning": "c2_algorithmic_logical_reasoning",
+    "perceptual_reasoning": "c3_perceptural_reasoning",
+    "analogy_reasoning": "c4_analogy_resoning",
+    "planning_reasoning": "c5_planing_reasoning",
+    "spatial_reasoning": "c6_spatial_reasoning",
+}
+FOLDER_CATEGORIES = {v: k for k, v in CATEGORY_FOLDERS.items()}
+# code/step4_generate_summary.py, batch CSV columns
+COLUMNS = [("abstract_reasoning", "Abstract"), ("algorithmic_logical_reasoning", "Algorithmic & Logical"),
+           ("analogy_reasoning", "Analogy"), ("perceptual_reasoning", "Perceptual"),
+           ("planning_reasoning", "Planning"), ("spatial_reasoning", "Spatial")]
+GET = ("get it with: git clone https://github.com/L-CodingSpace/GVR (the toolkit holds every eval json and "
+       "image), or export the dataset ciciciciliu/Gen-Vire_ds to JSONL (docs/benchmarks.md)")
+_CATEGORY_DIR = re.compile(r"c\d+_[a-z_]+")
+RUNS_OFFICIAL = 5
+
+
+@dataclass(frozen=True)
+class GenViReSample:
+    main_category: str
+    subtask: str
+    id: str
+    image: Path
+    prompt: str
+    rubric: str
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.main_category}/{self.subtask}/{self.id}"
+
+
+def _eval_json(subtask_dir: Path) -> Path | None:
+    """The subtask's eval json: ``<subtask>_eval.json`` if present, else the shortest ``*_eval.json``
+    (gui_reasoning holds gui_eval.json beside gui_eval_past.json)."""
+    candidates = sorted(subtask_dir.glob("*_eval.json"), key=lambda p: (p.stem != f"{subtask_dir.name}_eval", len(p.name), p.name))
+    return candidates[0] if candidates else None
+
+
+def _read_eval(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInput(f"{path}: not valid JSON ({exc}); expected an object mapping sample ids to "
+                       "{input_image_path, i2v_prompt, eval_task_description}") from None
+    if not isinstance(data, dict):
+        raise BadInput(f"{path}: expected a JSON object mapping sample ids to samples, got a {type(data).__name__}")
+    return data
+
+
+def _image_path(subtask_dir: Path, rel: str) -> Path:
+    """``input_image_path`` relative to the subtask folder; a path with ``input_images/`` inside is cut
+    there, as code/step2_generate_configs.py does."""
+    direct = subtask_dir / rel
+    if direct.is_file() or "input_images/" not in rel:
+        return direct
+    return subtask_dir / ("input_images/" + rel.split("input_images/")[-1])
+
+
+def _sample(path: Path, sid: str, entry: Any, main_category: str, subtask: str, image: Path | None,
+            skipped: list[str]) -> GenViReSample | None:
+    if not isinstance(entry, dict):
+        raise BadInput(f"{path}: sample {sid!r} is not an object")
+    for key in ("i2v_prompt", "eval_task_description"):
+        if not isinstance(entry.get(key), str) or not entry[key].strip():
+            raise BadInput(f"{path}: sample {sid!r} has no {key} (expected a non-empty string)")
+    subtask_dir = path.parent
+    if image is None:
+        if not entry.get("input_image_path"):
+            raise BadInput(f"{path}: sample {sid!r} has no input_image_path")
+        image = _image_path(subtask_dir, entry["input_image_path"])
+    if not image.is_file():
+        skipped.append(f"{main_category}/{subtask}/{sid}: no image at {image}")
+        return None
+    meta = {"main_category": main_category, "subtask": subtask, "id": sid, "eval_json": str(path),
+            "max_score": entry.get("max_score")}
+    for key in ("gt_image_path", "answer_image_path"):
+        if entry.get(key):
+            ref = _image_path(subtask_dir, entry[key])
+            if ref.is_file():
+                meta[key] = str(ref)
+    if subtask == "raven_matrix" and "gt_image_path" not in meta:  # raven_eval.py infers gt_images/<input stem>_gt.png
+        guess = subtask_dir / "gt_images" / f"{image.stem}_gt.png"
+        if guess.is_file():
+            meta["gt_image_path"] = str(guess)
+    return GenViReSample(main_category, subtask, sid, image, entry["i2v_prompt"].strip(), entry["eval_task_description"], meta)
+
+
+def _from_folders(root: Path, skipped: list[str]) -> list[GenViReSample]:
+    samples = []
+    for cat_dir in sorted(p for p in root.iterdir() if p.is_dir() and _CATEGORY_DIR.fullmatch(p.name)):
+        main_category = FOLDER_CATEGORIES.get(cat_dir.name, cat_dir.name.split("_", 1)[1])
+        for sub_dir in sorted(p for p in cat_dir.iterdir() if p.is_dir()):
+            path = _eval_json(sub_dir)
+            if path is None:
+                continue
+            for sid, entry in _read_eval(path).items():
+                s = _sample(path, str(sid), entry, main_category, sub_dir.name, None, skipped)
+                if s is not None:
+                    samples.append(s)
+    return samples
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    if path.suffix == ".jsonl":
+        rows = []
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise BadInput(f"{path}: line {n} is not JSON ({exc})") from None
+        return rows
+    try:
+        import pyarrow.parquet as pq
+    except ModuleNotFoundError:
+        raise BadInput(f"{path}: reading parquet needs pyarrow (pip install pyarrow), or export the dataset to JSONL") from None
+    return pq.read_table(path).to_pylist()
+
+
+def _row_image(path: Path, n: int, value: Any, out_dir: Path) -> Path:
+    """A row's image: a file path, raw bytes, base64, or the datasets Image form {bytes, path}."""
+    if isinstance(value, dict):
+        value = value.get("bytes") or value.get("path")
+    if isinstance(value, str) and not value.startswith(("data:", "iVBOR", "/9j/")):
+        file = Path(value) if Path(value).is_absolute() else path.parent / value
+        if not file.is_file():
+            raise BadInput(f"{path}: row {n}: image file {file} is missing")
+        return file
+    if isinstance(value, str):
+        value = base64.b64decode(value.split(",", 1)[-1])
+    if not isinstance(value, bytes | bytearray):
+        raise BadInput(f"{path}: row {n}: expected image as a path, bytes or base64, got {type(value).__name__}")
+    try:
+        image = Image.from_png(bytes(value)) if bytes(value[:4]) == b"\x89PNG" else Image(_decode_any(bytes(value)))
+    except (MediaError, OSError) as exc:
+        raise BadInput(f"{path}: row {n}: unreadable image bytes ({exc})") from None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    file = out_dir / f"row{n:05d}.png"
+    file.write_bytes(image.to_png())
+    return file
+
+
+def _decode_any(data: bytes) -> Any:
+    import numpy as np
+    from PIL import Image as PILImage
+
+    return np.asarray(PILImage.open(io.BytesIO(data)).convert("RGB"))
+
+
+def _from_dataset(path: Path, skipped: list[str]) -> list[GenViReSample]:
+    """Rows of a local export of ciciciciliu/Gen-Vire_ds; the rubric comes from ``eval_json_path``
+    (relative to the GVR clone: the file's folder), or from the row's own ``eval_task_description``."""
+    samples = []
+    cache = path.parent / f".{path.stem}_images"
+    evals: dict[Path, dict[str, Any]] = {}
+    for n, row in enumerate(_rows(path), 1):
+        for key in ("id", "main_category", "sub_category", "i2v_prompt", "image"):
+            if row.get(key) in (None, ""):
+                raise BadInput(f"{path}: row {n} has no {key} (expected columns id, main_category, sub_category, "
+                               "i2v_prompt, image, eval_json_path)")
+        entry = {"i2v_prompt": row["i2v_prompt"], "eval_task_description": row.get("eval_task_description")}
+        eval_path = path.parent / str(row.get("eval_json_path") or "")
+        if row.get("eval_json_path") and eval_path.is_file():
+            if eval_path not in evals:
+                evals[eval_path] = _read_eval(eval_path)
+            entry = {**evals[eval_path].get(str(row["id"]), {}), **{k: v for k, v in entry.items() if v}}
+        if not entry.get("eval_task_description"):
+            raise BadInput(f"{path}: row {n} ({row['id']}): no rubric: eval_json_path {eval_path} is missing and the row "
+                           "has no eval_task_description")
+        image = _row_image(path, n, row["image"], cache)
+        s = _sample(eval_path if eval_path.is_file() else path, str(row["id"]), entry, str(row["main_category"]),
+                    str(row["sub_category"]), image, skipped)
+        if s is not None:
+            samples.append(s)
+    return samples
+
+
+def load_genvire(root: str | Path) -> tuple[list[GenViReSample], list[str]]:
+    """Every sample under a GVR clone, or in a dataset export file; and the ids skipped for lack of an image."""
+    root = Path(root).expanduser()
+    skipped: list[str] = []
+    if root.is_file() and root.suffix in (".jsonl", ".parquet"):
+        samples = _from_dataset(root, skipped)
+    elif root.is_dir():
+        exports = sorted([*root.glob("*.jsonl"), *root.glob("*.parquet")])
+        has_folders = any(p.is_dir() and _CATEGORY_DIR.fullmatch(p.name) for p in root.iterdir())
+        if not has_folders and not exports:
+            raise BadInput(f"{root}: expected category folders c1_abstract_reasoning ... c6_spatial_reasoning, or a "
+                           f"dataset export (*.jsonl, *.parquet). {GET}")
+        samples = _from_folders(root, skipped) if has_folders else _from_dataset(exports[0], skipped)
+    else:
+        raise BadInput(f"{root}: no such directory or dataset file. {GET}")
+    if not samples:
+        raise BadInput(f"{root}: no samples with an image found. {GET}")
+    return samples, skipped
+
+
+@dataclass(frozen=True)
+class GenViReSuite:
+    spec: str
+    root: Path
+    rows: tuple[GenViReSample, ...]
+    skipped: tuple[str, ...] = ()
+    kind: str = "genvire"
+    by_key: dict[str, GenViReSample] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def parse(cls, spec: str) -> GenViReSuite:
+        rest = spec.strip().removeprefix("genvire:")
+        head, sep, tail = rest.rpartition(":")
+        category = subtask = None
+        if sep and (tail.split("/", 1)[0] in CATEGORY_FOLDERS or tail.split("/", 1)[0] in FOLDER_CATEGORIES
+                    or _CATEGORY_DIR.fullmatch(tail.split("/", 1)[0])):
+            rest = head
+            category, _, subtask = tail.partition("/")
+        if not rest:
+            raise BadInput(f"suite {spec!r}: give the benchmark directory, genvire:DIR or genvire:DIR:CATEGORY/SUBTASK")
+        rows, skipped = load_genvire(rest)
+        if category:
+            main = FOLDER_CATEGORIES.get(category, category)
+            known = sorted({r.main_category for r in rows})
+            rows = [r for r in rows if r.main_category == main]
+            if not rows:
+                raise BadInput(f"suite {spec!r}: no category {category!r}; known: {', '.join(known)}")
+        if subtask:
+            known = sorted({r.subtask for r in rows})
+            rows = [r for r in rows if r.subtask == subtask]
+            if not rows:
+                raise BadInput(f"suite {spec!r}: no subtask {subtask!r}; known: {', '.join(known)}")
+        return cls(spec, Path(rest).expanduser(), tuple(rows), tuple(skipped), by_key={r.key: r for r in rows})
+
+    def samples(self, n: int, seed: int) -> list[Sample]:
+        out, per = [], {}
+        for r in self.rows:
+            per[(r.main_category, r.subtask)] = per.get((r.main_category, r.subtask), 0) + 1
+            if per[(r.main_category, r.subtask)] <= n:
+                out.append(Sample(r.main_category, r.subtask, r.key, seed))
+        return out
+
+    def task(self, sample: Sample, size: int) -> Task:
+        r = self.by_key[sample.id]
+        return Task.benchmark("genvire", r.key, r.image, r.prompt, rubric=r.rubric, meta=r.meta)
+
+
+# -- the official generation tree and its aggregation -----------------------------------------------------
+
+
+def video_path(gen_dir: Path, model: str, run: int, main_category: str, subtask: str, sid: str) -> Path:
+    """``<gen_dir>/<model>/<model>_<run>/<main_category>/<subtask>/<id>.mp4`` (gen_dir: ``0_generated_videos``)."""
+    return gen_dir / model / f"{model}_{run}" / main_category / subtask / f"{sid}.mp4"
+
+
+@dataclass
+class Scores:
+    """What a generation tree holds: per (dimension, subtask), the video scores and the dropped count."""
+
+    model: str
+    strict: bool = False
+    scores: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    dropped: dict[str, dict[str, int]] = field(default_factory=dict)
+    videos: int = 0
+    score_files: int = 0
+
+    def add(self, dim: str, sub: str, score_file: dict[str, Any] | None) -> None:
+        """One video: its official score file, or None when its judge failed (dropped; 0 when strict)."""
+        bucket = self.scores.setdefault(dim, {}).setdefault(sub, [])
+        drops = self.dropped.setdefault(dim, {})
+        drops.setdefault(sub, 0)
+        self.videos += 1
+        if score_file is None:
+            drops[sub] += 1
+            if self.strict:
+                bucket.append(0.0)
+            return
+        self.score_files += 1
+        if self.strict:
+            bucket.append(gvr_video_score(score_file, sub, score_file.get("max_score"), any_case=True)[0])
+        else:
+            bucket.append(float(score_file.get("normalized_score", 0)))
+
+
+def read_scores(model_dir: str | Path, *, strict: bool = False, runs: int | None = None) -> Scores:
+    """The ``<id>_score.json`` files of ``0_generated_videos/<model>`` (as step4_generate_summary.py reads
+    them: ``normalized_score``, 0 if absent), in run folders ``<model>_0 ..``. A video without a score file
+    (its judge failed) is dropped, as officially, and counted; with ``strict`` it scores 0. ``strict`` also
+    rescores each file from its criteria reading the score key in any case (the maze quirk)."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise BadInput(f"{model_dir}: no such directory; expected 0_generated_videos/<model>")
+    model = model_dir.name
+    result = Scores(model, strict)
+    run_dirs = sorted(p for p in model_dir.iterdir() if p.is_dir() and re.fullmatch(re.escape(model) + r"_\d+", p.name))
+    if runs is not None:
+        run_dirs = [p for p in run_dirs if int(p.name.rsplit("_", 1)[1]) < runs]
+    if not run_dirs:
+        raise BadInput(f"{model_dir}: no run folders {model}_0 .. {model}_{RUNS_OFFICIAL - 1}")
+    for run_dir in run_dirs:
+        for sub_dir in sorted(p for p in run_dir.glob("*/*") if p.is_dir()):
+            files = {p.name[: -len("_score.json")]: p for p in sub_dir.glob("*_score.json")}
+            stems = sorted({p.stem for p in sub_dir.glob("*.mp4")} | set(files))
+            for sid in stems:
+                data = None
+                if sid in files:
+                    try:
+                        data = json.loads(files[sid].read_text(encoding="utf-8"))
+                    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                        raise BadInput(f"{files[sid]}: not valid JSON ({exc}); expected an official <id>_score.json") from None
+                result.add(sub_dir.parent.name, sub_dir.name, data)
+    return result
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def aggregate(scores: Scores) -> dict[str, Any]:
+    """Both official aggregations: ``pooled`` (batch CSV: all score files of a dimension) and
+    ``subtask_mean`` (dimension CSV: the mean of its subtask means); ``avg`` over the dimensions present."""
+    dims: dict[str, Any] = {}
+    for dim, subs in scores.scores.items():
+        pooled = _mean([v for vs in subs.values() for v in vs])
+        sub_means = {s: _mean(vs) for s, vs in subs.items() if vs}
+        dims[dim] = {"pooled": pooled, "subtask_mean": _mean(list(sub_means.values())), "subtasks": sub_means,
+                     "n": sum(len(vs) for vs in subs.values()), "dropped": sum(scores.dropped.get(dim, {}).values())}
+    present = [d for d in dims.values() if d["pooled"] is not None]
+    return {"model": scores.model, "videos": scores.videos, "score_files": scores.score_files,
+            "dropped": sum(d["dropped"] for d in dims.values()),
+            "avg_pooled": _mean([d["pooled"] for d in present]) if present else None,
+            "avg_subtask_mean": _mean([d["subtask_mean"] for d in present]) if present else None,
+            "dimensions": dims}
+
+
+def _f(x: float | None) -> str:
+    return "" if x is None else f"{x:.3f}"
+
+
+def summary_markdown(aggs: list[dict[str, Any]], *, protocol: str, strict: bool) -> str:
+    """The official batch table (both aggregations), with dropped counts beside every score."""
+    mode = "strict: failed judge calls score 0, score keys read in any case" if strict else \
+        "official: failed judge calls dropped from the means (counted in [dropped])"
+    lines = [f"## Gen-ViRe ({protocol}; {mode})", ""]
+    for label, key, avg in (("pooled mean over all score files (leaderboard, step4 batch mode)", "pooled", "avg_pooled"),
+                            ("mean of subtask means (step4 dimension mode)", "subtask_mean", "avg_subtask_mean")):
+        lines += [f"### {label}", "", "| Methods | #Videos | Avg. | " + " | ".join(c for _, c in COLUMNS) + " |",
+                  "|---|---|---|" + "---|" * len(COLUMNS)]
+        for a in aggs:
+            cells = []
+            for dim, _ in COLUMNS:
+                d = a["dimensions"].get(dim)
+                cells.append("" if d is None else f"{_f(d[key])} [{d['dropped']}]")
+            lines.append(f"| {a['model']} | {a['score_files']} | {_f(a[avg])} [{a['dropped']}] | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines.append("[n]: videos dropped because their judge failed (no score file).")
+    return "\n".join(lines) + "\n"
+
+
+def write_summary_csv(agg: dict[str, Any], path: Path) -> None:
+    """``<model>_summary.csv`` in step4_generate_summary.py's batch format (pooled means)."""
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["Methods", "#Videos", "Avg.", *[c for _, c in COLUMNS]])
+        writer.writerow([agg["model"], agg["score_files"], f"{agg['avg_pooled'] or 0:.3f}",
+                         *[f"{(agg['dimensions'].get(d) or {}).get('pooled') or 0:.3f}" for d, _ in COLUMNS]])
