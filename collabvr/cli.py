@@ -79,7 +79,7 @@ def _confirm(estimate: Any, *, yes: bool, above: float) -> None:
 _RUN_FIELDS = {"vlm": "vlm", "vgm": "vgm", "max_steps": "max_steps", "max_attempts": "max_attempts",
                "first_seconds": "first_clip_seconds", "seconds": "clip_seconds", "fps": "fps",
                "partial_threshold": "partial_threshold", "seed": "seed", "seed_policy": "seed_policy",
-               "out_dir": "out_dir", "budget": "budget_seconds"}
+               "out_dir": "out_dir", "budget": "budget_seconds", "approve": "approve_plans"}
 
 
 def _from_config(path: Path | None) -> dict[str, Any]:
@@ -125,6 +125,8 @@ def run(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask before a paid run above --confirm-above.")] = False,
     confirm_above: Annotated[float, typer.Option(help="Ask before a run whose estimated maximum cost exceeds this many USD.")] = 1.0,
     quiet: Annotated[bool, typer.Option(help="No live progress.")] = False,
+    approve: Annotated[bool, typer.Option("--approve", help="Pause after every plan: approve, edit or stop it at the terminal.")] = False,
+    resume: Annotated[Path | None, typer.Option(help="Continue an interrupted run in this run directory, from its last checkpoint.")] = None,
     rubric: Annotated[Path | None, typer.Option(help="Score the final video with the judge against this rubric file (Markdown, or a Gen-ViRe eval_task_description).")] = None,
     judge_vlm: Annotated[str | None, typer.Option(help="The judge as provider:model (default: --vlm); scores the final video.")] = None,
     judge_vlm_option: Annotated[list[str] | None, typer.Option(help="Judge option key=value (repeatable).")] = None,
@@ -145,19 +147,60 @@ def run(
             raise BadInput("give either --task or --image/--prompt, not both")
         given = {"vlm": vlm, "vgm": vgm, "max_steps": max_steps, "max_attempts": max_attempts,
                  "first_seconds": first_seconds, "seconds": seconds, "fps": fps, "partial_threshold": partial_threshold,
-                 "seed": seed, "seed_policy": seed_policy, "out_dir": str(out_dir) if out_dir else None, "budget": budget}
-        fields = _context_of(_from_config(config_file), {_RUN_FIELDS[k]: v for k, v in given.items()}, vlm_option, vgm_option)
+                 "seed": seed, "seed_policy": seed_policy, "out_dir": str(out_dir) if out_dir else None, "budget": budget,
+                 "approve": True if approve else None}
+        base, the_task = _from_config(config_file), None
+        if resume is not None:  # the run's own task, method and context; flags given now override them
+            if task is not None or image is not None or out_dir is not None:
+                raise BadInput("--resume continues a run directory's own task in it: leave out --task, --image and --out")
+            the_task, method, base = _saved_run(resume, base)
+            given["out_dir"] = str(resume)
+        fields = _context_of(base, {_RUN_FIELDS[k]: v for k, v in given.items()}, vlm_option, vgm_option)
         ctx = make_context(**fields)
-        the_task = Task.from_image(image, prompt) if image is not None else Task.parse(task or "sim:maze/hard", seed=ctx.seed)
+        if the_task is None:
+            the_task = Task.from_image(image, prompt) if image is not None else Task.parse(task or "sim:maze/hard", seed=ctx.seed)
         the_task, judge = _judged(the_task, ctx, rubric, judge_vlm, judge_vlm_option)
+        if ctx.approve_plans and not sys.stdin.isatty():
+            raise BadInput("--approve asks at the terminal, and there is none; in code, pass on_interrupt to collabvr.run")
         preflight(the_task, ctx)
         _confirm(bill(method, ctx), yes=yes, above=confirm_above)
         progress = None if quiet else _Progress()
-        episode = run_episode(the_task, context=ctx, method=method, on_event=progress, judge=judge)
+        episode = run_episode(the_task, context=ctx, method=method, on_event=progress, judge=judge, durable=True,
+                              resume=resume is not None, on_interrupt=_ask_approval if ctx.approve_plans else None)
     except BadInput as exc:
         _fail(str(exc))
     _summary(episode)
     raise typer.Exit(exit_code(episode.status))
+
+
+def _saved_run(run_dir: Path, base: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
+    """(task, method, context fields) a run directory started with (its run.json), under ``base``.
+    Options recorded as secrets ("***") are left out: keys come from the environment again."""
+    from collabvr.rundir import RUN
+    from collabvr.task import Task
+
+    try:
+        saved = json.loads((run_dir / RUN).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BadInput(f"--resume {run_dir}: not a run directory of collabvr run ({RUN}: {exc})") from None
+    context = {k: v for k, v in saved["context"].items() if v != "***"}
+    for key in ("vlm_options", "vgm_options"):
+        context[key] = {**{k: v for k, v in context.get(key, {}).items() if v != "***"}, **base.get(key, {})}
+    rest = {k: v for k, v in base.items() if not k.endswith("_options")}
+    return Task.model_validate(saved["task"]), saved["method"], {**context, **rest}
+
+
+def _ask_approval(payload: dict[str, Any]) -> Any:
+    """Show the plan and its frame, then ask: approve, edit or stop (the resume values of nodes/approve)."""
+    plan = payload["plan"]
+    console.print(f"[cyan]step {payload['step'] + 1}[/] plan: {escape(plan['instruction'])}", highlight=False)
+    console.print(f"  target: {escape(plan['target_state'])}\n  frame: {payload.get('frame_path', '(none)')}", highlight=False)
+    choice = typer.prompt("  [a]pprove, [e]dit or [s]top", default="a", err=True).strip().lower()
+    if choice.startswith("s"):
+        return {"action": "stop", "reason": "at the terminal"}
+    if choice.startswith("e"):
+        return {"action": "edit", "instruction": typer.prompt("  new instruction", default=plan["instruction"], err=True)}
+    return "approve"
 
 
 def _judged(task: Any, ctx: Context, rubric: Path | None, judge_vlm: str | None, options: list[str] | None) -> tuple[Any, Any]:
