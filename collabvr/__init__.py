@@ -29,6 +29,16 @@ def run(task, **kwargs):  # noqa: ANN001, ANN201
     return _run(task, **kwargs)
 
 
+def __getattr__(name: str):  # noqa: ANN202 - module attribute hook
+    """``collabvr.graph`` (and so ``collabvr.graph.collabvr.graph``) without importing LangGraph on
+    ``import collabvr``."""
+    if name in ("graph", "runner", "events", "status"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "ArtifactRef",
     "ArtifactStore",
