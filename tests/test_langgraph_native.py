@@ -220,3 +220,15 @@ def test_cli_resume_continues_a_killed_run_without_redoing_its_accepted_steps(tm
     assert trace["status"] == "complete" and len(trace["steps"]) >= 2
     assert seen.count(PROMPT) == len(trace["steps"]) - 1  # the first step was not planned or approved again
     assert trace["compute"]["vgm_calls"] == sum(1 for a in trace["attempts"] if a.get("clip"))  # nothing generated twice
+
+
+def test_the_sim_vgm_reports_its_progress_while_it_renders(tmp_path):
+    events: list[dict] = []
+    episode = run("sim:maze/hard", seed=7, out_dir=str(tmp_path), on_event=events.append)
+    generating = [e for e in events if e["event"] == "generating"]
+    assert generating and {e["unit"] for e in generating} == {"move"}
+    for (step, attempt) in {(a["step"], a["index"]) for a in episode.attempts if a.get("clip")}:
+        mine = [e for e in generating if (e["step"], e["attempt"]) == (step, attempt)]
+        assert [e["done"] for e in mine] == list(range(1, len(mine) + 1)) and mine[-1]["done"] == mine[-1]["total"]
+        kinds = [e["event"] for e in events if (e["step"], e["attempt"]) == (step, attempt)]
+        assert kinds.index("generating") < kinds.index("generated")

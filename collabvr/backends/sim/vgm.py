@@ -30,6 +30,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from collabvr import events
 from collabvr.backends.sim import wear as wear_mark
 from collabvr.backends.sim.config import VGMConfig
 from collabvr.backends.sim.families.base import Family, IllegalMove
@@ -127,8 +128,9 @@ class SimVGM:
         """The clip's frames; with ``wear`` (one value per state), each frame carries its state's wear."""
         fpm = self.config.frames_per_move
         frames = [family.render(states[0], size)]
-        for before, after in zip(states, states[1:], strict=False):
+        for move, (before, after) in enumerate(zip(states, states[1:], strict=False), 1):
             frames += [family.render_motion(before, after, k / fpm, size) for k in range(1, fpm + 1)]
+            events.report(move, len(states) - 1, unit="move")  # progress of the clip, as a real VGM reports steps
         frames += [frames[-1]] * (total - len(frames))
         clip = np.stack(frames[:total])
         if wear is not None:
