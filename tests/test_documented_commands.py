@@ -23,9 +23,10 @@ FENCE = re.compile(r"```(?:bash|sh|shell)\n(.*?)```", re.S)
 # a command that needs any of these cannot run here: an API backend, a user's image, a server, a GPU
 # (the Wan-sized benchmark), the network (installing), a benchmark's data (~/data/..., and the exports
 # and official scripts that follow from it: tests/test_benchmarks.py runs those commands on fixtures in
-# the same layouts); the test suite itself is what runs this
+# the same layouts), a person at a terminal (--approve, and the --resume of its run: tests/test_langgraph_native.py
+# drives both on a pty); the test suite itself is what runs this
 NOT_OFFLINE = re.compile(r"(gemini|veo|openai):|--image |_API_KEY=|base_url=http|pytest$|--scale wan|^\s*pip install [^&]*$"
-                         r"|~/data/|run_evaluation\.py|exports/", re.M)
+                         r"|~/data/|run_evaluation\.py|exports/|--approve|--resume", re.M)
 # the narrowing the test may apply: counts of episodes, and one sim cell for the whole suite
 NARROW = [
     (re.compile(r"--n \d+"), "--n 1"),

@@ -1,8 +1,9 @@
-"""What the baselines share: their state, the video horizon, the budget arithmetic, and `prepare`.
+"""What the baselines share: their state, the video horizon and the budget arithmetic.
 
 Every baseline may use the same video length as CollabVR: the horizon H is the length of all
 ``max_steps`` CollabVR clips together. Whole-video baselines render H seconds per generation, so
-"matched compute" compares methods at equal clip-seconds (``budget_seconds``).
+the budget that is matched across methods is VGM clip-seconds (``budget_seconds``); VLM calls are
+not budgeted (docs/methods.md).
 """
 
 from __future__ import annotations
