@@ -268,9 +268,9 @@ def bench(
     Exit codes: 0 every episode ran (whatever the scores), 3 --max-cost stopped it early,
     2 bad input or a failed preflight, 1 some episodes raised an internal error.
     """
-    from collabvr.bench.prices import load_prices
     from collabvr.bench.report import results_table
     from collabvr.bench.runner import bench_bill, run_bench
+    from collabvr.prices import load_prices
 
     try:
         fields = _context_of(_from_config(config_file), {"vgm": vgm, "vlm": vlm, "max_steps": max_steps,

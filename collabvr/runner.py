@@ -22,16 +22,16 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
 from collabvr import __version__
+from collabvr import prices as price_table
 from collabvr.artifacts import ArtifactStore
 from collabvr.backends import registry
-from collabvr.bench import prices as price_table
-from collabvr.bench.prices import Estimate
 from collabvr.context import Context, make_context
 from collabvr.errors import BadInput, redact
 from collabvr.graph import compiled, parse_method, worst_case
 from collabvr.media import Image, contact_sheet
 from collabvr.nodes.baseline import horizon
 from collabvr.nodes.common import store_of
+from collabvr.prices import Estimate
 from collabvr.rundir import (
     CLIPS,
     FINAL,

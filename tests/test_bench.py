@@ -18,12 +18,12 @@ from typer.testing import CliRunner
 from collabvr.backends import registry
 from collabvr.backends.sim import make as make_sim
 from collabvr.bench.config import BenchConfig
-from collabvr.bench.prices import cost, load_prices
 from collabvr.bench.results import read_results
 from collabvr.bench.runner import run_bench
 from collabvr.bench.stats import bootstrap_ci
 from collabvr.cli import app
 from collabvr.graph import METHODS
+from collabvr.prices import cost, load_prices
 from collabvr.records import Usage
 
 ROOT = Path(__file__).resolve().parents[1]

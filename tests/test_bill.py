@@ -7,10 +7,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from collabvr.bench.prices import estimate, load_prices
 from collabvr.cli import app
 from collabvr.context import Context
 from collabvr.graph import METHODS, worst_case
+from collabvr.prices import estimate, load_prices
 from collabvr.runner import bill
 from collabvr.status import EXIT_BAD_INPUT, EXIT_INCOMPLETE
 from tests.fakes import FAST, Brain, FakeGoogle, FakeOpenAI

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from collabvr.bench import prices as price_table
+from collabvr import prices as price_table
 from collabvr.bench.suites import Suite, parse_suite
 from collabvr.context import make_context
 from collabvr.errors import BadInput

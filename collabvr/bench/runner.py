@@ -33,12 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import collabvr.backends.sim.score  # noqa: F401 - imported once here, not by eight threads at once
+from collabvr import prices as price_table
 from collabvr.backends import registry
 from collabvr.backends.reference import register_reference
-from collabvr.bench import prices as price_table
 from collabvr.bench.config import BenchConfig
 from collabvr.bench.export import benchmark_tables
-from collabvr.bench.prices import Estimate
 from collabvr.bench.report import paired_markdown, results_markdown
 from collabvr.bench.results import RESULTS, ResultsFile, read_results, result_key
 from collabvr.bench.stats import Cell, paired_against, summarize
@@ -46,6 +45,7 @@ from collabvr.bench.suites import Sample
 from collabvr.context import Context, make_context
 from collabvr.errors import BadInput, redact, scrub
 from collabvr.graph import builder_for, parse_method
+from collabvr.prices import Estimate
 from collabvr.rundir import write_json
 from collabvr.runner import bill, preflight, priced_spec, run
 from collabvr.scoring import JudgeSpec

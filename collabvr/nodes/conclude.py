@@ -16,16 +16,16 @@ from collabvr.context import Context
 from collabvr.nodes.baseline import BaselineState
 from collabvr.nodes.common import context_of
 from collabvr.nodes.finalize import conclude
+from collabvr.status import FAILED_CALLS
 
 Outcome = Callable[[BaselineState, Context], tuple[str, str]]
-FAILURES = ("plan_failed", "generation_failed", "selection_failed", "critique_failed")
 
 
 def failed(state: BaselineState) -> tuple[str, str] | None:
     """(status, reason) when a typed failure ended the episode: a baseline has no repair, so the
     first failed call is where it stops."""
     last = state.get("last", "")
-    if last not in FAILURES:
+    if last not in FAILED_CALLS:
         return None
     errors = [a["error"]["message"] for a in state.get("attempts", []) if a.get("error")]
     why = errors[-1] if errors else "no candidate was generated"
