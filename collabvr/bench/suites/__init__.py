@@ -29,6 +29,17 @@ class Sample:
     seed: int = 0
 
 
+def first_per_group(groups: list[tuple[str, str, str]], n: int, seed: int) -> list[Sample]:
+    """Samples for the first ``n`` rows of each (family, difficulty) group, in the suite's order;
+    ``groups`` holds one (family, difficulty, sample id) per row."""
+    out, seen = [], {}
+    for family, difficulty, key in groups:
+        seen[(family, difficulty)] = seen.get((family, difficulty), 0) + 1
+        if seen[(family, difficulty)] <= n:
+            out.append(Sample(family, difficulty, key, seed))
+    return out
+
+
 class Suite(Protocol):
     """What the bench runner needs of a suite."""
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from collabvr.bench.suites import Sample
+from collabvr.bench.suites import Sample, first_per_group
 from collabvr.errors import BadInput
 from collabvr.media import Image, MediaError
 from collabvr.scoring import gvr_video_score
@@ -274,12 +274,7 @@ class GenViReSuite:
         return cls(spec, Path(rest).expanduser(), tuple(rows), tuple(skipped), by_key={r.key: r for r in rows})
 
     def samples(self, n: int, seed: int) -> list[Sample]:
-        out, per = [], {}
-        for r in self.rows:
-            per[(r.main_category, r.subtask)] = per.get((r.main_category, r.subtask), 0) + 1
-            if per[(r.main_category, r.subtask)] <= n:
-                out.append(Sample(r.main_category, r.subtask, r.key, seed))
-        return out
+        return first_per_group([(r.main_category, r.subtask, r.key) for r in self.rows], n, seed)
 
     def task(self, sample: Sample, size: int) -> Task:
         r = self.by_key[sample.id]

@@ -30,7 +30,7 @@ from typing import Any
 import av
 
 from collabvr.backends.sim.families import FAMILIES
-from collabvr.bench.suites import Sample
+from collabvr.bench.suites import Sample, first_per_group
 from collabvr.errors import BadInput
 from collabvr.media import AV_ERRORS, Image, MediaError, Video
 from collabvr.scoring import first_order_score
@@ -198,12 +198,7 @@ class VBVRSuite:
         return cls(spec, root, tuple(rows), by_key={r.key: r for r in rows})
 
     def samples(self, n: int, seed: int) -> list[Sample]:
-        out, per_task = [], {}
-        for r in self.rows:
-            per_task[(r.split, r.task)] = per_task.get((r.split, r.task), 0) + 1
-            if per_task[(r.split, r.task)] <= n:
-                out.append(Sample(r.split, r.task, r.key, seed))
-        return out
+        return first_per_group([(r.split, r.task, r.key) for r in self.rows], n, seed)
 
     def task(self, sample: Sample, size: int) -> Task:
         r = self.by_key[sample.id]
