@@ -435,7 +435,8 @@ class _Progress:
             console.print(f"  {kind}: {fields}", highlight=False, markup=False)
             return
         if kind == "generating":
-            self._bar(event)
+            if console.is_terminal:  # a bar only where it can redraw in place; a log gets the lines below
+                self._bar(event)
             return
         self._close_bar()
         console.print(self.line(event), highlight=False)
