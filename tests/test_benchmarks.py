@@ -129,6 +129,39 @@ def test_genvire_reads_a_jsonl_dataset_export_with_image_bytes(tmp_path):
     assert suite.rows[0].rubric == SYM_RUBRIC and Image.open(suite.rows[0].image).array[0, 0, 0] == 70
 
 
+def write_parquet(path: Path, rows: list[dict]) -> Path:
+    """A dataset export as ``datasets`` writes it: ``image`` a struct {bytes, path}."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    schema = pa.schema([("id", pa.string()), ("main_category", pa.string()), ("sub_category", pa.string()),
+                        ("i2v_prompt", pa.string()), ("image", image), ("eval_json_path", pa.string())])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    return path
+
+
+def test_genvire_reads_a_parquet_dataset_export_with_image_bytes_and_paths(tmp_path):
+    gvr = make_genvire(tmp_path / "gvr")
+    png = (gvr / "c1_abstract_reasoning/symmetry/imgs/random_01_input.png").read_bytes()
+    write_parquet(tmp_path / "ds" / "train.parquet", [
+        {"id": "random_01", "main_category": "abstract_reasoning", "sub_category": "symmetry", "i2v_prompt": "mirror it",
+         "image": {"bytes": png, "path": None}, "eval_json_path": "../gvr/c1_abstract_reasoning/symmetry/symmetry_eval.json"},
+        {"id": "01", "main_category": "spatial_reasoning", "sub_category": "maze", "i2v_prompt": "solve the maze",
+         "image": {"bytes": None, "path": str(gvr / "c6_spatial_reasoning/maze/input_images/01_input.png")},
+         "eval_json_path": "../gvr/c6_spatial_reasoning/maze/maze_eval.json"}])
+    suite = parse_suite(f"genvire:{tmp_path / 'ds'}")  # the directory, as users type it
+    assert [r.key for r in suite.rows] == ["abstract_reasoning/symmetry/random_01", "spatial_reasoning/maze/01"]
+    assert [r.prompt for r in suite.rows] == ["mirror it", "solve the maze"]
+    assert [r.rubric for r in suite.rows] == [SYM_RUBRIC, MAZE_RUBRIC]
+    assert [Image.open(r.image).array[0, 0, 0] for r in suite.rows] == [70, 60]
+    maze = parse_suite(f"genvire:{tmp_path / 'ds'}:spatial_reasoning/maze")
+    assert [r.key for r in maze.rows] == ["spatial_reasoning/maze/01"]
+    task = maze.task(maze.samples(1, 0)[0], 128)
+    assert task.prompt == "solve the maze" and task.rubric == MAZE_RUBRIC
+
+
 # -- malformed data: one clear error naming the file -------------------------------------------------------
 
 
@@ -154,13 +187,21 @@ def _breaks(tmp_path: Path, case: str) -> tuple[str, str]:
         (root / "ds.jsonl").write_text(json.dumps({"id": "01", "main_category": "spatial_reasoning", "sub_category": "maze",
                                                    "image": "c6_spatial_reasoning/maze/input_images/01_input.png"}) + "\n")
         return f"genvire:{root / 'ds.jsonl'}", "ds.jsonl: row 1 has no i2v_prompt"
+    if case == "parquet row without i2v_prompt":
+        root = make_genvire(tmp_path / "g")
+        maze = {"main_category": "spatial_reasoning", "sub_category": "maze", "eval_json_path": "c6_spatial_reasoning/maze/maze_eval.json",
+                "image": {"bytes": None, "path": "c6_spatial_reasoning/maze/input_images/01_input.png"}}
+        write_parquet(root / "ds.parquet", [{**maze, "id": "01", "i2v_prompt": "solve the maze"},
+                                            {**maze, "id": "02", "i2v_prompt": None}])
+        return f"genvire:{root / 'ds.parquet'}", "ds.parquet: row 2 has no i2v_prompt"
     root = make_genvire(tmp_path / "g")
     (root / "c1_abstract_reasoning/symmetry/symmetry_eval.json").write_text("{not json")
     return f"genvire:{root}", "symmetry_eval.json: not valid JSON"
 
 
 @pytest.mark.parametrize("case", ["index file missing", "first frame missing", "unreadable video", "folder outside index",
-                                  "row without i2v_prompt", "eval json not json"])
+                                  "row without i2v_prompt", "parquet row without i2v_prompt",
+                                  "eval json not json"])
 def test_malformed_data_fails_once_naming_the_file(case, tmp_path):
     spec, words = _breaks(tmp_path, case)
     with pytest.raises(BadInput) as caught:
