@@ -136,8 +136,9 @@ def run(
     Exit codes: 0 the episode completed, 3 it ended without completing (see collabvr.status),
     2 bad input or a failed preflight (nothing was called), 1 an internal error.
     """
-    from collabvr.runner import bill, preflight
+    from collabvr.runner import bill, judge_for, preflight
     from collabvr.runner import run as run_episode
+    from collabvr.scoring import reference_paths
     from collabvr.task import Task
 
     try:
@@ -163,7 +164,8 @@ def run(
         if ctx.approve_plans and not sys.stdin.isatty():
             raise BadInput("--approve asks at the terminal, and there is none; in code, pass on_interrupt to collabvr.run")
         preflight(the_task, ctx)
-        _confirm(bill(method, ctx), yes=yes, above=confirm_above)
+        references = len(reference_paths(the_task.meta or {}))
+        _confirm(bill(method, ctx, judge=judge_for(the_task, ctx, judge), references=references), yes=yes, above=confirm_above)
         progress = None if quiet else _Progress()
         episode = run_episode(the_task, context=ctx, method=method, on_event=progress, judge=judge, durable=True,
                               resume=resume is not None, on_interrupt=_ask_approval if ctx.approve_plans else None)

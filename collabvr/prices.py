@@ -13,7 +13,7 @@ compare fairly whatever the cache held.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,7 @@ class Estimate:
     input_tokens: int
     output_tokens: int
     unpriced: tuple[str, ...] = ()
+    parts: tuple[tuple[str, float | None], ...] = ()  # (label, usd): what makes up the total, e.g. method and judge
 
     @property
     def paid(self) -> bool:
@@ -89,18 +90,35 @@ class Estimate:
     def times(self, n: int) -> Estimate:
         usd = None if self.usd is None else round(self.usd * n, 6)
         return Estimate(usd, self.clip_seconds * n, self.vlm_calls * n, self.input_tokens * n, self.output_tokens * n,
-                        self.unpriced)
+                        self.unpriced, tuple((k, None if v is None else round(v * n, 6)) for k, v in self.parts))
+
+    def labelled(self, label: str) -> Estimate:
+        """This estimate as one named part of a total (:meth:`plus` keeps the parts apart)."""
+        return replace(self, parts=((label, self.usd),))
 
     def plus(self, other: Estimate) -> Estimate:
         usd = None if self.usd is None or other.usd is None else round(self.usd + other.usd, 6)
         return Estimate(usd, self.clip_seconds + other.clip_seconds, self.vlm_calls + other.vlm_calls,
                         self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens,
-                        tuple(dict.fromkeys(self.unpriced + other.unpriced)))
+                        tuple(dict.fromkeys(self.unpriced + other.unpriced)), _merge(self.parts, other.parts))
 
     def describe(self) -> str:
         usd = f"${self.usd:,.2f}" if self.usd is not None else f"unknown (no price for {', '.join(self.unpriced)})"
-        return (f"{usd} at most: {self.clip_seconds:,.0f} clip-seconds, {self.vlm_calls:,} VLM calls, "
+        parts = ""
+        if len(self.parts) > 1:
+            parts = " (" + ", ".join(f"{k} " + ("unknown" if v is None else f"${v:,.2f}") for k, v in self.parts) + ")"
+        return (f"{usd} at most{parts}: {self.clip_seconds:,.0f} clip-seconds, {self.vlm_calls:,} VLM calls, "
                 f"~{self.input_tokens:,} input and ~{self.output_tokens:,} output tokens")
+
+
+def _merge(a: tuple[tuple[str, float | None], ...], b: tuple[tuple[str, float | None], ...]) -> tuple[tuple[str, float | None], ...]:
+    merged: dict[str, float | None] = dict(a)
+    for k, v in b:
+        if k not in merged:
+            merged[k] = v
+        else:
+            merged[k] = None if merged[k] is None or v is None else round(merged[k] + v, 6)
+    return tuple(merged.items())
 
 
 NOTHING = Estimate(0.0, 0.0, 0, 0, 0)

@@ -27,7 +27,7 @@ from collabvr.artifacts import ArtifactStore
 from collabvr.backends import registry
 from collabvr.context import Context, make_context
 from collabvr.errors import BadInput, redact
-from collabvr.graph import compiled, parse_method, worst_case
+from collabvr.graph import Compute, compiled, parse_method, worst_case
 from collabvr.media import Image, contact_sheet
 from collabvr.nodes.baseline import horizon
 from collabvr.nodes.common import store_of
@@ -93,19 +93,44 @@ def preflight(task: Task, ctx: Context) -> None:
             check()
 
 
-def bill(method: str, ctx: Context, prices: dict[str, dict[str, Any]] | None = None) -> Estimate:
+def bill(method: str, ctx: Context, prices: dict[str, dict[str, Any]] | None = None, *,
+         judge: JudgeSpec | None = None, references: int = 0) -> Estimate:
     """The most one episode of ``method`` can cost under ``ctx``, from the price table: its worst
-    case (every attempt, every round) with clip-seconds capped by the budget. Resolves backends."""
+    case (every attempt, every round) with clip-seconds capped by the budget, plus, with a ``judge``,
+    the judge's calls on the final video (:func:`judge_bill`; a part of its own in the estimate).
+    Resolves backends."""
     name, method_overrides = parse_method(method)
     ctx = make_context(ctx, **method_overrides)
+    prices = prices if prices is not None else price_table.load_prices()
     vgm = registry.resolve_vgm(ctx.vgm, ctx.vgm_options)
     vlm = registry.resolve_vlm(ctx.vlm, ctx.vlm_options)
     billed = getattr(vgm, "billed_seconds", None)
     lengths = (ctx.first_clip_seconds, ctx.clip_seconds, horizon(ctx))
     ratio = max(billed(s) / s for s in lengths) if billed else 1.0
-    return price_table.estimate(worst_case(name, ctx), vgm=priced_spec(ctx.vgm, vgm), vlm=priced_spec(ctx.vlm, vlm),
-                                prices=prices if prices is not None else price_table.load_prices(),
-                                billed_ratio=max(ratio, 1.0))
+    own = price_table.estimate(worst_case(name, ctx), vgm=priced_spec(ctx.vgm, vgm), vlm=priced_spec(ctx.vlm, vlm),
+                               prices=prices, billed_ratio=max(ratio, 1.0)).labelled("method")
+    if judge is None:
+        return own
+    return own.plus(judge_bill(ctx, judge, prices, references=references))
+
+
+def judge_bill(ctx: Context, judge: JudgeSpec, prices: dict[str, dict[str, Any]] | None = None, *,
+               references: int = 0) -> Estimate:
+    """The most judging one final video can cost: ``judge.repeats`` calls, each shown the whole video
+    (the method's horizon), the first frame and the task's ``references`` images, priced on the judge
+    (a :class:`Compute` counts images and video seconds over all its calls)."""
+    vlm = registry.resolve_vlm(judge.vlm, judge.options)
+    n = judge.repeats
+    bound = Compute(vlm_calls=n, vlm_images=n * (1 + references), vlm_video_seconds=n * horizon(ctx))
+    return price_table.estimate(bound, vgm="sim", vlm=priced_spec(judge.vlm, vlm),
+                                prices=prices if prices is not None else price_table.load_prices()).labelled("judge")
+
+
+def judge_for(task: Task, ctx: Context, judge: JudgeSpec | None = None) -> JudgeSpec | None:
+    """Who judges the final video: ``judge``, else the run's VLM for a (non-sim) task with a rubric."""
+    if judge is None and task.rubric and not task.is_sim:
+        return JudgeSpec(ctx.vlm, dict(ctx.vlm_options))
+    return judge
 
 
 def priced_spec(spec: str, backend: Any) -> str:
@@ -165,8 +190,7 @@ def run(
     if ctx.approve_plans and on_interrupt is None:
         raise BadInput("approve_plans pauses the graph after every plan: pass on_interrupt to answer it")
     preflight(task, ctx)
-    if judge is None and task.rubric and not task.is_sim:
-        judge = JudgeSpec(ctx.vlm, dict(ctx.vlm_options))
+    judge = judge_for(task, ctx, judge)
     if judge is not None:
         registry.resolve_vlm(judge.vlm, judge.options)  # a bad judge spec fails before any work
     out = Path(ctx.out_dir)

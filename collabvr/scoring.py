@@ -50,14 +50,18 @@ def official_answer(judgement: RubricJudgement, rubric: str) -> dict[str, Any]:
     return {c.name: {"Description": c.description, key: c.score, "Rationale": c.rationale} for c in judgement.criteria}
 
 
-def _references(meta: dict[str, Any]) -> tuple[tuple[str, Image], ...]:
-    """The reference images a Gen-ViRe rubric compares against, when the sample has them."""
+def reference_paths(meta: dict[str, Any]) -> tuple[tuple[str, Path], ...]:
+    """The reference images (caption, path) a Gen-ViRe rubric compares against, when the sample has them."""
     refs = []
     for key, caption in (("gt_image_path", "Ground-truth image"), ("answer_image_path", "Answer image")):
         path = meta.get(key)
         if path and Path(path).is_file():
-            refs.append((caption, Image.open(path)))
+            refs.append((caption, Path(path)))
     return tuple(refs)
+
+
+def _references(meta: dict[str, Any]) -> tuple[tuple[str, Image], ...]:
+    return tuple((caption, Image.open(path)) for caption, path in reference_paths(meta))
 
 
 def judge_video(task: Any, video: Video, first_frame: Image, spec: JudgeSpec) -> dict[str, Any]:

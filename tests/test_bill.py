@@ -87,3 +87,40 @@ def test_max_cost_stops_starting_episodes_and_the_summary_says_so(tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["stopped"] is None and summary["totals"]["episodes"] == 3
+
+
+def test_the_bench_bill_adds_the_judges_priced_bound_per_judged_episode(tmp_path):
+    from collabvr.bench.config import BenchConfig
+    from collabvr.bench.runner import bench_bill
+    from collabvr.graph import Compute
+    from collabvr.nodes.baseline import horizon
+    from tests.test_benchmarks import make_vbvr
+
+    key = {"api_key": "x-key-123456"}
+    base = dict(suite=f"vbvr:{make_vbvr(tmp_path / 'vbvr')}", methods=["single", "upfront_plan"], vgm="still",
+                vlm="openai:gpt-4.1", vlm_options=key, size=64, context={"max_steps": 2}, judge_repeats=3)
+    plain = bench_bill(BenchConfig(out=tmp_path / "a", **base))  # VBVR has no rubric: nobody judges
+    judged = bench_bill(BenchConfig(out=tmp_path / "b", judge_vlm="gemini:gemini-2.5-pro", judge_vlm_options=key, **base))
+    bound = Compute(vlm_calls=3, vlm_images=3, vlm_video_seconds=3 * horizon(Context(max_steps=2)))  # 3 calls, each sees it all
+    one = estimate(bound, vgm="sim", vlm="gemini:gemini-2.5-pro", prices=load_prices()).usd
+    episodes = 2 * 5  # two methods, five samples
+    assert plain.usd > 0 and one > 0
+    assert judged.usd == pytest.approx(plain.usd + episodes * one, abs=1e-6)
+    assert dict(judged.parts) == pytest.approx({"method": plain.usd, "judge": episodes * one}, abs=1e-6)
+    assert judged.vlm_calls == plain.vlm_calls + episodes * 3
+    assert f"judge ${episodes * one:,.2f}" in judged.describe() and f"method ${plain.usd:,.2f}" in judged.describe()
+
+
+def test_a_run_with_a_rubric_shows_the_judge_in_its_bill(user_task, tmp_path):
+    ctx = Context(vlm="gemini:gemini-2.5-pro", vlm_options={"api_key": "x-key-123456"})
+    from collabvr.runner import judge_for
+    from collabvr.scoring import JudgeSpec
+
+    judged = user_task.with_rubric("score 0-5")
+    assert judge_for(judged, ctx).vlm == "gemini:gemini-2.5-pro" and judge_for(user_task, ctx) is None
+    own = bill("upfront_plan", ctx)
+    both = bill("upfront_plan", ctx, judge=JudgeSpec("gemini:gemini-2.5-pro", {"api_key": "x-key-123456"}, repeats=2))
+    assert both.usd > own.usd and both.vlm_calls == own.vlm_calls + 2
+    with_ref = bill("upfront_plan", ctx, judge=JudgeSpec("gemini:gemini-2.5-pro", {"api_key": "x-key-123456"}, repeats=2),
+                    references=1)  # a Gen-ViRe ground-truth image is one more image in each call
+    assert with_ref.input_tokens == both.input_tokens + 2 * 300 and with_ref.usd > both.usd

@@ -48,7 +48,7 @@ from collabvr.graph import builder_for, parse_method
 from collabvr.prices import Estimate
 from collabvr.rundir import write_json
 from collabvr.runner import bill, preflight, priced_spec, run
-from collabvr.scoring import JudgeSpec
+from collabvr.scoring import JudgeSpec, reference_paths
 from collabvr.task import Task
 
 CHECKPOINTS = "checkpoints.sqlite"
@@ -289,17 +289,24 @@ def _probe_context(config: BenchConfig) -> tuple[Task, Context]:
 def bench_bill(config: BenchConfig) -> Estimate:
     """The most the episodes still to run can cost (:func:`collabvr.runner.bill` summed over them),
     after the preflight; a budget of ``match:METHOD`` is not known yet, so each method's own worst
-    case counts."""
+    case counts. Each episode whose video is judged adds the judge's worst case (``judge_repeats``
+    calls on the final video and the sample's reference images), kept as the ``judge`` part."""
     config.check()
     probe, ctx = _probe_context(config)
     preflight(probe, ctx)
     done = _done(Path(config.out) / RESULTS)
     total = price_table.NOTHING
-    per_method = {m: bill(m, make_context(ctx, budget_seconds=config.fixed_budget()), config.prices)
-                  for m in config.methods}
+    bill_ctx = make_context(ctx, budget_seconds=config.fixed_budget())
+    bills: dict[tuple[str, bool, int], Estimate] = {}
     for job in jobs_of(config):
-        if job.key not in done:
-            total = total.plus(per_method[job.method])
+        if job.key in done:
+            continue
+        task = task_of(config, job)
+        judge = judge_of(config, task)
+        key = (job.method, judge is not None, len(reference_paths(task.meta or {})))
+        if key not in bills:
+            bills[key] = bill(job.method, bill_ctx, config.prices, judge=judge, references=key[2])
+        total = total.plus(bills[key])
     return total
 
 
