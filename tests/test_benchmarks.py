@@ -284,6 +284,25 @@ def test_ground_truth_replay_scores_at_the_top_and_exports_the_official_layout(t
     assert first_order_score(Video.open(written[0]).frames, first, final)["score"] >= 1.0 - EPSILON
 
 
+def test_the_html_report_of_a_vbvr_bench_shows_floor_ceiling_and_normalized_score(tmp_path):
+    from collabvr.bench.report import write_report
+
+    data = tmp_path / "simvbvr"
+    export_sim_suite(data, spec="sim:maze/easy", n=1, size=128)
+    out = tmp_path / "still"
+    run_bench(BenchConfig(out=out, suite=f"vbvr:{data}", methods=["single"], vgm="still", vlm="sim", size=128,
+                          context=FAST, concurrency=1))
+    bounds = json.loads((out / "summary.json").read_text())["benchmark"]["bounds"]["In-Domain_50/sim-maze-easy/00000"]
+    score = read_results(out / "results.jsonl")[0]["score"]
+    norm = (score - bounds["floor"]) / (bounds["ceiling"] - bounds["floor"])
+    html = write_report(out).read_text()
+    assert "NOT the official VBVR-EvalKit score" in html
+    assert "<th>floor</th><th>ceiling</th><th>single</th><th>single norm</th>" in html
+    assert (f"<td>In-Domain_50</td><td>sim-maze-easy</td><td>{bounds['floor']:.3f}</td><td>{bounds['ceiling']:.3f}</td>"
+            f"<td>{score:.3f}</td><td>{norm:.3f}</td>") in html
+    assert "| floor |" not in html  # rendered as a table, not pasted Markdown
+
+
 # -- Gen-ViRe end to end, offline -----------------------------------------------------------------------------------
 
 
@@ -324,6 +343,10 @@ def test_genvire_end_to_end_with_the_api_fakes_exports_official_score_files(tmp_
     strict, _ = score_genvire(tmp_path / "out" / "0_generated_videos", strict=True)
     assert strict[0]["dimensions"]["abstract_reasoning"]["pooled"] == pytest.approx(0.5)
     assert "NOT the official protocol" in (tmp_path / "bench" / "results.md").read_text()
+    from collabvr.bench.report import write_report
+
+    html = write_report(tmp_path / "bench").read_text()  # the same Gen-ViRe tables in the HTML report
+    assert "NOT the official protocol" in html and "<th>Abstract</th>" in html and "<td>1.000 [2]</td>" in html
 
 
 def test_a_user_task_with_a_rubric_is_judged_by_a_separate_judge(user_task, tmp_path):

@@ -67,13 +67,24 @@ def benchmark_tables(bench_dir: Path, suite: Suite, results: list[dict[str, Any]
         keys = {r.get("sample") for r in results}
         rows = [row for row in suite.rows if row.key in keys]  # type: ignore[attr-defined]
         bounds = {row.key: dict(zip(("floor", "ceiling"), floor_and_ceiling(row), strict=True)) for row in rows}
-        return {"scorer": "vbvr-first-order (not official)", "bounds": bounds}, vbvr_table(results, rows)
+        return {"scorer": "vbvr-first-order (not official)", "bounds": bounds}, vbvr_table(results, bounds)
     scores: dict[str, Scores] = {}
     for method, _k, dim, sub, _s, _video, score_file in genvire_items(bench_dir, results, repeats):
         scores.setdefault(method, Scores(method, strict)).add(dim, sub, score_file)
     aggs = [aggregate(s) for s in scores.values()]
     return ({"protocol": protocol(runs, repeats), "strict": strict, "aggregates": aggs},
             summary_markdown(aggs, protocol=protocol(runs, repeats), strict=strict))
+
+
+def tables_of_summary(summary: dict[str, Any], results: list[dict[str, Any]]) -> str:
+    """The suite's Markdown tables again, from summary.json's ``benchmark`` entry (no data needed):
+    what results.md shows, for the HTML report."""
+    extra = summary.get("benchmark") or {}
+    if "bounds" in extra:
+        return vbvr_table(results, extra["bounds"])
+    if "aggregates" in extra:
+        return summary_markdown(extra["aggregates"], protocol=extra.get("protocol", ""), strict=bool(extra.get("strict")))
+    return ""
 
 
 def export_run(bench_dir: str | Path, fmt: str, out: str | Path) -> list[Path]:

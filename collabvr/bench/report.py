@@ -50,6 +50,7 @@ def write_report(bench_dir: str | Path) -> Path:
         f"<h1>Benchmark report: {escape(bench_dir.resolve().name)}</h1>",
         f"<p>{len(results)} episode(s). Scores are means with 95% bootstrap confidence intervals.</p>",
         results_html(cells),
+        markdown_html(_benchmark_tables(bench_dir, results)),
         "".join(f'<p><img alt="{escape(p.stem)}" src="{href(p.name)}"></p>' for p in plots),
         "<h2>Episodes</h2><table><tr>" + "".join(f"<th>{h}</th>" for h in (
             "method", "family", "difficulty", "seed", "status", "score", "solved", "clip-s", "cost", "files")) + "</tr>",
@@ -58,6 +59,48 @@ def write_report(bench_dir: str | Path) -> Path:
     index = report / "index.html"
     index.write_text(page(f"collabvr benchmark {bench_dir.name}", "\n".join(body)))
     return index
+
+
+def _benchmark_tables(bench_dir: Path, results: list[dict[str, Any]]) -> str:
+    """results.md's suite tables (VBVR floors, ceilings and normalized scores; Gen-ViRe's official
+    aggregation), from summary.json."""
+    from collabvr.bench.export import tables_of_summary
+
+    try:
+        summary = json.loads((bench_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    return tables_of_summary(summary, results) if isinstance(summary, dict) else ""
+
+
+def markdown_html(text: str) -> str:
+    """The small Markdown our tables use (headings, paragraphs, pipe tables) as HTML, every text escaped."""
+    out: list[str] = []
+    table: list[list[str]] = []
+
+    def flush() -> None:
+        if table:
+            head, *body = table
+            out.append("<table><tr>" + "".join(f"<th>{escape(c)}</th>" for c in head) + "</tr>"
+                       + "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in body)
+                       + "</table>")
+            table.clear()
+
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if not all(set(c) <= set("-: ") for c in cells):
+                table.append(cells)
+            continue
+        flush()
+        if line.startswith("#"):
+            level = min(len(line) - len(line.lstrip("#")) + 0, 4)
+            out.append(f"<h{level}>{escape(line.lstrip('#').strip())}</h{level}>")
+        elif line:
+            out.append(f"<p>{escape(line)}</p>")
+    flush()
+    return "\n".join(out)
 
 
 def _link_episode(bench_dir: Path, report: Path, result: dict[str, Any]) -> list[tuple[str, str]]:

@@ -234,22 +234,23 @@ def normalized(score: float, floor: float, ceiling: float) -> float | None:
     return None if ceiling - floor <= 1e-9 else (score - floor) / (ceiling - floor)
 
 
-def vbvr_table(results: list[dict[str, Any]], rows: list[VBVRSample]) -> str:
+def vbvr_table(results: list[dict[str, Any]], bounds: dict[str, dict[str, float]]) -> str:
     """Markdown: per task, each method's mean first-order score beside the floor, the ceiling and the
-    score normalized between them."""
-    by_task: dict[tuple[str, str], list[VBVRSample]] = {}
-    for r in rows:
-        by_task.setdefault((r.split, r.task), []).append(r)
+    score normalized between them; ``bounds`` maps sample keys (split/task/id) to {floor, ceiling}
+    (summary.json's ``benchmark.bounds``)."""
+    by_task: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for key, b in bounds.items():
+        split, task, _ = key.split("/", 2)
+        by_task.setdefault((split, task), []).append((b["floor"], b["ceiling"]))
     methods = list(dict.fromkeys(r["method"] for r in results))
     lines = ["## VBVR-Bench, first-order scorer (NOT the official VBVR-EvalKit score)", "",
              "Score = change x preserve of the final frame against final_frame.png (docs/benchmarks.md). "
              "floor: a video holding the first frame; ceiling: ground_truth.mp4; norm = (score - floor) / (ceiling - floor).", "",
              "| split | task | floor | ceiling | " + " | ".join(f"{m} | {m} norm" for m in methods) + " |",
              "|---|---|---|---|" + "---|---|" * len(methods)]
-    for (split, task), samples in by_task.items():
-        bounds = [floor_and_ceiling(s) for s in samples]
-        floor = sum(b[0] for b in bounds) / len(bounds)
-        ceiling = sum(b[1] for b in bounds) / len(bounds)
+    for (split, task), pairs in by_task.items():
+        floor = sum(b[0] for b in pairs) / len(pairs)
+        ceiling = sum(b[1] for b in pairs) / len(pairs)
         cells = []
         for m in methods:
             scores = [r.get("score") or 0.0 for r in results if r["method"] == m and r["family"] == split and r["difficulty"] == task]
