@@ -203,7 +203,9 @@ def run(
         task = task.materialize(store)
         if saved is None:
             write_json(out / RUN, {"task": task.model_dump(mode="json"), "method": method, "context": ctx.public()})
-        run_config = {"recursion_limit": recursion_limit(ctx), **config}
+        # the method as the user named it (pass@8, not pass_at_k) labels the LangSmith runs
+        run_config = {"recursion_limit": recursion_limit(ctx), **config,
+                      "metadata": {"method": method, **config.get("metadata", {})}}
         started = time.perf_counter()
         state: dict[str, Any] = dict(saved.values) if saved is not None else {}
         graph_input: Any = None if saved is not None else {"task": task.model_dump(mode="json")}

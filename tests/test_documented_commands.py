@@ -24,9 +24,10 @@ FENCE = re.compile(r"```(?:bash|sh|shell)\n(.*?)```", re.S)
 # (the Wan-sized benchmark), the network (installing), a benchmark's data (~/data/..., and the exports
 # and official scripts that follow from it: tests/test_benchmarks.py runs those commands on fixtures in
 # the same layouts), a person at a terminal (--approve, and the --resume of its run: tests/test_langgraph_native.py
-# drives both on a pty); the test suite itself is what runs this
+# drives both on a pty), LangSmith (tests/test_langsmith.py traces to a loopback one); the test suite itself is
+# what runs this
 NOT_OFFLINE = re.compile(r"(gemini|veo|openai):|--image |_API_KEY=|base_url=http|pytest$|--scale wan|^\s*pip install [^&]*$"
-                         r"|~/data/|run_evaluation\.py|exports/|--approve|--resume", re.M)
+                         r"|~/data/|run_evaluation\.py|exports/|--approve|--resume|LANGSMITH_", re.M)
 # the narrowing the test may apply: counts of episodes, and one sim cell for the whole suite
 NARROW = [
     (re.compile(r"--n \d+"), "--n 1"),

@@ -17,6 +17,7 @@ from collabvr.cache import cache_at
 from collabvr.context import Context
 from collabvr.errors import InvalidOutput, failure
 from collabvr.media import Image, Video
+from collabvr.nodes import tracing
 from collabvr.records import Usage
 from collabvr.rundir import ARTIFACTS
 
@@ -59,37 +60,42 @@ def emit(runtime: Runtime[Context] | None, kind: str, **fields: Any) -> None:
         writer(events.make(kind, **fields))
 
 
-def call_vlm(ctx: Context, role: str, request: Any, expected: type[T]) -> tuple[T | None, dict | None, dict]:
+def call_vlm(ctx: Context, role: str, request: Any, expected: type[T], **trace: Any,
+             ) -> tuple[T | None, dict | None, dict]:
     """Call one VLM role. Returns (record, None, compute) or (None, failure, compute).
 
     Anything other than a valid ``expected`` record is a failure; nothing here can turn an
     exception into an accept. With a cache, a hit counts as a call too (and as a cache hit).
+    With LangSmith tracing on, the call is an ``llm`` run under the node's run; ``trace`` adds
+    metadata to it (see :mod:`collabvr.nodes.tracing`).
     """
-    start = time.perf_counter()
-    record: Any = None
-    fail: dict | None = None
-    hit = False
-    try:
-        fn = getattr(vlm_of(ctx), role)
-        if ctx.cache_dir:
-            record, hit = cache_at(ctx.cache_dir).call(fn, role, ctx.vlm, ctx.vlm_options, request, expected)
-        else:
-            record = fn(request)
-        if not isinstance(record, expected):
-            raise InvalidOutput(f"{role} returned {type(record).__name__}, expected {expected.__name__}")
-    except Exception as exc:  # noqa: BLE001 - every backend failure becomes a typed failed attempt
-        record, fail = None, failure(exc)
-    ms = (time.perf_counter() - start) * 1000
-    usage = getattr(record, "usage", None) or Usage()
-    compute = {
-        "vlm_calls": 1,
-        f"vlm_{role}_calls": 1,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "vlm_ms": round(ms, 3),
-    }
-    if hit:
-        compute["vlm_cache_hits"] = 1
+    with tracing.model_run(ctx, "vlm", role, {"request": request}, **trace) as traced:
+        start = time.perf_counter()
+        record: Any = None
+        fail: dict | None = None
+        hit = False
+        try:
+            fn = getattr(vlm_of(ctx), role)
+            if ctx.cache_dir:
+                record, hit = cache_at(ctx.cache_dir).call(fn, role, ctx.vlm, ctx.vlm_options, request, expected)
+            else:
+                record = fn(request)
+            if not isinstance(record, expected):
+                raise InvalidOutput(f"{role} returned {type(record).__name__}, expected {expected.__name__}")
+        except Exception as exc:  # noqa: BLE001 - every backend failure becomes a typed failed attempt
+            record, fail = None, failure(exc)
+        ms = (time.perf_counter() - start) * 1000
+        usage = getattr(record, "usage", None) or Usage()
+        compute = {
+            "vlm_calls": 1,
+            f"vlm_{role}_calls": 1,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "vlm_ms": round(ms, 3),
+        }
+        if hit:
+            compute["vlm_cache_hits"] = 1
+        traced.vlm_done(record, fail, compute)
     return record, fail, compute
 
 
@@ -110,20 +116,27 @@ def generate_clip(ctx: Context, frame: dict, prompt: str, *, seconds: float, see
     method records a failed generation the same way. Progress the backend reports while it works
     becomes ``generating`` events on the node's stream (see :func:`collabvr.events.reporting`).
     """
-    start = time.perf_counter()
-    try:
-        with events.reporting(writer_of(runtime), step=step, attempt=attempt):
-            video, hit = call_vgm(ctx, store_of(ctx).load_image(frame), prompt, seconds=seconds, seed=seed)
-        if not isinstance(video, Video) or video.num_frames < 1:
-            raise InvalidOutput(f"the video model returned {type(video).__name__}, not a non-empty Video")
-    except Exception as exc:  # noqa: BLE001 - a failed generation is a typed failed attempt
+    inputs = {"frame": frame, "prompt": prompt, "seconds": seconds, "seed": seed, "fps": ctx.fps}
+    with tracing.model_run(ctx, "vgm", "generate", inputs, step=step, attempt=attempt) as traced:
+        start = time.perf_counter()
+        video: Video | None = None
+        fail: dict | None = None
+        try:
+            with events.reporting(writer_of(runtime), step=step, attempt=attempt):
+                video, hit = call_vgm(ctx, store_of(ctx).load_image(frame), prompt, seconds=seconds, seed=seed)
+            if not isinstance(video, Video) or video.num_frames < 1:
+                raise InvalidOutput(f"the video model returned {type(video).__name__}, not a non-empty Video")
+        except Exception as exc:  # noqa: BLE001 - a failed generation is a typed failed attempt
+            video, fail = None, failure(exc)
         ms = round((time.perf_counter() - start) * 1000, 3)
-        return None, failure(exc), {"vgm_calls": 1, "vgm_failures": 1, "vgm_ms": ms}
-    ms = round((time.perf_counter() - start) * 1000, 3)
-    compute = {"vgm_calls": 1, "clip_seconds": round(video.seconds, 6), "vgm_ms": ms}
-    if hit:
-        compute["vgm_cache_hits"] = 1
-    return video, None, compute
+        if video is None:
+            compute = {"vgm_calls": 1, "vgm_failures": 1, "vgm_ms": ms}
+        else:
+            compute = {"vgm_calls": 1, "clip_seconds": round(video.seconds, 6), "vgm_ms": ms}
+            if hit:
+                compute["vgm_cache_hits"] = 1
+        traced.vgm_done(video, fail, compute)
+    return video, fail, compute
 
 
 def rendered(video: Video) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from langgraph.runtime import Runtime
 
 from collabvr.artifacts import ref_json
 from collabvr.context import Context
+from collabvr.nodes import tracing
 from collabvr.nodes.common import call_vlm, compose_prompt, context_of, emit, store_of
 from collabvr.nodes.plan import plan_request
 from collabvr.records import Plan
@@ -57,7 +58,7 @@ def repair(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         detail = {"cut_frame": cut, "of_frames": clip.num_frames}
     elif strategy == "action_splitting":
         request = plan_request(state, ctx, split_from=plan["instruction"])
-        smaller, fail, compute = call_vlm(ctx, "plan", request, Plan)
+        smaller, fail, compute = call_vlm(ctx, "plan", request, Plan, repair_strategy=strategy)
         update["compute"] = compute
         if smaller is not None and smaller.instruction.strip():
             update["plan"] = smaller.model_dump(mode="json")
@@ -70,5 +71,6 @@ def repair(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         update["prompt"] = compose_prompt(plan["instruction"], verdict["suggestion"])
 
     emit(runtime, "repair", step=state["step"], attempt=state["attempt"], strategy=strategy)
+    tracing.annotate(repair_strategy=strategy)
     record = {"step": state["step"], "after_attempt": last["index"], "strategy": strategy, "prompt": update["prompt"], **detail}
     return {**update, "repairs": [*state.get("repairs", []), record]}
