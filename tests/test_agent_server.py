@@ -35,7 +35,7 @@ def server(tmp_path_factory):
         proc = subprocess.Popen([cli, "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1", "--port", str(port)],
                                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    client = sdk.get_sync_client(url=url)
+    client = sdk.get_sync_client(url=url, timeout=120)  # a hung server fails the test, never the CI run
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -85,6 +85,6 @@ def test_sim_episode_with_plan_approval_runs_over_the_sdk(server, tmp_path):
         kwargs = {"command": {"resume": "approve"}, "context": context}
     assert interrupts >= 1 and "custom" in events and "updates" in events
     values = state["values"]
-    assert values["status"] in ("complete", "incomplete", "attempts_exhausted", "out_of_steps"), values["status"]
+    assert values["status"] == "complete", values  # seeded sim episode: it completes (the same as collabvr run)
     assert values["final"]["sha256"] and (tmp_path / "run").is_dir()
     assert "Blocking call" not in log.read_text() and "BlockingError" not in log.read_text()
