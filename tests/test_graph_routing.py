@@ -209,4 +209,4 @@ def test_graph_accepts_a_task_spec_string_as_input(tmp_path):
     ctx = Context(out_dir=str(tmp_path / "run"), first_clip_seconds=1.0, clip_seconds=1.0, max_steps=1, seed=4)
     final = build_collabvr().compile().invoke({"task": "sim:sort/easy"}, {"recursion_limit": 50}, context=ctx)
     assert final["task"]["id"] == "sim:sort/easy#4" and final["task"]["first_frame"]["mime"] == "image/png"
-    assert final["status"] in {"complete", "step_budget_spent", "attempts_exhausted"}
+    assert final["status"] == "complete"
