@@ -94,19 +94,22 @@ def test_an_accurate_verifier_is_not_reported_as_a_noisy_one(tmp_path):
 
 
 def test_openai_with_20_percent_injected_faults_runs_to_the_end_and_faults_never_count_as_accepts(tmp_path):
-    # the honest fake rejects every clip; every fifth request is a fault, most of them accept-shaped
+    # the honest fake rejects every clip; every fifth call gets a fault, most of them accept-shaped, that
+    # persists through the backend's retries and its one re-ask, so the call ends as a typed failure
     faults = itertools.cycle([
-        lambda: chat_answer('{"accept": true, "reason": "ok", "good_fraction": 1.0', fault="truncated_accept"),
-        lambda: chat_answer({"accept": True, "reason": "ok", "good_fraction": 7.0}, fault="invalid_accept"),
-        lambda: error(400, "bad request"),
-        lambda: error(500),
-        lambda: chat_answer(None, refusal="no", fault="refusal"),
+        (2, lambda: chat_answer('{"accept": true, "reason": "ok", "good_fraction": 1.0', fault="truncated_accept")),
+        (2, lambda: chat_answer({"accept": True, "reason": "ok", "good_fraction": 7.0}, fault="invalid_accept")),
+        (1, lambda: error(400, "bad request")),
+        (3, lambda: error(500)),
+        (1, lambda: chat_answer(None, refusal="no", fault="refusal")),
     ])
     count = itertools.count(1)
     with FakeOpenAI() as fake:
         def handler(request):
             if next(count) % 5 == 0:
-                return next(faults)()
+                copies, make = next(faults)
+                fake.script("chat", *[make() for _ in range(copies - 1)])  # the retries and re-ask get it too
+                return make()
             text, images = fake.decode(request)
             if role_of(text) == "verify":
                 return chat_answer({"accept": False, "reason": "wrong", "good_fraction": 0.5, "suggestion": "redo"})
@@ -114,14 +117,23 @@ def test_openai_with_20_percent_injected_faults_runs_to_the_end_and_faults_never
 
         fake.defaults["chat"] = handler
         options = [f"--vlm-option={k}={v}" for k, v in openai_options(fake).items()]
-        report = calibrate(tmp_path, "--vlm", "openai:gpt-4.1", "--n", "10", *options)
-        faulted = [r for r in fake.calls("chat") if r.fault]
-    assert faulted, "no fault was injected"
+        report = calibrate(tmp_path, "--vlm", "openai:gpt-4.1", "--n", "20", *options)
+        faulted = {r.fault for r in fake.calls("chat") if r.fault}
+    assert {"truncated_accept", "invalid_accept", "http_400", "http_500", "refusal"} <= faulted
     verify = report["verify"]
     rows = report["clips_detail"]
-    assert len(rows) == 10 and not any(r["outcome"] == "accept" for r in rows)
+    assert len(rows) == 20 and not any(r["outcome"] == "accept" for r in rows)
     assert verify["false_accept"]["k"] == 0 and verify["by_kind"]["good"]["correct"]["k"] == 0
-    assert verify["failed"] + verify["false_accept"]["n"] + verify["false_reject"]["n"] == 10
+    assert verify["failed"] >= 3, "the faults did not reach the verify calls"
+    assert verify["failed"] + verify["false_accept"]["n"] + verify["false_reject"]["n"] == 20
     failures = sum(report["typed_failures"].values())
-    assert failures >= 1 and failures == verify["failed"] + report["plan"]["failed"]
-    assert report["compute"]["vlm_calls"] == 15 and report["compute"]["input_tokens"] > 0
+    assert failures == verify["failed"] + report["plan"]["failed"]
+    assert report["compute"]["vlm_calls"] == 30 and report["compute"]["input_tokens"] > 0
+    assert "typed failures" in (tmp_path / "calibration.md").read_text()
+
+
+@pytest.mark.parametrize("args", [["--suite", "vbvr"], ["--suite", "sim:nope"], ["--n", "0"], ["--vlm-option", "false_accept=2"]])
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args):
+    result = runner.invoke(app, ["calibrate", "--vlm", "sim", "--out", str(tmp_path), *args])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and not (tmp_path / "calibration.json").exists()
