@@ -38,7 +38,7 @@ from collabvr.bench.stats import bootstrap_ci
 from collabvr.context import Context
 from collabvr.errors import BadInput
 from collabvr.media import Image, Video
-from collabvr.nodes.common import call_vlm
+from collabvr.nodes.common import call_vlm, vlm_of
 from collabvr.records import Plan, PlanRequest, Verdict, VerifyRequest
 from collabvr.task import Task
 
@@ -263,6 +263,7 @@ def _plan_scores(family: Family, state: Any, plan: Plan) -> tuple[bool, bool, bo
 
 def calibrate(ctx: Context, *, suite: str = "sim", n: int = 60, n_plan: int | None = None, size: int = 128) -> dict[str, Any]:
     """Verify every clip of the labelled set and plan on frames with a known optimal move; the report."""
+    vlm_of(ctx)  # an unknown backend or a bad option is bad input now, not a typed failure per call
     clips = labelled_set(suite, n, seed=ctx.seed, seconds=ctx.clip_seconds, fps=ctx.fps, size=size)
     compute: Counter = Counter()
     rows = []
