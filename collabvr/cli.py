@@ -513,6 +513,40 @@ def _summary(episode: Any) -> None:
     out.print(table)
 
 
+@app.command()
+def calibrate(
+    vlm: Annotated[str, typer.Option(help="The VLM to calibrate, as provider:model.")],
+    suite: Annotated[str, typer.Option(help="sim, sim:FAMILY or sim:FAMILY/DIFFICULTY.")] = "sim",
+    n: Annotated[int, typer.Option("--n", help="Labelled clips to verify (half good, half bad); plan frames: N/2.")] = 60,
+    seed: Annotated[int, typer.Option(help="Seed of the labelled set and of the VLM's draws.")] = 0,
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for calibration.json, calibration.md, calibration.png.")] = Path("runs/calibrate"),
+    vlm_option: Annotated[list[str] | None, typer.Option(help="VLM option key=value (repeatable).")] = None,
+    seconds: Annotated[float | None, typer.Option(help="Clip length in seconds.", show_default=_context_default("clip_seconds"))] = None,
+    fps: Annotated[int | None, typer.Option(help="Frames per second.", show_default=_context_default("fps"))] = None,
+    size: Annotated[int, typer.Option(help="Sim frame size (even, >= 128).")] = 128,
+) -> None:
+    """Measure a VLM as verifier and planner on sim clips with known ground truth (docs/calibrate.md).
+
+    Writes calibration.json, calibration.md and calibration.png; exit code 0, or 2 on bad input.
+    """
+    from collabvr import calibrate as cal
+
+    try:
+        options = _options(vlm_option)
+        if vlm.split(":", 1)[0] == "sim":
+            options.setdefault("seed", seed)
+        ctx = make_context(vlm=vlm, vlm_options=options, seed=seed, clip_seconds=seconds, fps=fps,
+                           out_dir=str(out_dir))
+        if size < 128 or size % 2:
+            raise BadInput(f"--size must be an even number >= 128, got {size}")
+        result = cal.calibrate(ctx, suite=suite, n=n, size=size)
+    except BadInput as exc:
+        _fail(str(exc))
+    paths = cal.write(result, out_dir)
+    out.print(cal.table(result), highlight=False, markup=False)
+    console.print("wrote " + ", ".join(str(p) for p in paths), highlight=False)
+
+
 def main() -> None:
     try:
         app()

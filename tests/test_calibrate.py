@@ -1,0 +1,139 @@
+"""``collabvr calibrate``: the labelled set is deterministic and agrees with the decoder, the sim
+VLM's configured error rates fall inside the reported intervals, and API faults never count as accepts."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from collabvr.backends.sim.families import FAMILIES
+from collabvr.calibrate import BAD_KINDS, decoded_label, kind_mix, labelled_set, wilson
+from collabvr.cli import app
+from tests.fakes import FakeOpenAI, chat_answer, error, openai_options
+from tests.fakes.brain import role_of
+
+runner = CliRunner()
+
+
+def test_wilson_interval_matches_the_textbook_values():
+    p, lo, hi = wilson(3, 10)
+    assert p == 0.3 and lo == pytest.approx(0.1078, abs=1e-3) and hi == pytest.approx(0.6032, abs=1e-3)
+    assert wilson(0, 0) == (None, None, None)
+    assert wilson(0, 20)[1] == 0.0 and wilson(20, 20)[2] == 1.0
+
+
+def test_the_mix_is_half_good_and_the_bad_half_covers_every_kind():
+    mix = Counter(kind_mix(20))
+    assert mix["good"] == 10 and all(mix[k] == 2 for k in BAD_KINDS)
+
+
+def test_the_labelled_set_is_deterministic_and_every_label_agrees_with_the_decoder():
+    a = labelled_set("sim", 20, seed=3)
+    b = labelled_set("sim", 20, seed=3)
+    c = labelled_set("sim", 20, seed=4)
+    assert [x.label for x in a] == [y.label for y in b]
+    assert all(np.array_equal(x.video.frames, y.video.frames) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(x.video.frames, y.video.frames) for x, y in zip(a, c, strict=True))
+    assert {clip.task.family for clip in a} == set(FAMILIES)  # the whole suite, every family
+    assert Counter(clip.label.kind for clip in a) == Counter(kind_mix(20))
+    for clip in a:  # re-read independently of the builder: the decoder on every frame
+        family = FAMILIES[clip.task.family]
+        start = family.read(clip.start.array)
+        planned = family.parse(clip.instruction)
+        ok, bad, done = decoded_label(family, clip.video.frames, start, planned)
+        label = clip.label
+        assert ok == label.good and bad == label.first_bad_frame and done == label.moves_done
+        if label.kind in ("drift", "violation", "wrong"):
+            assert bad is not None and label.good_fraction == pytest.approx(bad / clip.video.num_frames, abs=1e-6)
+        else:
+            assert bad is None and label.good_fraction == 1.0
+        if label.kind == "static":
+            assert all(family.read(f) == start for f in clip.video.frames)
+        if label.kind == "wrong":
+            assert done == 0
+
+
+def calibrate(tmp_path, *args: str) -> dict:
+    result = runner.invoke(app, ["calibrate", "--out", str(tmp_path), *args])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    for name in ("calibration.json", "calibration.md", "calibration.png"):
+        assert (tmp_path / name).exists(), name
+    return json.loads((tmp_path / "calibration.json").read_text())
+
+
+@pytest.mark.parametrize(("false_accept", "false_reject", "plan_noise"), [(0.3, 0.1, 0.3), (0.1, 0.25, 0.0)])
+def test_the_sim_vlms_configured_rates_fall_inside_the_reported_intervals(tmp_path, false_accept, false_reject, plan_noise):
+    report = calibrate(tmp_path, "--vlm", "sim", "--n", "160", "--seed", "1",
+                       "--vlm-option", f"false_accept={false_accept}", "--vlm-option", f"false_reject={false_reject}",
+                       "--vlm-option", f"plan_noise={plan_noise}")
+    fa, fr = report["verify"]["false_accept"], report["verify"]["false_reject"]
+    assert fa["n"] == 80 and fr["n"] == 80 and fa["ci"] == "wilson95"
+    assert fa["lo"] <= false_accept <= fa["hi"], fa
+    assert fr["lo"] <= false_reject <= fr["hi"], fr
+    # the sim verifier reports the first bad frame exactly when it rejects an error clip
+    assert report["verify"]["good_fraction_error"]["mean_abs_error"] == 0.0
+    plan = report["plan"]
+    assert plan["legal"]["rate"] == 1.0 and plan["wrong_completion"]["rate"] == 0.0
+    # noise is one legal off-path move: the optimal rate is about 1 - plan_noise
+    assert plan["optimal"]["lo"] <= 1 - plan_noise <= plan["optimal"]["hi"], plan["optimal"]
+    assert report["typed_failures"] == {} and report["compute"]["vlm_calls"] == 160 + 80
+
+
+def test_an_accurate_verifier_is_not_reported_as_a_noisy_one(tmp_path):
+    # the intervals are informative: a 0.3 false-accept rate lies outside the accurate VLM's interval
+    report = calibrate(tmp_path, "--vlm", "sim", "--n", "160", "--seed", "1", "--vlm-option", "false_accept=0")
+    fa = report["verify"]["false_accept"]
+    assert fa["rate"] == 0.0 and fa["hi"] < 0.3
+    assert all(entry["located"]["rate"] == 1.0 for kind, entry in report["verify"]["by_kind"].items() if kind != "good")
+
+
+def test_openai_with_20_percent_injected_faults_runs_to_the_end_and_faults_never_count_as_accepts(tmp_path):
+    # the honest fake rejects every clip; every fifth call gets a fault, most of them accept-shaped, that
+    # persists through the backend's retries and its one re-ask, so the call ends as a typed failure
+    faults = itertools.cycle([
+        (2, lambda: chat_answer('{"accept": true, "reason": "ok", "good_fraction": 1.0', fault="truncated_accept")),
+        (2, lambda: chat_answer({"accept": True, "reason": "ok", "good_fraction": 7.0}, fault="invalid_accept")),
+        (1, lambda: error(400, "bad request")),
+        (3, lambda: error(500)),
+        (1, lambda: chat_answer(None, refusal="no", fault="refusal")),
+    ])
+    count = itertools.count(1)
+    with FakeOpenAI() as fake:
+        def handler(request):
+            if next(count) % 5 == 0:
+                copies, make = next(faults)
+                fake.script("chat", *[make() for _ in range(copies - 1)])  # the retries and re-ask get it too
+                return make()
+            text, images = fake.decode(request)
+            if role_of(text) == "verify":
+                return chat_answer({"accept": False, "reason": "wrong", "good_fraction": 0.5, "suggestion": "redo"})
+            return chat_answer(fake.brain.answer(role_of(text), text, images))
+
+        fake.defaults["chat"] = handler
+        options = [f"--vlm-option={k}={v}" for k, v in openai_options(fake).items()]
+        report = calibrate(tmp_path, "--vlm", "openai:gpt-4.1", "--n", "20", *options)
+        faulted = {r.fault for r in fake.calls("chat") if r.fault}
+    assert {"truncated_accept", "invalid_accept", "http_400", "http_500", "refusal"} <= faulted
+    verify = report["verify"]
+    rows = report["clips_detail"]
+    assert len(rows) == 20 and not any(r["outcome"] == "accept" for r in rows)
+    assert verify["false_accept"]["k"] == 0 and verify["by_kind"]["good"]["correct"]["k"] == 0
+    assert verify["failed"] >= 3, "the faults did not reach the verify calls"
+    assert verify["failed"] + verify["false_accept"]["n"] + verify["false_reject"]["n"] == 20
+    failures = sum(report["typed_failures"].values())
+    assert failures == verify["failed"] + report["plan"]["failed"]
+    assert report["compute"]["vlm_calls"] == 30 and report["compute"]["input_tokens"] > 0
+    assert "typed failures" in (tmp_path / "calibration.md").read_text()
+
+
+@pytest.mark.parametrize("args", [["--suite", "vbvr"], ["--suite", "sim:nope"], ["--n", "0"], ["--vlm-option", "false_accept=2"]])
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args):
+    result = runner.invoke(app, ["calibrate", "--vlm", "sim", "--out", str(tmp_path), *args])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and not (tmp_path / "calibration.json").exists()
