@@ -25,6 +25,7 @@ from urllib.parse import quote
 from collabvr.errors import redact
 
 TRACE = "trace.json"
+CHECKPOINTS = "checkpoints.sqlite"  # LangGraph checkpoints of a resumable run (CLI run, bench)
 RUN = "run.json"  # the task, method and context a run started with: what --resume reloads
 FINAL = "final.mp4"
 SHEET = "contact_sheet.png"

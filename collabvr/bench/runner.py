@@ -23,7 +23,6 @@ import asyncio
 import dataclasses
 import functools
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -46,12 +45,12 @@ from collabvr.context import Context, make_context
 from collabvr.errors import BadInput, redact, scrub
 from collabvr.graph import builder_for, parse_method
 from collabvr.prices import Estimate
-from collabvr.rundir import write_json
-from collabvr.runner import bill, preflight, priced_spec, run
+from collabvr.rundir import CHECKPOINTS, write_json
+from collabvr.runner import bill, preflight, priced_spec, run, sqlite_saver
 from collabvr.scoring import JudgeSpec, reference_paths
 from collabvr.task import Task
 
-CHECKPOINTS = "checkpoints.sqlite"
+
 @dataclasses.dataclass(frozen=True)
 class Job:
     """One episode of the benchmark."""
@@ -252,22 +251,6 @@ def matched_budgets(results: list[dict[str, Any]], method: str) -> dict[tuple[st
     return {cell: max(sum(v) / len(v), 1e-6) for cell, v in groups.items()}
 
 
-@contextmanager
-def _checkpointer(path: Path) -> Iterator[Any]:
-    try:
-        from langgraph.checkpoint.sqlite import SqliteSaver
-    except ModuleNotFoundError as exc:
-        raise BadInput("collabvr bench needs langgraph-checkpoint-sqlite: pip install langgraph-checkpoint-sqlite") from exc
-    conn = sqlite3.connect(str(path), check_same_thread=False)  # SqliteSaver serialises access with a lock
-    try:
-        saver = SqliteSaver(conn)
-        saver.setup()  # WAL mode; NORMAL sync survives a killed process (not a power cut) with fewer fsyncs
-        conn.execute("PRAGMA synchronous=NORMAL")
-        yield saver
-    finally:
-        conn.close()
-
-
 def _pin_settings(config: BenchConfig) -> None:
     """Record the settings in DIR/bench.json; refuse to resume into a DIR run with different ones."""
     path = config.out / "bench.json"
@@ -358,7 +341,7 @@ def _run_missing(config: BenchConfig, on_start: Callable[[int, int], None] | Non
     done = _done(results_path)
     if on_start is not None:
         on_start(len(all_jobs), sum(job.key in done for job in all_jobs))
-    with _checkpointer(config.out / CHECKPOINTS) as saver, \
+    with sqlite_saver(config.out / CHECKPOINTS) as saver, \
             ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="episode") as pool:
         graphs = {name: builder_for(name)().compile(checkpointer=saver, name=name)
                   for name in dict.fromkeys(parse_method(m)[0] for m in methods)}
