@@ -47,18 +47,26 @@ def load_prices(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
 
 def cost(compute: dict[str, float], *, vgm: str, vlm: str, prices: dict[str, dict[str, Any]]) -> float | None:
     """Estimated USD cost of an episode's compute; None when a backend it used has no price."""
-    usd = 0.0
     video = {"clip_seconds": compute.get("clip_seconds", 0.0)}
     tokens = {"input_tokens": compute.get("input_tokens", 0.0), "output_tokens": compute.get("output_tokens", 0.0)}
-    for spec, usage in ((vgm, video), (vlm, tokens)):
+    usd, unpriced = _price(((vgm, video), (vlm, tokens)), prices)
+    return None if unpriced else round(usd, 6)
+
+
+def _price(parts: Any, prices: dict[str, dict[str, Any]], *, skip_idle: bool = False) -> tuple[float, list[str]]:
+    """(USD, specs without a price) of ``(spec, usage)`` parts; free providers cost nothing, and with
+    ``skip_idle`` a part that used nothing is not priced (so an unpriced idle backend stays known)."""
+    usd, unpriced = 0.0, []
+    for spec, usage in parts:
         provider, model = registry.parse_spec(spec)
-        if provider in FREE:
+        if provider in FREE or (skip_idle and not any(usage.values())):
             continue
         part = estimated_cost(model or provider, usage, prices)
         if part is None:
-            return None
-        usd += part
-    return round(usd, 6)
+            unpriced.append(spec)
+        else:
+            usd += part
+    return usd, unpriced
 
 
 # -- the bill before paying --------------------------------------------------------------------
@@ -133,14 +141,6 @@ def estimate(bound: Any, *, vgm: str, vlm: str, prices: dict[str, dict[str, Any]
               + round(bound.vlm_video_seconds * VIDEO_TOKENS_PER_SECOND))
     outputs = bound.vlm_calls * ANSWER_TOKENS
     seconds = bound.clip_seconds * billed_ratio
-    usd, unpriced = 0.0, []
-    for spec, usage in ((vgm, {"clip_seconds": seconds}), (vlm, {"input_tokens": inputs, "output_tokens": outputs})):
-        provider, model = registry.parse_spec(spec)
-        if provider in FREE or not any(usage.values()):
-            continue
-        part = estimated_cost(model or provider, usage, prices)
-        if part is None:
-            unpriced.append(spec)
-        else:
-            usd += part
+    usd, unpriced = _price(((vgm, {"clip_seconds": seconds}), (vlm, {"input_tokens": inputs, "output_tokens": outputs})),
+                           prices, skip_idle=True)
     return Estimate(None if unpriced else round(usd, 6), seconds, bound.vlm_calls, inputs, outputs, tuple(unpriced))
