@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from collabvr.backends.api import PRICES, estimated_cost
-from collabvr.bench.runner import read_results
+from collabvr.bench.results import read_run
 from collabvr.bench.stats import bootstrap_ci, episode_score, method_scores, paired
 
 FRAME_TOKENS = 258
@@ -102,12 +102,13 @@ def table(results: list[dict[str, Any]], vgm: str, vlm: str, reference: str = "c
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dir", type=Path)
+    parser.add_argument("dir", type=Path, help="a bench directory, or a results file (.jsonl or .jsonl.gz)")
     parser.add_argument("--vgm", default="veo-3.1-generate-001", help="a VGM in the price table")
     parser.add_argument("--vlm", default="gemini-2.5-pro", help="a VLM in the price table")
     parser.add_argument("--against", default="collabvr")
     args = parser.parse_args()
-    print(table(read_results(args.dir / "results.jsonl"), args.vgm, args.vlm, args.against), end="")
+    results = read_run(args.dir) or parser.error(f"no results in {args.dir}")
+    print(table(results, args.vgm, args.vlm, args.against), end="")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
     python benchmarks/pool.py runs/bench-weak-accurate [--by difficulty|family] [--against collabvr]
 
-Reads DIR/results.jsonl (the last line per episode counts, as in the bench itself) and prints the
+Reads DIR/results.jsonl, or a results file given directly (``.jsonl``, or ``.jsonl.gz`` as the
+published runs in docs/results/runs/ are stored), the last line per episode counting as in the
+bench itself, and prints the
 mean score with its 95% bootstrap CI (2000 resamples, seed 0), the solved rate, n, and the mean
 compute actually used per episode; then, for the claims, the paired difference between the
 ``--against`` method (default: collabvr when present) and every other method on the same
@@ -19,7 +21,7 @@ import numpy as np
 
 from collabvr.backends.sim.families import DIFFICULTIES, FAMILIES
 from collabvr.bench.report import paired_markdown
-from collabvr.bench.results import read_results
+from collabvr.bench.results import read_run
 from collabvr.bench.stats import bootstrap_ci, episode_score, paired_against
 
 
@@ -29,11 +31,11 @@ def _mean(computes: list[dict], key: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dir", type=Path)
+    parser.add_argument("dir", type=Path, help="a bench directory, or a results file (.jsonl or .jsonl.gz)")
     parser.add_argument("--by", choices=["difficulty", "family"], default="difficulty")
     parser.add_argument("--against", default="", help="the method every other is paired with (default: collabvr if present)")
     args = parser.parse_args()
-    results = read_results(args.dir / "results.jsonl")
+    results = read_run(args.dir) or parser.error(f"no results in {args.dir}")
     methods = list(dict.fromkeys(r["method"] for r in results))
     groups = list(DIFFICULTIES) if args.by == "difficulty" else list(FAMILIES)
     print(f"| method | {args.by} | n | score [95% CI] | solved | clip-s | VGM calls | VLM calls |")

@@ -82,6 +82,7 @@ OFFLINE = [b for b in blocks() if offline(b[1])]
 @pytest.mark.parametrize("name,block", OFFLINE, ids=[name for name, _ in OFFLINE])
 def test_documented_command_runs_as_written(name, block, tmp_path):
     (tmp_path / "benchmarks").symlink_to(ROOT / "benchmarks")
+    (tmp_path / "docs").symlink_to(ROOT / "docs")  # the published runs' results, docs/results/runs/
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "120"}
     script = "set -euo pipefail\n" + narrowed(block)
     proc = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,

@@ -5,6 +5,7 @@ Below the bench runner (which writes it) and the report (which reads it).
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import threading
@@ -17,11 +18,12 @@ RESULTS = "results.jsonl"
 def read_results(path: str | Path) -> list[dict[str, Any]]:
     """The finished episodes in a results file, the last line per episode winning.
 
-    A torn last line (a run killed mid-write) and any other unparseable line are skipped.
+    A torn last line (a run killed mid-write) and any other unparseable line are skipped. A path
+    ending in ``.gz`` is read through gzip (the published runs in docs/results/runs/ are stored so).
     """
     latest: dict[tuple, dict[str, Any]] = {}
     try:
-        lines = Path(path).read_text().splitlines()
+        lines = (gzip.open(path, "rt").read() if str(path).endswith(".gz") else Path(path).read_text()).splitlines()
     except FileNotFoundError:
         return []
     for line in lines:
@@ -31,6 +33,13 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
         except (json.JSONDecodeError, KeyError, TypeError):
             continue
     return list(latest.values())
+
+
+def read_run(path: str | Path) -> list[dict[str, Any]]:
+    """The finished episodes of a bench directory, or of a results file given directly (``.jsonl``,
+    or ``.jsonl.gz`` as the published runs in docs/results/runs/ are stored)."""
+    path = Path(path)
+    return read_results(path / RESULTS if path.is_dir() else path)
 
 
 def result_key(r: dict[str, Any]) -> tuple[str, str, str, int, str | None]:
