@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from collabvr.backends import registry
 from collabvr.backends.sim import make as make_sim
 from collabvr.bench.config import BenchConfig
-from collabvr.bench.results import read_results
+from collabvr.bench.results import read_results, read_run
 from collabvr.bench.runner import run_bench
 from collabvr.bench.stats import bootstrap_ci
 from collabvr.cli import app
@@ -266,6 +266,18 @@ def test_read_results_skips_a_torn_line_and_keeps_the_last_line_per_episode(tmp_
     path.write_text(json.dumps({**row, "status": "error"}) + "\n" + json.dumps({**row, "status": "complete"}) + "\n" + '{"meth')
     results = read_results(path)
     assert [r["status"] for r in results] == ["complete"]
+
+
+def test_read_run_takes_a_bench_directory_a_results_file_or_a_gzipped_one(tmp_path):
+    import gzip
+
+    lines = [{"method": "m", "family": "maze", "difficulty": "easy", "seed": s, "score": s / 4} for s in range(3)]
+    text = "".join(json.dumps(r) + "\n" for r in lines)
+    (tmp_path / "results.jsonl").write_text(text)
+    (tmp_path / "published.jsonl.gz").write_bytes(gzip.compress(text.encode()))
+    for where in (tmp_path, tmp_path / "results.jsonl", tmp_path / "published.jsonl.gz"):
+        assert sorted(r["score"] for r in read_run(where)) == [0.0, 0.25, 0.5], where
+    assert read_run(tmp_path / "missing") == []
 
 
 def test_summary_cells_follow_method_then_family_then_difficulty_order():
