@@ -16,11 +16,13 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from collabvr.backends import registry
 from collabvr.backends.sim.config import VLMConfig, save_preset
 from collabvr.bench.config import BenchConfig
 from collabvr.bench.results import RESULTS, read_results, result_key
 from collabvr.bench.runner import jobs_of, run_bench
 from collabvr.bench.stats import paired_methods
+from collabvr.errors import BadInput
 
 REFERENCE = "collabvr"
 BASELINES = ("single", "pass@4", "posthoc_critique", "prompt_opt")
@@ -68,14 +70,28 @@ def preset_of(result: dict[str, Any]) -> tuple[VLMConfig, dict[str, Any]]:
     return config, {"measured": measured, "fields": MAPPING, "left_out": LEFT_OUT}
 
 
+def bench_config(suite: str, out_dir: Path, *, vlm: str = "sim", vgm: str = "sim:weak", n: int = 4, seed: int = 0,
+                 concurrency: int = 2) -> BenchConfig:
+    """The prediction's benchmark: every method on the suite's sim cells at the matched budget."""
+    return BenchConfig(out=Path(out_dir) / "predict", suite=suite, methods=[REFERENCE, *BASELINES], n=n, seed=seed,
+                       concurrency=concurrency, vgm=vgm, vlm=vlm, budget=f"{BUDGET:g}")
+
+
+def check_predict(suite: str, *, vgm: str, n: int, concurrency: int) -> None:
+    """Fail on a bad --predict argument before any VLM call."""
+    if registry.parse_spec(vgm)[0] != "sim":
+        raise BadInput(f"--predict-vgm must be a sim VGM (sim:weak, sim:strong or sim:PATH.json), got {vgm!r}")
+    bench_config(suite, Path("."), vgm=vgm, n=n, concurrency=concurrency).check()
+    registry.resolve_vgm(vgm)
+
+
 def predict(result: dict[str, Any], out_dir: Path, *, vgm: str = "sim:weak", n: int = 4, seed: int = 0,
             concurrency: int = 2, on_start: Callable[[int, int], None] | None = None,
             on_result: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Write the preset, run (or resume) the benchmark in ``out_dir/predict`` and return the prediction."""
     config, mapping = preset_of(result)
     preset = save_preset(config, Path(out_dir) / PRESET)
-    bench = BenchConfig(out=Path(out_dir) / "predict", suite=result["suite"], methods=[REFERENCE, *BASELINES], n=n,
-                        seed=seed, concurrency=concurrency, vgm=vgm, vlm=f"sim:{preset}", budget=f"{BUDGET:g}")
+    bench = bench_config(result["suite"], out_dir, vlm=f"sim:{preset}", vgm=vgm, n=n, seed=seed, concurrency=concurrency)
     run_bench(bench, on_start=on_start, on_result=on_result)
     return prediction(bench, config, mapping)
 

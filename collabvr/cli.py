@@ -28,7 +28,7 @@ out = Console()
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {redact(message)}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(redact(message))}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -547,12 +547,13 @@ def calibrate(
         if predict and source:
             raise BadInput("--predict works from the sim set only (it needs the plan rates); drop --from or --predict")
         if predict:
-            cal.suite_specs(suite)  # a bad suite fails before any VLM call
-            BenchConfig(out=out_dir / "predict", suite=suite, n=predict_n, vgm=predict_vgm, concurrency=concurrency).check()
-        result = cal.calibrate(ctx, suite=suite, n=n, size=size, source=source or None)
-        if predict:
+            from collabvr.calibrate_predict import check_predict
             from collabvr.calibrate_predict import predict as run_prediction
 
+            cal.suite_specs(suite)
+            check_predict(suite, vgm=predict_vgm, n=predict_n, concurrency=concurrency)  # before any VLM call
+        result = cal.calibrate(ctx, suite=suite, n=n, size=size, source=source or None)
+        if predict:
             cal.write(result, out_dir)  # the rates are on disk before the benchmark starts
             console.print(f"predict: running the sim benchmark in {out_dir / 'predict'}", highlight=False)
             with _BenchProgress(False) as progress:
