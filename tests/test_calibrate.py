@@ -153,6 +153,8 @@ def test_a_preset_file_is_a_sim_vlm_options_override_it_and_a_colon_in_the_path_
     vlm = registry.resolve_vlm(f"sim:{folder / 'p.json'}", {"false_reject": 0.2})
     assert (vlm.config.false_accept, vlm.config.false_reject, vlm.config.plan_horizon) == (0.4, 0.2, "clip")
     assert vlm.config.plan_noise == 0.05  # the defaults fill the rest
+    (tmp_path / "vgm.json").write_text(json.dumps({"violation_rate": 0.5}))
+    assert registry.resolve_vgm(f"sim:{tmp_path / 'vgm.json'}").config.violation_rate == 0.5  # VGM presets too
     (tmp_path / "typo.json").write_text(json.dumps({"false_acept": 0.4}))
     (tmp_path / "list.json").write_text("[0.4]")
     (tmp_path / "range.json").write_text(json.dumps({"false_accept": "x"}))
