@@ -11,6 +11,7 @@ it takes for granted, and the report repeats it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -90,8 +91,16 @@ def predict(result: dict[str, Any], out_dir: Path, *, vgm: str = "sim:weak", n: 
             on_result: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Write the preset, run (or resume) the benchmark in ``out_dir/predict`` and return the prediction."""
     config, mapping = preset_of(result)
-    preset = save_preset(config, Path(out_dir) / PRESET)
+    preset = Path(out_dir) / PRESET
     bench = bench_config(result["suite"], out_dir, vlm=f"sim:{preset}", vgm=vgm, n=n, seed=seed, concurrency=concurrency)
+    # the rates as options too (the same values as the file): bench.json pins them, so a rerun with other
+    # rates cannot resume into episodes run with the old ones, nor overwrite the preset they were run with
+    bench.vlm_options = asdict(config)
+    pinned = bench.out / "bench.json"
+    if pinned.is_file() and json.loads(pinned.read_text()).get("pinned", {}).get("vlm_options") != bench.pinned()["vlm_options"]:
+        raise BadInput(f"{bench.out} holds a prediction made from other rates (other settings (vlm_options) than "
+                       f"{preset} would get now); use a new --out, or remove {bench.out} and {preset}")
+    save_preset(config, preset)
     run_bench(bench, on_start=on_start, on_result=on_result)
     return prediction(bench, config, mapping)
 

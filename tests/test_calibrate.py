@@ -193,6 +193,14 @@ def test_predict_writes_a_preset_that_reproduces_the_rates_and_gains_that_match_
         assert gain["sentence"].startswith(f"With this VLM as verifier, step-level collaboration is expected to gain {p.text()} "
                                            f"over {gain['baseline']} on maze")
         assert gain["sentence"] in md
+    # a rerun resumes (nothing left to run); other rates cannot resume into the same episodes
+    assert calibrate(out, "--vlm", "sim", "--vlm-option", "false_accept=0.3", "--vlm-option", "false_reject=0.1",
+                     "--vlm-option", "plan_noise=0.2", "--suite", "sim:maze/easy", "--n", "80", "--seed", "2",
+                     "--predict", "--predict-n", "2")["prediction"]["gains"] == pred["gains"]
+    assert len((out / "predict" / "results.jsonl").read_text().splitlines()) == 10
+    other = runner.invoke(app, ["calibrate", "--out", str(out), "--vlm", "sim", "--suite", "sim:maze/easy", "--n", "20",
+                                "--seed", "2", "--predict", "--predict-n", "2"])
+    assert other.exit_code == 2 and "other settings (vlm_options)" in other.output, other.output
     # the preset loads back as a sim VLM and reproduces the rates it was made from, roughly: a fresh
     # measurement (other clips) lies within 0.1 of them, and its interval overlaps the first one's
     again = calibrate(tmp_path / "again", "--vlm", f"sim:{out / 'sim-preset.json'}", "--n", "160", "--seed", "5")
