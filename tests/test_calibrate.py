@@ -258,7 +258,7 @@ def test_footage_labels_are_deterministic_and_each_corruption_is_what_it_says(si
 
 def test_footage_verified_by_the_sim_vlm_locates_every_corruption_it_reads(tmp_path, sim_footage):
     report = calibrate(tmp_path, "--vlm", "sim", "--vlm-option", "false_accept=0", "--vlm-option", "false_reject=0",
-                       "--from", f"vbvr:{sim_footage}", "--n", "40")
+                       "--vlm-option", "goal_only_verify=task", "--from", f"vbvr:{sim_footage}", "--n", "40")
     assert report["suite"] == f"vbvr:{sim_footage}" and report["plan"]["measured"] is False
     assert report["plan"]["frames"] == 0 and report["compute"]["vlm_calls"] == 40 and report["typed_failures"] == {}
     assert "plan | not measured" in (tmp_path / "calibration.md").read_text()
@@ -270,11 +270,15 @@ def test_footage_verified_by_the_sim_vlm_locates_every_corruption_it_reads(tmp_p
     for row in report["clips_detail"]:
         if row["outcome"] == "reject":
             assert row["good_fraction_said"] == pytest.approx(row["good_fraction"], abs=1e-6), row
+    # by default (the published behaviour) a move-less instruction plans no move: every good clip moves off it
+    default = calibrate(tmp_path / "default", "--vlm", "sim", "--vlm-option", "false_reject=0",
+                        "--from", f"vbvr:{sim_footage}", "--n", "4")
+    assert default["verify"]["false_reject"]["rate"] == 1.0
 
 
 def test_footage_recovers_a_configured_false_reject_rate(tmp_path, sim_footage):
-    report = calibrate(tmp_path, "--vlm", "sim", "--vlm-option", "false_reject=0.3", "--from", f"vbvr:{sim_footage}",
-                       "--n", "120", "--seed", "3")
+    report = calibrate(tmp_path, "--vlm", "sim", "--vlm-option", "false_reject=0.3", "--vlm-option", "goal_only_verify=task",
+                       "--from", f"vbvr:{sim_footage}", "--n", "120", "--seed", "3")
     fr = report["verify"]["false_reject"]
     assert fr["n"] == 60 and fr["lo"] <= 0.3 <= fr["hi"], fr
 

@@ -48,6 +48,7 @@ class VLMConfig:
     critic_false_solved: float = 0.0  # probability that the critic calls an unsolved video solved
     critic_false_unsolved: float = 0.0  # probability that the critic calls a solved video unsolved
     critic_rewrite_noise: float = 0.0  # probability that the critic's rewrite starts with a wrong (legal) move
+    goal_only_verify: str = "plan"  # an instruction with no move: "plan" (no move planned, as ever) or "task" (solve it all)
 
 
 VGM_PRESETS: dict[str, VGMConfig] = {
@@ -68,6 +69,7 @@ DEFAULT_VLM = "accurate"
 CHOICES: dict[str, tuple[str, ...]] = {
     "goal_only_violation": ("capacity", "moves"),
     "plan_horizon": ("share", "clip"),
+    "goal_only_verify": ("plan", "task"),
 }
 _NOT_PROBABILITIES = {"frames_per_move", "moves_per_second", *CHOICES}
 

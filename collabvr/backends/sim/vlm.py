@@ -4,7 +4,8 @@
   solution (the rest on the last step), with planning noise; an up-front plan splits the whole
   solution into one "Step i: ..." line per step;
 * verify: decodes every frame, checks each transition is legal and is the planned move (with no
-  move in the instruction: that the clip solves the whole task legally), and reports the first
+  move in the instruction and ``goal_only_verify="task"``: that the clip solves the whole task
+  legally), and reports the first
   bad frame, what remains, and a concrete correction; with configurable
   false-accept and false-reject rates, drawn afresh per call or, with ``verify_correlation``, the
   same for every call on the same clip;
@@ -115,9 +116,9 @@ class SimVLM:
         start = read_state(family, request.start_frame.array, "start frame")
         planned = family.parse(request.instruction)
         frames = request.clip.frames
-        if planned:
+        if planned or self.config.goal_only_verify == "plan":
             verdict, seen = self._check(family, start, planned, frames)
-        else:  # no move in the instruction: the action is the whole task (a one-step episode; calibrate --from)
+        else:  # no move in the instruction, read as the whole task (a one-step episode; calibrate --from)
             verdict, seen = self._check_task(family, start, frames)
         u = self._verify_draw(request, seen)
         if not verdict.accept and u < self.config.false_accept:
