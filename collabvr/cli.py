@@ -28,7 +28,7 @@ out = Console()
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {redact(message)}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(redact(message))}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -524,8 +524,13 @@ def calibrate(
     seconds: Annotated[float | None, typer.Option(help="Clip length in seconds.", show_default=_context_default("clip_seconds"))] = None,
     fps: Annotated[int | None, typer.Option(help="Frames per second.", show_default=_context_default("fps"))] = None,
     size: Annotated[int, typer.Option(help="Sim frame size (even, >= 128).")] = 128,
+    source: Annotated[str, typer.Option("--from", help="vbvr:DIR[:SPLIT[/TASK]]: a benchmark's ground-truth videos, and corruptions of them, instead of sim clips.")] = "",
+    predict: Annotated[bool, typer.Option("--predict", help="Turn the rates into DIR/sim-preset.json and predict CollabVR's gain over the baselines on the sim suite.")] = False,
+    predict_n: Annotated[int, typer.Option("--predict-n", help="--predict: seeds per sim cell.")] = 4,
+    predict_vgm: Annotated[str, typer.Option("--predict-vgm", help="--predict: the sim VGM preset.")] = "sim:weak",
+    concurrency: Annotated[int, typer.Option(help="--predict: episodes at once.")] = 2,
 ) -> None:
-    """Measure a VLM as verifier and planner on sim clips with known ground truth (docs/calibrate.md).
+    """Measure a VLM as verifier and planner on clips with known ground truth (docs/calibrate.md).
 
     Writes calibration.json, calibration.md and calibration.png; exit code 0, or 2 on bad input.
     """
@@ -539,7 +544,22 @@ def calibrate(
                            out_dir=str(out_dir))
         if size < 128 or size % 2:
             raise BadInput(f"--size must be an even number >= 128, got {size}")
-        result = cal.calibrate(ctx, suite=suite, n=n, size=size)
+        if predict and source:
+            raise BadInput("--predict works from the sim set only (it needs the plan rates); drop --from or --predict")
+        if predict:
+            from collabvr.calibrate_predict import check_predict
+            from collabvr.calibrate_predict import predict as run_prediction
+
+            cal.suite_specs(suite)
+            check_predict(suite, vgm=predict_vgm, n=predict_n, concurrency=concurrency)  # before any VLM call
+        result = cal.calibrate(ctx, suite=suite, n=n, size=size, source=source or None)
+        if predict:
+            cal.write(result, out_dir)  # the rates are on disk before the benchmark starts
+            console.print(f"predict: running the sim benchmark in {out_dir / 'predict'}", highlight=False)
+            with _BenchProgress(False) as progress:
+                result["prediction"] = run_prediction(result, out_dir, vgm=predict_vgm, n=predict_n, seed=seed,
+                                                      concurrency=concurrency, on_start=progress.start,
+                                                      on_result=progress.update)
     except BadInput as exc:
         _fail(str(exc))
     paths = cal.write(result, out_dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections import Counter
 
 import numpy as np
@@ -137,3 +138,158 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args):
     result = runner.invoke(app, ["calibrate", "--vlm", "sim", "--out", str(tmp_path), *args])
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output and not (tmp_path / "calibration.json").exists()
+
+
+# -- sim:PATH.json presets ---------------------------------------------------------------------------------------
+
+
+def test_a_preset_file_is_a_sim_vlm_options_override_it_and_a_colon_in_the_path_parses(tmp_path):
+    from collabvr.backends import registry
+    from collabvr.errors import BadInput
+
+    folder = tmp_path / "a:b"
+    folder.mkdir()
+    (folder / "p.json").write_text(json.dumps({"false_accept": 0.4, "plan_horizon": "clip"}))
+    vlm = registry.resolve_vlm(f"sim:{folder / 'p.json'}", {"false_reject": 0.2})
+    assert (vlm.config.false_accept, vlm.config.false_reject, vlm.config.plan_horizon) == (0.4, 0.2, "clip")
+    assert vlm.config.plan_noise == 0.05  # the defaults fill the rest
+    (tmp_path / "vgm.json").write_text(json.dumps({"violation_rate": 0.5}))
+    assert registry.resolve_vgm(f"sim:{tmp_path / 'vgm.json'}").config.violation_rate == 0.5  # VGM presets too
+    (tmp_path / "typo.json").write_text(json.dumps({"false_acept": 0.4}))
+    (tmp_path / "list.json").write_text("[0.4]")
+    (tmp_path / "range.json").write_text(json.dumps({"false_accept": "x"}))
+    for name, message in [("missing.json", "no such file"), ("typo.json", "unknown field(s) false_acept; known: critic_false_solved"),
+                          ("list.json", "expected a JSON object of VLMConfig fields"), ("range.json", "must be a probability")]:
+        with pytest.raises(BadInput, match=re.escape(message)):
+            registry.resolve_vlm(f"sim:{tmp_path / name}")
+    result = runner.invoke(app, ["calibrate", "--vlm", f"sim:{tmp_path / 'missing.json'}", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "no such file" in result.output and "Traceback" not in result.output
+
+
+# -- --predict ---------------------------------------------------------------------------------------------------
+
+
+def test_predict_writes_a_preset_that_reproduces_the_rates_and_gains_that_match_the_results(tmp_path):
+    from collabvr.bench.stats import paired_methods
+
+    out = tmp_path / "cal"
+    report = calibrate(out, "--vlm", "sim", "--vlm-option", "false_accept=0.3", "--vlm-option", "false_reject=0.1",
+                       "--vlm-option", "plan_noise=0.2", "--suite", "sim:maze/easy", "--n", "80", "--seed", "2",
+                       "--predict", "--predict-n", "2")
+    preset = json.loads((out / "sim-preset.json").read_text())
+    v = report["verify"]
+    assert preset["false_accept"] == preset["critic_false_solved"] == round(v["false_accept"]["rate"], 4)
+    assert preset["false_reject"] == preset["critic_false_unsolved"] == round(v["false_reject"]["rate"], 4)
+    assert preset["plan_noise"] == round(1 - report["plan"]["optimal"]["rate"], 4)
+    pred = report["prediction"]
+    results = [json.loads(line) for line in (out / "predict" / "results.jsonl").read_text().splitlines()]
+    assert {r["method"] for r in results} == {"collabvr", "single", "pass@4", "posthoc_critique", "prompt_opt"}
+    assert len(results) == 10 and pred["bench"]["episodes"] == 10 and pred["bench"]["budget_seconds"] == 48
+    md = (out / "calibration.md").read_text()
+    assert "## Prediction" in md and "The prediction assumes" in md
+    for gain in pred["gains"]:
+        p = paired_methods(results, "collabvr", gain["baseline"], seed=2)
+        assert (gain["diff"], gain["ci"], gain["n"]) == (p.diff, list(p.ci), 2)
+        assert gain["sentence"].startswith(f"With this VLM as verifier, step-level collaboration is expected to gain {p.text()} "
+                                           f"over {gain['baseline']} on maze")
+        assert gain["sentence"] in md
+    # a rerun resumes (nothing left to run); other rates cannot resume into the same episodes
+    assert calibrate(out, "--vlm", "sim", "--vlm-option", "false_accept=0.3", "--vlm-option", "false_reject=0.1",
+                     "--vlm-option", "plan_noise=0.2", "--suite", "sim:maze/easy", "--n", "80", "--seed", "2",
+                     "--predict", "--predict-n", "2")["prediction"]["gains"] == pred["gains"]
+    assert len((out / "predict" / "results.jsonl").read_text().splitlines()) == 10
+    other = runner.invoke(app, ["calibrate", "--out", str(out), "--vlm", "sim", "--suite", "sim:maze/easy", "--n", "20",
+                                "--seed", "2", "--predict", "--predict-n", "2"])
+    assert other.exit_code == 2 and "other settings (vlm_options)" in other.output, other.output
+    # the preset loads back as a sim VLM and reproduces the rates it was made from, roughly: a fresh
+    # measurement (other clips) lies within 0.1 of them, and its interval overlaps the first one's
+    again = calibrate(tmp_path / "again", "--vlm", f"sim:{out / 'sim-preset.json'}", "--n", "160", "--seed", "5")
+    pairs = [(again["verify"][k], v[k], preset[k]) for k in ("false_accept", "false_reject")]
+    pairs.append((again["plan"]["optimal"], report["plan"]["optimal"], 1 - preset["plan_noise"]))
+    for new, first, value in pairs:
+        assert abs(new["rate"] - value) < 0.1 and new["lo"] <= first["hi"] and first["lo"] <= new["hi"], (new, first, value)
+
+
+@pytest.mark.parametrize("args", [["--predict", "--from", "vbvr:x"], ["--predict", "--predict-vgm", "sim:nope"],
+                                  ["--from", "vbvr:/no/such/dir"], ["--from", "genvire:x"]])
+def test_bad_predict_or_from_arguments_are_one_line_and_exit_code_2(tmp_path, args):
+    result = runner.invoke(app, ["calibrate", "--vlm", "sim", "--n", "4", "--out", str(tmp_path), *args])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and not (tmp_path / "calibration.json").exists()
+
+
+# -- --from vbvr:DIR ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sim_footage(tmp_path_factory):
+    """Sim tasks in VBVR-Bench's layout (the optimal solutions as ground truth), which the sim VLM can read."""
+    from collabvr.bench.suites.vbvr import export_sim_suite
+
+    root = tmp_path_factory.mktemp("simvbvr")
+    export_sim_suite(root, spec="sim:maze/easy", n=4, size=128)
+    return root
+
+
+def test_footage_labels_are_deterministic_and_each_corruption_is_what_it_says(sim_footage):
+    from collabvr.calibrate_footage import CORRUPTIONS, departure, footage_set
+    from collabvr.media import Video
+
+    a, b = footage_set(f"vbvr:{sim_footage}", 20, seed=1), footage_set(f"vbvr:{sim_footage}", 20, seed=1)
+    assert [x.label for x in a] == [y.label for y in b]
+    assert all(np.array_equal(x.video.frames, y.video.frames) for x, y in zip(a, b, strict=True))
+    assert Counter(c.label.kind for c in a) == Counter(kind_mix(20, CORRUPTIONS))
+    for clip in a:
+        truth = Video.open(clip.task.meta["reference_video"]).frames
+        frames, label = clip.video.frames, clip.label
+        assert clip.instruction == clip.task.prompt and label.moves_done is None
+        if label.kind == "good":
+            assert np.array_equal(frames, truth) and label.first_bad_frame is None
+        elif label.kind == "cut":
+            assert len(frames) < len(truth) and np.array_equal(frames, truth[: len(frames)]) and label.good_fraction == 1.0
+        elif label.kind == "freeze":
+            assert len(frames) == len(truth) and (frames[-1] == frames[-2]).all() and label.first_bad_frame is None
+        else:
+            assert label.first_bad_frame == departure(frames, truth) is not None
+            assert label.good_fraction == pytest.approx(label.first_bad_frame / len(frames), abs=1e-6)
+        if label.kind == "reverse":
+            assert np.array_equal(frames, truth[::-1])
+
+
+def test_footage_verified_by_the_sim_vlm_locates_every_corruption_it_reads(tmp_path, sim_footage):
+    report = calibrate(tmp_path, "--vlm", "sim", "--vlm-option", "false_accept=0", "--vlm-option", "false_reject=0",
+                       "--vlm-option", "goal_only_verify=task", "--from", f"vbvr:{sim_footage}", "--n", "40")
+    assert report["suite"] == f"vbvr:{sim_footage}" and report["plan"]["measured"] is False
+    assert report["plan"]["frames"] == 0 and report["compute"]["vlm_calls"] == 40 and report["typed_failures"] == {}
+    assert "plan | not measured" in (tmp_path / "calibration.md").read_text()
+    by_kind = report["verify"]["by_kind"]
+    assert by_kind["good"]["correct"]["rate"] == 1.0
+    # the sim decoder agrees with every label of these: the first bad frame it reports is the labelled one
+    for kind in ("reverse", "freeze", "cut", "splice"):
+        assert by_kind[kind]["correct"]["rate"] == 1.0 and by_kind[kind]["located"]["rate"] == 1.0, (kind, by_kind[kind])
+    for row in report["clips_detail"]:
+        if row["outcome"] == "reject":
+            assert row["good_fraction_said"] == pytest.approx(row["good_fraction"], abs=1e-6), row
+    # by default (the published behaviour) a move-less instruction plans no move: every good clip moves off it
+    default = calibrate(tmp_path / "default", "--vlm", "sim", "--vlm-option", "false_reject=0",
+                        "--from", f"vbvr:{sim_footage}", "--n", "4")
+    assert default["verify"]["false_reject"]["rate"] == 1.0
+
+
+def test_footage_recovers_a_configured_false_reject_rate(tmp_path, sim_footage):
+    report = calibrate(tmp_path, "--vlm", "sim", "--vlm-option", "false_reject=0.3", "--vlm-option", "goal_only_verify=task",
+                       "--from", f"vbvr:{sim_footage}", "--n", "120", "--seed", "3")
+    fr = report["verify"]["false_reject"]
+    assert fr["n"] == 60 and fr["lo"] <= 0.3 <= fr["hi"], fr
+
+
+def test_footage_the_sim_vlm_cannot_read_is_counted_as_typed_failures_apart(tmp_path):
+    from tests.test_benchmarks import make_vbvr
+
+    root = make_vbvr(tmp_path / "vbvr")
+    report = calibrate(tmp_path / "out", "--vlm", "sim", "--from", f"vbvr:{root}", "--n", "10")
+    verify = report["verify"]
+    assert verify["failed"] == 10 and verify["false_accept"]["n"] == verify["false_reject"]["n"] == 0
+    assert report["typed_failures"] == {"unsupported_task": 10}
+    assert {r["kind"] for r in report["clips_detail"]} == {"good", "reverse", "freeze", "cut", "shuffle", "splice"}
+    assert "typed failures | {'unsupported_task': 10}" in (tmp_path / "out" / "calibration.md").read_text()

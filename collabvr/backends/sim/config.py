@@ -8,7 +8,9 @@ setting is least favourable to CollabVR.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 from collabvr.errors import BadInput
@@ -46,6 +48,7 @@ class VLMConfig:
     critic_false_solved: float = 0.0  # probability that the critic calls an unsolved video solved
     critic_false_unsolved: float = 0.0  # probability that the critic calls a solved video unsolved
     critic_rewrite_noise: float = 0.0  # probability that the critic's rewrite starts with a wrong (legal) move
+    goal_only_verify: str = "plan"  # an instruction with no move: "plan" (no move planned, as ever) or "task" (solve it all)
 
 
 VGM_PRESETS: dict[str, VGMConfig] = {
@@ -66,21 +69,61 @@ DEFAULT_VLM = "accurate"
 CHOICES: dict[str, tuple[str, ...]] = {
     "goal_only_violation": ("capacity", "moves"),
     "plan_horizon": ("share", "clip"),
+    "goal_only_verify": ("plan", "task"),
 }
 _NOT_PROBABILITIES = {"frames_per_move", "moves_per_second", *CHOICES}
 
 
-def build(kind: type, presets: dict[str, Any], model: str, default: str, options: dict[str, Any]) -> Any:
-    """A config from a preset name and option overrides, with errors that list what is accepted."""
-    name = model or default
-    if name not in presets:
-        raise BadInput(f"unknown sim preset {name!r}; known: {', '.join(presets)}")
+def is_preset_file(model: str) -> bool:
+    """Whether a sim model names a preset file (``sim:PATH.json``, or any path with a separator)
+    rather than a built-in preset; preset names never hold either."""
+    return model.endswith(".json") or "/" in model or "\\" in model
+
+
+def load_preset(kind: type, path: str | Path) -> Any:
+    """A config from a JSON object of ``kind``'s fields (the defaults fill the rest); the values are
+    checked as options are, by :func:`build`."""
+    path = Path(path).expanduser()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInput(f"sim preset file {path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInput(f"sim preset file {path}: not a readable JSON object ({exc})") from None
+    if not isinstance(data, dict):
+        raise BadInput(f"sim preset file {path}: expected a JSON object of {kind.__name__} fields, got a {type(data).__name__}")
+    _check_fields(kind, data, f"sim preset file {path}: unknown field(s)")
+    return replace(kind(), **data)
+
+
+def save_preset(config: Any, path: str | Path) -> Path:
+    """Write ``config`` as a preset file that ``sim:PATH`` loads back."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def _check_fields(kind: type, given: dict[str, Any], what: str) -> None:
     known = {f.name for f in fields(kind)}
-    overrides = {k: v for k, v in options.items() if k != "seed"}
-    unknown = sorted(set(overrides) - known)
+    unknown = sorted(set(given) - known)
     if unknown:
-        raise BadInput(f"unknown sim option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    config = replace(presets[name], **overrides)
+        raise BadInput(f"{what} {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+
+
+def build(kind: type, presets: dict[str, Any], model: str, default: str, options: dict[str, Any]) -> Any:
+    """A config from a preset name (or preset file) and option overrides, with errors that list
+    what is accepted."""
+    name = model or default
+    if is_preset_file(name):
+        base = load_preset(kind, name)
+    elif name in presets:
+        base = presets[name]
+    else:
+        raise BadInput(f"unknown sim preset {name!r}; known: {', '.join(presets)}, or a preset file sim:PATH.json")
+    overrides = {k: v for k, v in options.items() if k != "seed"}
+    _check_fields(kind, overrides, "unknown sim option(s)")
+    config = replace(base, **overrides)
     for f in fields(config):
         value = getattr(config, f.name)
         if f.name in CHOICES:
@@ -89,6 +132,6 @@ def build(kind: type, presets: dict[str, Any], model: str, default: str, options
         elif f.name == "frames_per_move":
             if not isinstance(value, int) or value < 1:
                 raise BadInput(f"frames_per_move must be a whole number >= 1, got {value!r}")
-        elif f.name not in _NOT_PROBABILITIES and not 0.0 <= float(value) <= 1.0:
+        elif f.name not in _NOT_PROBABILITIES and not (isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= value <= 1.0):
             raise BadInput(f"sim option {f.name} must be a probability in [0, 1], got {value!r}")
     return config

@@ -3,8 +3,10 @@
 * plan: exact search over the decoded state; the action is the next share of the optimal
   solution (the rest on the last step), with planning noise; an up-front plan splits the whole
   solution into one "Step i: ..." line per step;
-* verify: decodes every frame, checks each transition is legal and is the planned move, and
-  reports the first bad frame, what remains, and a concrete correction; with configurable
+* verify: decodes every frame, checks each transition is legal and is the planned move (with no
+  move in the instruction and ``goal_only_verify="task"``: that the clip solves the whole task
+  legally), and reports the first
+  bad frame, what remains, and a concrete correction; with configurable
   false-accept and false-reject rates, drawn afresh per call or, with ``verify_correlation``, the
   same for every call on the same clip;
 * select / judge / critique: from the decoded videos, with the scorer's rules; the critique has
@@ -114,7 +116,10 @@ class SimVLM:
         start = read_state(family, request.start_frame.array, "start frame")
         planned = family.parse(request.instruction)
         frames = request.clip.frames
-        verdict, seen = self._check(family, start, planned, frames)
+        if planned or self.config.goal_only_verify == "plan":
+            verdict, seen = self._check(family, start, planned, frames)
+        else:  # no move in the instruction, read as the whole task (a one-step episode; calibrate --from)
+            verdict, seen = self._check_task(family, start, frames)
         u = self._verify_draw(request, seen)
         if not verdict.accept and u < self.config.false_accept:
             return Verdict(accept=True, reason="the action looks carried out", good_fraction=1.0, confidence=0.6)
@@ -185,6 +190,23 @@ class SimVLM:
             confidence=0.9,
             action_too_large=too_large,
         )
+        return verdict, [*states, bad]
+
+    def _check_task(self, family: Family, start: object, frames) -> tuple[Verdict, list]:
+        """The true verdict on a clip that should solve the whole task: every transition legal and
+        the goal reached (the scorer's rule), and the states the clip showed."""
+        trajectory = read_trajectory(family, frames, start)
+        states, n = trajectory.states, len(frames)
+        if trajectory.bad_frame is None and family.is_goal(states[-1]):
+            return Verdict(accept=True, reason="the task is solved and every transition is legal", good_fraction=1.0,
+                           confidence=0.9), states
+        bad = n if trajectory.bad_frame is None else trajectory.bad_frame
+        left = family.distance(states[-1])
+        reason = trajectory.problem or f"the clip ends before the goal ({left} moves left)"
+        remaining = family.describe(family.solve(states[-1]) or []) if left else ""
+        verdict = Verdict(accept=False, reason=reason, good_fraction=round(bad / n, 6),
+                          suggestion=f"move one step at a time, obey the rules, and carry out exactly: {remaining or 'the task'}",
+                          remaining=remaining, confidence=0.9, action_too_large=bad == n)
         return verdict, [*states, bad]
 
     # ------------------------------------------------- select / judge / critique
