@@ -1,0 +1,71 @@
+"""Per-backend concurrency limits: every backend of a provider behind one semaphore per (role, spec).
+
+The local runner holds threading semaphores; the Ray executor holds cluster-wide ones (a slot actor
+per backend, :mod:`collabvr.bench.ray_executor`). Either way a backend's public methods each hold
+their semaphore while they run.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+from collabvr.backends import registry
+
+# (role, "provider:model") -> a context manager held around each call
+Hold = Callable[[str, str], Callable[[], AbstractContextManager[Any]]]
+
+
+class Limited:
+    """A backend whose public methods each hold ``hold()`` while they run."""
+
+    def __init__(self, backend: Any, hold: Callable[[], AbstractContextManager[Any]]) -> None:
+        self._backend, self._hold = backend, hold
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._backend, name)
+        if name.startswith("_") or not callable(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._hold():
+                return attr(*args, **kwargs)
+
+        return call
+
+
+def threads(limit: int) -> tuple[Hold, dict[tuple[str, str], threading.Semaphore]]:
+    """Semaphores of ``limit`` concurrent calls in this process, made on first use, and the dict of them."""
+    semaphores: dict[tuple[str, str], threading.Semaphore] = {}
+    lock = threading.Lock()
+
+    def hold(role: str, spec: str) -> Callable[[], AbstractContextManager[Any]]:
+        with lock:
+            sem = semaphores.setdefault((role, spec), threading.BoundedSemaphore(limit))
+        return lambda: sem
+
+    return hold, semaphores
+
+
+@contextmanager
+def backend_limits(providers: list[str], hold: Hold) -> Iterator[None]:
+    """Within the block, every backend these providers build is :class:`Limited` by ``hold(role, spec)``.
+    The providers' factories are restored after."""
+    originals = {}
+    for provider in dict.fromkeys(providers):
+        original = originals[provider] = registry.factory(provider)
+
+        def limited(role: str, model: str, options: dict[str, Any], _provider: str = provider, _make: Any = original) -> Any:
+            backend = _make(role, model, options)
+            return None if backend is None else Limited(backend, hold(role, f"{_provider}:{model}"))
+
+        registry.register(provider, limited)
+    try:
+        yield
+    finally:
+        for provider, original in originals.items():
+            registry.register(provider, original)
