@@ -116,9 +116,25 @@ def episode_record(config: BenchConfig, job: Job, graph: Any, *, budget: float, 
         if score.get("scorer"):
             record["scorer"] = score["scorer"]
     except Exception as exc:  # noqa: BLE001 - one broken episode must not stop the benchmark
-        compute = {}
-        record |= {"status": "error", "reason": redact(f"{type(exc).__name__}: {exc}"), "score": None,
-                   "solved": False, "compute": compute, "wall_s": round(time.perf_counter() - started, 4)}
+        record |= _failed(exc, started)
+    return _accounted(config, record, priced, started)
+
+
+def lost_record(config: BenchConfig, job: Job, exc: BaseException, *, priced: tuple[str, str]) -> dict[str, Any]:
+    """The results line of an episode whose process was lost (a Ray worker or node died): an error,
+    retried by the next run like any other."""
+    started = time.perf_counter()
+    return _accounted(config, {**job.record(), "run_dir": job.run_dir, **_failed(exc, started)}, priced, started)
+
+
+def _failed(exc: BaseException, started: float) -> dict[str, Any]:
+    return {"status": "error", "reason": redact(f"{type(exc).__name__}: {exc}"), "score": None, "solved": False,
+            "compute": {}, "wall_s": round(time.perf_counter() - started, 4)}
+
+
+def _accounted(config: BenchConfig, record: dict[str, Any], priced: tuple[str, str], started: float) -> dict[str, Any]:
+    """The line with its cost, cache hits and elapsed time."""
+    compute = record["compute"]
     record["cost"] = price_table.cost(compute, vgm=priced[0], vlm=priced[1], prices=config.prices)
     record["cache_hits"] = {"vgm": compute.get("vgm_cache_hits", 0), "vlm": compute.get("vlm_cache_hits", 0)}
     record["elapsed_s"] = round(time.perf_counter() - started, 4)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from collabvr.backends import registry
@@ -51,21 +51,16 @@ def threads(limit: int) -> tuple[Hold, dict[tuple[str, str], threading.Semaphore
     return hold, semaphores
 
 
-@contextmanager
-def backend_limits(providers: list[str], hold: Hold) -> Iterator[None]:
+def backend_limits(providers: list[str], hold: Hold) -> AbstractContextManager[None]:
     """Within the block, every backend these providers build is :class:`Limited` by ``hold(role, spec)``.
     The providers' factories are restored after."""
-    originals = {}
-    for provider in dict.fromkeys(providers):
-        original = originals[provider] = registry.factory(provider)
+    return registry.overriding({provider: _limited(provider, registry.factory(provider), hold)
+                                for provider in dict.fromkeys(providers)})
 
-        def limited(role: str, model: str, options: dict[str, Any], _provider: str = provider, _make: Any = original) -> Any:
-            backend = _make(role, model, options)
-            return None if backend is None else Limited(backend, hold(role, f"{_provider}:{model}"))
 
-        registry.register(provider, limited)
-    try:
-        yield
-    finally:
-        for provider, original in originals.items():
-            registry.register(provider, original)
+def _limited(provider: str, make: registry.Factory, hold: Hold) -> registry.Factory:
+    def limited(role: str, model: str, options: dict[str, Any]) -> Any:
+        backend = make(role, model, options)  # type: ignore[arg-type]
+        return None if backend is None else Limited(backend, hold(role, f"{provider}:{model}"))
+
+    return limited
