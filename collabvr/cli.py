@@ -28,7 +28,7 @@ out = Console()
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {redact(message)}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(redact(message))}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
