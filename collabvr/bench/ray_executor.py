@@ -42,7 +42,7 @@ from collabvr.bench import limits
 from collabvr.bench.config import BenchConfig
 from collabvr.bench.episode import Job, episode_record, lost_record
 from collabvr.errors import BadInput
-from collabvr.graph import builder_for, parse_method
+from collabvr.graph import compiled, parse_method
 from collabvr.rundir import CHECKPOINTS
 from collabvr.runner import sqlite_saver
 
@@ -252,7 +252,7 @@ def _episode(config: BenchConfig, job: Job, budget: float, priced: tuple[str, st
     path.parent.mkdir(parents=True, exist_ok=True)
     name = parse_method(job.method)[0]
     with remote_backends(plan), sqlite_saver(path, exclusive=True) as saver:
-        graph = builder_for(name)().compile(checkpointer=saver, name=name)
+        graph = compiled(name).copy(update={"checkpointer": saver})  # compiled once per worker process
         return episode_record(config, job, graph, budget=budget, priced=priced)
 
 
