@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from collabvr.backends import registry
-from collabvr.backends.sim import Delayed
+from collabvr.backends.sim import delayed
 from collabvr.backends.sim import make as make_sim
 from collabvr.backends.sim.families.base import forget_reads
 from collabvr.bench.config import BenchConfig
@@ -36,8 +36,8 @@ from collabvr.bench.runner import run_bench
 
 
 def register_slowsim(vgm_latency: float, vlm_latency: float) -> None:
-    def make(role: str, model: str, options: dict[str, Any]) -> Delayed:
-        return Delayed(make_sim(role, model, options), vgm_latency if role == "vgm" else vlm_latency)
+    def make(role: str, model: str, options: dict[str, Any]) -> Any:
+        return delayed(make_sim(role, model, options), vgm_latency if role == "vgm" else vlm_latency)
 
     registry.register("slowsim", make)
 

@@ -7,35 +7,16 @@ their semaphore while they run.
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
 from collabvr.backends import registry
+from collabvr.backends.base import Around
 
 # (role, "provider:model") -> a context manager held around each call
 Hold = Callable[[str, str], Callable[[], AbstractContextManager[Any]]]
-
-
-class Limited:
-    """A backend whose public methods each hold ``hold()`` while they run."""
-
-    def __init__(self, backend: Any, hold: Callable[[], AbstractContextManager[Any]]) -> None:
-        self._backend, self._hold = backend, hold
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._backend, name)
-        if name.startswith("_") or not callable(attr):
-            return attr
-
-        @functools.wraps(attr)
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self._hold():
-                return attr(*args, **kwargs)
-
-        return call
 
 
 def threads(limit: int) -> tuple[Hold, dict[tuple[str, str], threading.Semaphore]]:
@@ -52,7 +33,7 @@ def threads(limit: int) -> tuple[Hold, dict[tuple[str, str], threading.Semaphore
 
 
 def backend_limits(providers: list[str], hold: Hold) -> AbstractContextManager[None]:
-    """Within the block, every backend these providers build is :class:`Limited` by ``hold(role, spec)``.
+    """Within the block, every backend these providers build runs each call inside ``hold(role, spec)()``.
     The providers' factories are restored after."""
     return registry.overriding({provider: _limited(provider, registry.factory(provider), hold)
                                 for provider in dict.fromkeys(providers)})
@@ -61,6 +42,6 @@ def backend_limits(providers: list[str], hold: Hold) -> AbstractContextManager[N
 def _limited(provider: str, make: registry.Factory, hold: Hold) -> registry.Factory:
     def limited(role: str, model: str, options: dict[str, Any]) -> Any:
         backend = make(role, model, options)  # type: ignore[arg-type]
-        return None if backend is None else Limited(backend, hold(role, f"{provider}:{model}"))
+        return None if backend is None else Around(backend, hold(role, f"{provider}:{model}"))
 
     return limited

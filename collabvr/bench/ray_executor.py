@@ -195,6 +195,7 @@ def _start_hosts(config: BenchConfig, heavy: list[tuple[str, str, dict[str, Any]
     hosts = [ModelHost.options(num_gpus=per).remote() for _ in range(count)]
     shapes = {}
     for role, spec, options in heavy:
+        spec = "{}:{}".format(*registry.parse_spec(spec))  # as the stand-ins name it, so a host builds it once
         shapes[_key(role, spec, options)] = unwrapped([h.build.remote(role, spec, options) for h in hosts])[0]
     providers = list(dict.fromkeys(registry.parse_spec(spec)[0] for _, spec, _ in heavy))
     return Hosts(hosts, Slots.remote(list(range(count))), shapes, providers)

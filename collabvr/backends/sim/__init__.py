@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from collabvr.backends.base import Around
 from collabvr.backends.sim.config import (
     DEFAULT_VGM,
     DEFAULT_VLM,
@@ -26,36 +29,28 @@ from collabvr.backends.sim.vgm import SimVGM
 from collabvr.backends.sim.vlm import SimVLM
 from collabvr.errors import BadInput
 
-__all__ = ["Delayed", "SimVGM", "SimVLM", "VGMConfig", "VLMConfig", "VGM_PRESETS", "VLM_PRESETS", "make"]
+__all__ = ["delayed", "SimVGM", "SimVLM", "VGMConfig", "VLMConfig", "VGM_PRESETS", "VLM_PRESETS", "make"]
 
 
-class Delayed:
-    """A backend whose public methods sleep ``latency`` seconds (off the CPU) before calling the real one."""
-
-    def __init__(self, inner: Any, latency: float) -> None:
-        self.inner, self.latency = inner, latency
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self.inner, name)
-        if name.startswith("_") or not callable(attr):
-            return attr
-
-        @functools.wraps(attr)
-        def call(*args: Any, **kwargs: Any) -> Any:
-            time.sleep(self.latency)
-            return attr(*args, **kwargs)
-
-        return call
+@contextmanager
+def _after(seconds: float) -> Iterator[None]:
+    time.sleep(seconds)  # off the CPU: other episodes' threads and processes run meanwhile
+    yield
 
 
-def make(role: str, model: str, options: dict[str, Any]) -> SimVGM | SimVLM | Delayed:
+def delayed(backend: Any, latency: float) -> Around:
+    """The backend with every public call ``latency`` seconds later."""
+    return Around(backend, functools.partial(_after, latency))
+
+
+def make(role: str, model: str, options: dict[str, Any]) -> SimVGM | SimVLM | Around:
     """Registry factory for the ``sim`` provider."""
     options = dict(options)
     latency = options.pop("latency_s", 0.0)
     if not isinstance(latency, int | float) or isinstance(latency, bool) or not 0 <= latency < 3600:
         raise BadInput(f"sim option latency_s must be a number of seconds >= 0, got {latency!r}")
     backend = _make(role, model, options)
-    return Delayed(backend, float(latency)) if latency else backend
+    return delayed(backend, float(latency)) if latency else backend
 
 
 def _make(role: str, model: str, options: dict[str, Any]) -> SimVGM | SimVLM:
