@@ -114,7 +114,7 @@ def test_ray_gives_the_local_runners_lines_seed_for_seed_and_each_resumes_the_ot
     local, remote = tmp_path / "local", tmp_path / "ray"
     run_bench(_config(local, "local"))
     seen = []
-    run_bench(_config(remote, "ray"), on_result=seen.append)
+    run_bench(_config(remote, "ray", backend_limit=1), on_result=seen.append)  # through the cluster-wide limiters too
     expected = _lines(local)
     assert len(expected) == 24 and {k[0] for k in expected} == {"single", "collabvr"}
     assert sum(v[0] == "error" for v in expected.values()) == 0

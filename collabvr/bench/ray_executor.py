@@ -30,7 +30,7 @@ import functools
 import inspect
 import json
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -180,8 +180,14 @@ def remote_backends(plan: Plan) -> Iterator[None]:
             stack.enter_context(registry.overriding({p: _on_actors(plan.hosts, p) for p in plan.hosts.providers}))
         if plan.limits:
             providers = [registry.parse_spec(spec)[0] for _, spec in plan.limits]
-            stack.enter_context(limits.backend_limits(providers, lambda role, spec: functools.partial(lease, plan.limits[(role, spec)])))
+            stack.enter_context(limits.backend_limits(providers, functools.partial(_held, plan)))
         yield
+
+
+def _held(plan: Plan, role: str, spec: str) -> Any:
+    """What a call of (role, spec) holds: a lease of its slot actor (none for a spec the bench did not name)."""
+    slots = plan.limits.get((role, spec))
+    return nullcontext if slots is None else functools.partial(lease, slots)
 
 
 def _start_hosts(config: BenchConfig, heavy: list[tuple[str, str, dict[str, Any]]]) -> Hosts:
