@@ -177,3 +177,22 @@ def test_kill_9_of_the_ray_driver_then_rerun_finishes_every_episode_once(cluster
     run_bench(BenchConfig(out=tmp_path / "local", suite="sim:maze/medium", methods=["collabvr", "single"], n=3,
                           concurrency=2))
     assert {k: v[:3] for k, v in _lines(bench).items()} == {k: v[:3] for k, v in _lines(tmp_path / "local").items()}
+
+
+def test_the_local_diffusers_and_transformers_backends_run_in_the_model_hosts(cluster, tmp_path):
+    """The real heavy backends (tiny random-weight checkpoints, on the CPU) behind the hosts: their
+    clips, records and errors travel back, and each episode finishes as with the local runner."""
+    pytest.importorskip("diffusers")
+    pytest.importorskip("xgrammar")
+    from tests.tiny_models import checkpoint
+
+    config = _config(tmp_path / "b", "ray", suite="sim:maze/easy", methods=["collabvr", "pass@2"], n=1, cache=False,
+                     vgm=f"diffusers:{checkpoint('wan22_a14b')}", vlm=f"transformers:{checkpoint('llava')}",
+                     vgm_options={"max_area": 1024, "num_inference_steps": 2, "max_sequence_length": 16},
+                     vlm_options={"max_string_chars": 8, "max_new_tokens": 96, "frames_per_clip": 2, "constrained": True},
+                     context={"max_steps": 1, "max_attempts": 1, "first_clip_seconds": 0.5})
+    run_bench(config)
+    results = read_results(tmp_path / "b" / "results.jsonl")
+    assert len(results) == 2 and all(r["status"] != "error" for r in results), [r["reason"] for r in results]
+    assert sum(r["compute"]["vgm_calls"] for r in results) >= 3
+    assert all(r["compute"].get("vgm_failures", 0) == 0 for r in results)
