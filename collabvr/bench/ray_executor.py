@@ -15,9 +15,9 @@ bench asks for it. What runs where (docs/scaling.md):
 - **Heavy local models** (providers with :func:`collabvr.backends.registry.needs_gpu`) live in
   :class:`ModelHost` actors, one per ``gpus_per_model`` GPUs of the cluster (one CPU-only actor on a
   cluster without GPUs). Each host builds every heavy backend of the bench once, when the bench
-  starts. Episodes hold :class:`OnActors` stand-ins whose calls lease a free host from a
-  :class:`Slots` queue, so a call waits only while every host is busy and no GPU idles while calls
-  wait; a host runs one call at a time.
+  starts. Episodes hold :class:`OnActors` stand-ins whose calls take a free host from a
+  :class:`Slots` queue (the host puts itself back when the call ends), so a call waits only while
+  every host is busy and no GPU idles while calls wait; a host runs one call at a time.
 - **Other backends** are built in each task's process, as locally; with ``--backend-limit`` each
   (role, spec) of them gets one :class:`Slots` actor of that many leases, a cluster-wide semaphore.
 """
@@ -108,13 +108,20 @@ def shape_of(backend: Any) -> Shape:
 @ray.remote(num_cpus=0)
 class ModelHost:
     """One GPU (or ``gpus_per_model`` GPUs): the bench's heavy backends, each built once here, called
-    one at a time (Ray runs an actor's calls in order)."""
+    one at a time (Ray runs an actor's calls in order). After each call the host puts itself back in
+    the queue of free hosts, so a host is never lost with an episode that dies waiting for it."""
+
+    def __init__(self, index: int, free: Any) -> None:
+        self.index, self.free = index, free
 
     def build(self, role: str, spec: str, options: dict[str, Any]) -> Shape:
         return shape_of(registry.resolve(role, spec, options))  # type: ignore[arg-type]
 
     def call(self, role: str, spec: str, options: dict[str, Any], method: str, args: tuple, kwargs: dict) -> Any:
-        return getattr(registry.resolve(role, spec, options), method)(*args, **kwargs)  # type: ignore[arg-type]
+        try:
+            return getattr(registry.resolve(role, spec, options), method)(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            self.free.release.remote(self.index)
 
 
 def _key(role: str, spec: str, options: dict[str, Any]) -> str:
@@ -150,8 +157,8 @@ class OnActors:
             raise AttributeError(f"{self._call[1]} has no {name}")
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            with lease(self._hosts.free) as i:
-                return unwrapped(self._hosts.hosts[i].call.remote(*self._call, name, args, kwargs))
+            i = unwrapped(self._hosts.free.lease.remote())  # the host gives itself back when the call ends
+            return unwrapped(self._hosts.hosts[i].call.remote(*self._call, name, args, kwargs))
 
         return call
 
@@ -198,13 +205,14 @@ def _start_hosts(config: BenchConfig, heavy: list[tuple[str, str, dict[str, Any]
     if gpus and gpus < per:
         raise BadInput(f"--gpus-per-model {per}: the Ray cluster has only {gpus} GPU(s)")
     count, per = (gpus // per, per) if gpus else (1, 0)
-    hosts = [ModelHost.options(num_gpus=per).remote() for _ in range(count)]
+    free = Slots.remote(list(range(count)))
+    hosts = [ModelHost.options(num_gpus=per).remote(i, free) for i in range(count)]
     shapes = {}
     for role, spec, options in heavy:
         spec = "{}:{}".format(*registry.parse_spec(spec))  # as the stand-ins name it, so a host builds it once
         shapes[_key(role, spec, options)] = unwrapped([h.build.remote(role, spec, options) for h in hosts])[0]
     providers = list(dict.fromkeys(registry.parse_spec(spec)[0] for _, spec, _ in heavy))
-    return Hosts(hosts, Slots.remote(list(range(count))), shapes, providers)
+    return Hosts(hosts, free, shapes, providers)
 
 
 def _plan(config: BenchConfig) -> Plan:
