@@ -210,7 +210,9 @@ def run(
         state: dict[str, Any] = dict(saved.values) if saved is not None else {}
         graph_input: Any = None if saved is not None else {"task": task.model_dump(mode="json")}
         try:
-            while saved is None or saved.next:  # a finished thread has nothing left to run
+            # a finished thread has nothing left to run; a killed one may have saved a step's writes and not
+            # the checkpoint after them (its snapshot's tasks hold the writes and .next is empty): it goes on
+            while saved is None or saved.next or saved.tasks:
                 for chunk in graph.stream(graph_input, run_config, context=ctx, stream_mode="custom"):
                     if on_event is not None:
                         on_event(chunk)
