@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from collabvr.backends import registry
+from collabvr.backends.sim import delayed
 from collabvr.backends.sim import make as make_sim
 from collabvr.backends.sim.families.base import forget_reads
 from collabvr.bench.config import BenchConfig
@@ -34,27 +35,9 @@ from collabvr.bench.results import read_results
 from collabvr.bench.runner import run_bench
 
 
-class Slow:
-    """A backend whose public methods sleep ``latency`` seconds before calling the real one."""
-
-    def __init__(self, inner: Any, latency: float) -> None:
-        self.inner, self.latency = inner, latency
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self.inner, name)
-        if name.startswith("_") or not callable(attr):
-            return attr
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            time.sleep(self.latency)
-            return attr(*args, **kwargs)
-
-        return call
-
-
 def register_slowsim(vgm_latency: float, vlm_latency: float) -> None:
-    def make(role: str, model: str, options: dict[str, Any]) -> Slow:
-        return Slow(make_sim(role, model, options), vgm_latency if role == "vgm" else vlm_latency)
+    def make(role: str, model: str, options: dict[str, Any]) -> Any:
+        return delayed(make_sim(role, model, options), vgm_latency if role == "vgm" else vlm_latency)
 
     registry.register("slowsim", make)
 

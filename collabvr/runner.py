@@ -210,7 +210,9 @@ def run(
         state: dict[str, Any] = dict(saved.values) if saved is not None else {}
         graph_input: Any = None if saved is not None else {"task": task.model_dump(mode="json")}
         try:
-            while saved is None or saved.next:  # a finished thread has nothing left to run
+            # a finished thread has nothing left to run; a killed one may have saved a step's writes and not
+            # the checkpoint after them (its snapshot's tasks hold the writes and .next is empty): it goes on
+            while saved is None or saved.next or saved.tasks:
                 for chunk in graph.stream(graph_input, run_config, context=ctx, stream_mode="custom"):
                     if on_event is not None:
                         on_event(chunk)
@@ -253,13 +255,17 @@ def _checkpointed(graph: CompiledStateGraph, out: Path, *, durable: bool, fresh:
 
 
 @contextmanager
-def sqlite_saver(path: Path) -> Iterator[Any]:
+def sqlite_saver(path: Path, *, exclusive: bool = False) -> Iterator[Any]:
     """A SQLite checkpointer at ``path``, shared safely by threads; closed when the block ends.
-    Used by durable CLI runs and by the bench."""
+    Used by durable CLI runs and by the bench. ``exclusive``: this process alone opens the file
+    while the block runs, so SQLite keeps the WAL index in memory instead of a shared-memory file,
+    which a network file system cannot share (the Ray executor's per-episode checkpoints)."""
     from langgraph.checkpoint.sqlite import SqliteSaver  # a dependency; imported where checkpoints are made
 
     conn = sqlite3.connect(str(path), check_same_thread=False)  # SqliteSaver serialises access with a lock
     try:
+        if exclusive:
+            conn.execute("PRAGMA locking_mode=EXCLUSIVE")  # before the first WAL access
         saver = SqliteSaver(conn)
         saver.setup()  # WAL mode; NORMAL sync survives a killed process (not a power cut) with fewer fsyncs
         conn.execute("PRAGMA synchronous=NORMAL")

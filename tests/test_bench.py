@@ -289,3 +289,24 @@ def test_summary_cells_follow_method_then_family_then_difficulty_order():
     assert [(c.method, c.family, c.difficulty) for c in summarize(rows)] == [
         ("collabvr", "maze", "easy"), ("collabvr", "maze", "hard"), ("collabvr", "tiles", "easy"),
         ("collabvr", "tiles", "hard"), ("single", "maze", "easy")]
+
+
+def test_a_step_whose_writes_were_saved_without_the_next_checkpoint_is_continued_on_resume(tmp_path):
+    """kill -9 can land after a super-step's tasks saved their writes and before the checkpoint that
+    applies them: LangGraph's snapshot then has tasks (with those writes) and an empty .next. The
+    rerun must go on from there, not return the half-done state."""
+    config = BenchConfig(out=tmp_path / "b", suite="sim:maze/medium", n=1, concurrency=1, context=FAST)
+    run_bench(config)
+    [before] = read_results(tmp_path / "b" / "results.jsonl")
+    db = sqlite3.connect(str(tmp_path / "b" / "checkpoints.sqlite"))
+    with db:  # cut the thread back to a middle checkpoint that kept its tasks' writes
+        ids = [row[0] for row in db.execute("SELECT DISTINCT checkpoint_id FROM writes ORDER BY checkpoint_id")]
+        cut = ids[len(ids) // 2]
+        db.execute("DELETE FROM checkpoints WHERE checkpoint_id > ?", (cut,))
+        db.execute("DELETE FROM writes WHERE checkpoint_id > ?", (cut,))
+    db.close()
+    (tmp_path / "b" / "results.jsonl").write_text("")
+    run_bench(config)
+    [after] = read_results(tmp_path / "b" / "results.jsonl")
+    assert after["resumed"] and after["status"] == before["status"] != "running"
+    assert (after["score"], after["solved"]) == (before["score"], before["solved"])

@@ -24,10 +24,11 @@ FENCE = re.compile(r"```(?:bash|sh|shell)\n(.*?)```", re.S)
 # (the Wan-sized benchmark), the network (installing), a benchmark's data (~/data/..., and the exports
 # and official scripts that follow from it: tests/test_benchmarks.py runs those commands on fixtures in
 # the same layouts), a person at a terminal (--approve, and the --resume of its run: tests/test_langgraph_native.py
-# drives both on a pty), LangSmith (tests/test_langsmith.py traces to a loopback one); the test suite itself is
-# what runs this
+# drives both on a pty), LangSmith (tests/test_langsmith.py traces to a loopback one), a Ray cluster of several
+# machines (`ray start`, `--address`: tests/test_bench_ray.py joins a local cluster by its address); the test
+# suite itself is what runs this
 NOT_OFFLINE = re.compile(r"(gemini|veo|openai):|--image |_API_KEY=|base_url=http|pytest$|--scale wan|^\s*pip install [^&]*$"
-                         r"|~/data/|run_evaluation\.py|exports/|--approve|--resume|LANGSMITH_", re.M)
+                         r"|~/data/|run_evaluation\.py|exports/|--approve|--resume|LANGSMITH_|^\s*ray start|--address ", re.M)
 # the narrowing the test may apply: counts of episodes, and one sim cell for the whole suite
 NARROW = [
     (re.compile(r"--n \d+"), "--n 1"),
@@ -36,6 +37,7 @@ NARROW = [
     (re.compile(r"(benchmarks/concurrency\.py)(?!\S)"), r"\1 --n 2 --vgm-latency 0.05 --vlm-latency 0.01"),
     (re.compile(r"(benchmarks/api_fault_soak\.py)(?!\S)"), r"\1 --n 4"),
     (re.compile(r"(benchmarks/local_gpu\.py)(?!\S)"), r"\1 --episodes 1"),
+    (re.compile(r"(benchmarks/ray_scaling\.py)(?!\S)"), r"\1 --n 1 --repeats 1 --vgm-latency 0.05 --vlm-latency 0.01"),
     (re.compile(r"pip install [^&\n]*&&\s*"), ""),
 ]
 

@@ -251,3 +251,22 @@ def test_the_noisy_critic_can_call_a_solved_video_unsolved():
     config = VLM_PRESETS["noisy-critic"]
     unsolved = np.mean([not SimVLM(config, seed=s).critique(CritiqueRequest("t", good, "p")).solved for s in range(n)])
     assert unsolved == pytest.approx(config.critic_false_unsolved, abs=tolerance(config.critic_false_unsolved, n))
+
+
+def test_latency_s_sleeps_before_each_call_and_changes_no_result():
+    import time
+
+    from collabvr.backends.sim import make
+
+    fam = FAMILIES["maze"]
+    state = fam.generate("easy", np.random.default_rng(1))
+    frame, prompt = Image(fam.render(state, 128)), fam.prompt(state)
+    plain, slow = make("vgm", "weak", {}), make("vgm", "weak", {"latency_s": 0.2})
+    started = time.perf_counter()
+    clip = slow.generate(frame, prompt, seconds=1.0, fps=16, seed=2)
+    assert time.perf_counter() - started >= 0.2
+    assert np.array_equal(clip.frames, plain.generate(frame, prompt, seconds=1.0, fps=16, seed=2).frames)
+    assert slow.name == plain.name
+    for bad in (-1, "soon", True):
+        with pytest.raises(BadInput, match="latency_s"):
+            make("vlm", "accurate", {"latency_s": bad})

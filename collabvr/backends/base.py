@@ -8,7 +8,10 @@ failure. Nodes never trust a backend to say "accept" by accident: any exception 
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+import functools
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, runtime_checkable
 
 from collabvr.media import Image, Video
 from collabvr.records import (
@@ -49,3 +52,23 @@ class VGM(Protocol):
     """
 
     def generate(self, frame: Image, prompt: str, *, seconds: float, fps: int, seed: int) -> Video: ...
+
+
+class Around:
+    """A backend whose public methods each run inside ``hold()`` (a context manager made per call):
+    a semaphore (the bench's per-backend limits), a sleep (the sim's injected latency)..."""
+
+    def __init__(self, backend: Any, hold: Callable[[], AbstractContextManager[Any]]) -> None:
+        self._backend, self._hold = backend, hold
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._backend, name)
+        if name.startswith("_") or not callable(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._hold():
+                return attr(*args, **kwargs)
+
+        return call

@@ -6,6 +6,10 @@ name is the provider, its value a factory ``make(role, model, options) -> backen
 "vlm" or "vgm". Instances are cached per (role, spec, options), so heavy local models load once
 per process; :func:`close_all` closes them (a backend's ``close()``, if it has one, frees its
 model), and so does replacing a provider with :func:`register`.
+
+A provider whose backends hold a heavy local model says so with ``needs_gpu = True`` on its factory
+(the built-in ``diffusers`` and ``transformers`` are); the Ray executor then keeps its backends in
+one actor per GPU instead of building them in every episode's process (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import importlib
 import json
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib.metadata import entry_points
 from typing import Any, Literal
 
@@ -36,6 +41,8 @@ _BUILTIN: dict[str, str] = {
 }
 # the roles each built-in provider offers, to say which to use when a spec names the wrong one
 _BUILTIN_ROLES: dict[str, tuple[Role, ...]] = {"sim": ("vlm", "vgm"), "gemini": ("vlm",), "veo": ("vgm",), "openai": ("vlm",)}
+# built-in providers with heavy local models (their factories' modules import torch: not imported to ask)
+_GPU = {"diffusers", "transformers"}
 _EXAMPLES: dict[Role, str] = {"vlm": "gemini:gemini-2.5-pro", "vgm": "veo:veo-3.1-generate-001"}
 _registered: dict[str, Factory] = {}
 _cache: dict[tuple[str, str, str], Any] = {}
@@ -48,6 +55,20 @@ def register(provider: str, factory: Factory) -> None:
     with _lock:
         dropped = [_cache.pop(k) for k in [k for k in _cache if k[1].split(":", 1)[0] == provider]]
     _close(dropped)
+
+
+@contextmanager
+def overriding(factories: dict[str, Factory]) -> Iterator[None]:
+    """Within the block these providers resolve through these factories; their own come back after
+    (each change closes and drops the providers' cached instances, as :func:`register` does)."""
+    originals = {provider: factory(provider) for provider in factories}
+    for provider, make in factories.items():
+        register(provider, make)
+    try:
+        yield
+    finally:
+        for provider, original in originals.items():
+            register(provider, original)
 
 
 def close(role: Role, spec: str, options: dict[str, Any] | None = None) -> bool:
@@ -116,6 +137,23 @@ def factory(provider: str) -> Factory:
                 f"see docs/backends.md"
             ) from exc
     raise BadInput(f"unknown backend provider {provider!r}; known providers: {', '.join(known_providers())}")
+
+
+def needs_gpu(provider: str) -> bool:
+    """Whether the provider's backends hold a heavy local model: built-in ``diffusers`` and
+    ``transformers``, or a factory (registered or an entry point) declaring ``needs_gpu = True``."""
+    if provider in _GPU and provider not in _registered:
+        return True
+    if provider in _BUILTIN and provider not in _registered:
+        return False
+    return bool(getattr(factory(provider), "needs_gpu", False))
+
+
+def in_process_only(provider: str) -> bool:
+    """Whether the provider exists only through :func:`register` in this process, so that other
+    processes (Ray workers) cannot find it."""
+    return provider in _registered and provider not in _BUILTIN and provider not in {
+        ep.name for ep in entry_points(group="collabvr.backends")}
 
 
 def resolve(role: Role, spec: str, options: dict[str, Any] | None = None) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,11 @@ class BenchConfig:
     judge_vlm_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     judge_repeats: int = 1  # judge calls per video (the paper's protocol; not Gen-ViRe's official one)
     strict: bool = False  # tables score a failed judge call 0 instead of dropping it (the official way)
+    # where episodes run (not pinned: a run started on one executor resumes on the other; docs/scaling.md)
+    executor: str = "local"  # "local": threads of this process; "ray": Ray tasks on a cluster
+    address: str = ""  # ray: the cluster to connect to ("auto", "HOST:PORT", "ray://HOST:PORT"); "": start a local one
+    ray_workers: int = 0  # ray, local cluster: its CPUs, one episode each (0: all of this machine's)
+    gpus_per_model: int = 1  # ray: GPUs per actor holding the heavy local models (one actor per that many GPUs)
 
     def check(self) -> None:
         """Fail before any work, naming the bad argument and what it accepts."""
@@ -62,6 +68,7 @@ class BenchConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise BadInput(f"--{name.replace('_', '-')} must be a whole number >= 1, got {value!r}")
+        self.check_executor()
         if not self.methods:
             raise BadInput("--methods is empty; give e.g. collabvr,pass@4")
         if len(set(self.methods)) != len(self.methods):
@@ -72,6 +79,32 @@ class BenchConfig:
         self.match_method()
         self.fixed_budget()
         make_context(**self.context)  # validates the other context fields
+
+    def check_executor(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise BadInput(f"--executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
+        if _URL.match(str(self.out)):
+            url = _URL.sub(lambda m: m.group(0) + "/", str(self.out))  # a Path made s3://b of s3:/b
+            raise BadInput(f"--out {url}: URLs (fsspec) are not supported yet; give a directory, on a file system "
+                           "every node can reach when episodes run on several machines")
+        for name, least in (("gpus_per_model", 1), ("ray_workers", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise BadInput(f"--{name.replace('_', '-')} must be a whole number >= {least}, got {value!r}")
+        if self.executor != "ray" and (self.address or self.ray_workers):
+            raise BadInput(f"--{'address' if self.address else 'ray-workers'} needs --executor ray")
+        if self.address and self.ray_workers:
+            raise BadInput("--ray-workers sizes a local Ray cluster; a cluster at --address has its own workers")
+
+    def backends(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(role, spec, options) of every backend the episodes use: the VGM, the VLM and a --judge-vlm."""
+        found = [("vgm", self.vgm, dict(self.vgm_options)), ("vlm", self.vlm, dict(self.vlm_options))]
+        if self.judge_vlm:
+            found.append(("vlm", self.judge_vlm, dict(self.judge_vlm_options)))
+        return found
+
+    def specs(self) -> list[str]:
+        return [spec for _, spec, _ in self.backends()]
 
     def match_method(self) -> str | None:
         kind, sep, method = self.budget.strip().partition(":")
@@ -112,6 +145,8 @@ class BenchConfig:
         return json.loads(json.dumps(pinned, default=str))
 
 
+EXECUTORS = ("local", "ray")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # s3://..., gs://... (a Path keeps one slash); not C:\\
 _DEFAULTS = {"judge_vlm": "", "judge_vlm_options": {}, "judge_repeats": 1, "runs": 1}
 
 

@@ -12,160 +12,55 @@ LangGraph checkpoint in ``DIR/checkpoints.sqlite`` (thread ``method|task id|seed
 was killed, even with ``kill -9``, loses at most the node that was executing; with the call cache
 on (the default) that node's backend calls are cache hits.
 
-Concurrency: episodes run in threads (``asyncio.to_thread``) under a limit of ``concurrency``
-episodes at once, and every backend spec (per role) is behind its own semaphore of
-``backend_limit`` concurrent calls, shared by all episodes.
+Concurrency: with the local executor (the default) episodes run in threads (``asyncio.to_thread``)
+under a limit of ``concurrency`` episodes at once, and every backend spec (per role) is behind its
+own semaphore of ``backend_limit`` concurrent calls, shared by all episodes. With ``executor="ray"``
+they run as Ray tasks on a cluster (:mod:`collabvr.bench.ray_executor`, docs/scaling.md). Either way
+this process alone writes ``results.jsonl`` and the report.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import collabvr.backends.sim.score  # noqa: F401 - imported once here, not by eight threads at once
 from collabvr import prices as price_table
 from collabvr.backends import registry
-from collabvr.backends.reference import register_reference
+from collabvr.bench import limits
 from collabvr.bench.config import BenchConfig
+from collabvr.bench.episode import Job, episode_record, jobs_of, judge_of, task_of
 from collabvr.bench.export import benchmark_tables
 from collabvr.bench.report import paired_markdown, results_markdown
 from collabvr.bench.results import RESULTS, ResultsFile, read_results, result_key
 from collabvr.bench.stats import Cell, paired_against, summarize
-from collabvr.bench.suites import Sample
 from collabvr.context import Context, make_context
-from collabvr.errors import BadInput, redact, scrub
+from collabvr.errors import BadInput, scrub
 from collabvr.graph import builder_for, parse_method
 from collabvr.prices import Estimate
 from collabvr.rundir import CHECKPOINTS, write_json
-from collabvr.runner import bill, preflight, priced_spec, run, sqlite_saver
-from collabvr.scoring import JudgeSpec, reference_paths
+from collabvr.runner import bill, preflight, priced_spec, sqlite_saver
+from collabvr.scoring import reference_paths
 from collabvr.task import Task
 
-
-@dataclasses.dataclass(frozen=True)
-class Job:
-    """One episode of the benchmark."""
-
-    method: str
-    family: str
-    difficulty: str
-    seed: int
-    sample: str | None = None  # a benchmark sample's id; None for sim (the seed is the instance)
-    run: int = 0  # which generated video of the sample (benchmarks: 0 .. runs-1)
-
-    @property
-    def key(self) -> tuple[str, str, str, int, str | None]:
-        return (self.method, self.family, self.difficulty, self.seed, self.sample)
-
-    @property
-    def run_dir(self) -> str:
-        """The run directory, relative to the benchmark directory."""
-        if self.sample is None:
-            return f"episodes/{self.method}/{self.family}-{self.difficulty}-{self.seed}"
-        return f"episodes/{self.method}/{self.family}/{self.difficulty}/{self.sample.rsplit('/', 1)[-1]}-r{self.run}"
-
-    def record(self) -> dict[str, Any]:
-        """The keys of its results line (sim lines keep their four)."""
-        keys = {"method": self.method, "family": self.family, "difficulty": self.difficulty, "seed": self.seed}
-        return keys if self.sample is None else {**keys, "sample": self.sample, "run": self.run}
-
-    @property
-    def row(self) -> Sample:
-        return Sample(self.family, self.difficulty, self.sample, self.seed)
-
-    def thread_id(self, task_id: str) -> str:
-        return f"{self.method}|{task_id}|{self.seed}"
+__all__ = ["Bench", "Execute", "Job", "bench_bill", "executor", "jobs_of", "read_results", "run_bench", "write_summary"]
 
 
-def jobs_of(config: BenchConfig, methods: list[str] | None = None) -> list[Job]:
-    suite = config.suite_of()
-    samples = suite.samples(config.n, config.seed)
-    methods = methods or config.ordered_methods()
-    if suite.kind == "sim":
-        return [Job(m, x.family, x.difficulty, x.seed) for m in methods for x in samples]
-    return [Job(m, x.family, x.difficulty, config.seed + r, x.id, r) for m in methods for x in samples
-            for r in range(config.runs)]
-
-
-def task_of(config: BenchConfig, job: Job) -> Task:
-    return config.suite_of().task(job.row, config.size)
-
-
-def judge_of(config: BenchConfig, task: Task) -> JudgeSpec | None:
-    """Who judges an episode's final video: --judge-vlm, else the run's VLM for a task with a rubric."""
-    if config.judge_vlm:
-        return JudgeSpec(config.judge_vlm, dict(config.judge_vlm_options), config.judge_repeats)
-    if task.rubric and not task.is_sim:
-        return JudgeSpec(config.vlm, dict(config.vlm_options), config.judge_repeats)
-    return None
-
-
-# -- per-backend limits --------------------------------------------------------------------------
-
-
-class _Limited:
-    """A backend whose public methods each hold a semaphore while they run."""
-
-    def __init__(self, backend: Any, semaphore: threading.Semaphore) -> None:
-        self._backend, self._semaphore = backend, semaphore
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._backend, name)
-        if name.startswith("_") or not callable(attr):
-            return attr
-
-        @functools.wraps(attr)
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self._semaphore:
-                return attr(*args, **kwargs)
-
-        return call
-
-
-@contextmanager
-def backend_limits(specs: list[str], limit: int) -> Iterator[dict[tuple[str, str], threading.Semaphore]]:
-    """Within the block, every backend of these specs' providers shares one semaphore per
-    (role, spec) of ``limit`` concurrent calls. The providers' factories are restored after."""
-    semaphores: dict[tuple[str, str], threading.Semaphore] = {}
-    lock = threading.Lock()
-    originals = {}
-    for provider in dict.fromkeys(registry.parse_spec(s)[0] for s in specs):
-        original = originals[provider] = registry.factory(provider)
-
-        def limited(role: str, model: str, options: dict[str, Any], _provider: str = provider, _make: Any = original) -> Any:
-            backend = _make(role, model, options)
-            if backend is None:
-                return None
-            with lock:
-                sem = semaphores.setdefault((role, f"{_provider}:{model}"), threading.BoundedSemaphore(limit))
-            return _Limited(backend, sem)
-
-        registry.register(provider, limited)
-    try:
-        yield semaphores
-    finally:
-        for provider, original in originals.items():
-            registry.register(provider, original)
-
-
-# -- the run -------------------------------------------------------------------------------------
+Execute = Callable[["Bench", list[Job]], None]  # runs some episodes to the end, passing each line to Bench.add
 
 
 @dataclasses.dataclass
 class Bench:
-    """Everything episodes share while a benchmark runs."""
+    """Everything episodes share while a benchmark runs; the one writer of ``results.jsonl``."""
 
     config: BenchConfig
-    graphs: dict[str, Any]
     results: ResultsFile
     budgets: dict[tuple[str, str], float] = dataclasses.field(default_factory=dict)  # matched, per cell
     on_result: Callable[[dict[str, Any]], None] | None = None
@@ -182,63 +77,75 @@ class Bench:
                 return True
             return False
 
-    def context_for(self, job: Job) -> Context:
+    def budget_for(self, job: Job) -> float:
+        """The episode's clip-seconds budget: the matched one of its cell, or the fixed one (0: none)."""
         cfg = self.config
-        budget = self.budgets.get((job.family, job.difficulty), cfg.fixed_budget()) if job.method != cfg.match_method() else 0.0
-        return Context(**{
-            **cfg.context, "vgm": cfg.vgm, "vlm": cfg.vlm, "vgm_options": dict(cfg.vgm_options),
-            "vlm_options": dict(cfg.vlm_options), "seed": job.seed, "out_dir": str(cfg.out / job.run_dir),
-            "budget_seconds": budget, "cache_dir": str(cfg.out / "cache") if cfg.cache else "",
-        })
+        if job.method == cfg.match_method():
+            return 0.0
+        return self.budgets.get((job.family, job.difficulty), cfg.fixed_budget())
 
-    def run_one(self, job: Job) -> dict[str, Any]:
-        """Run (or continue) one episode in this thread and append its result line."""
-        started = time.perf_counter()
-        task = task_of(self.config, job)
-        if task.meta.get("reference_video"):  # the groundtruth VGM replays it
-            register_reference(task.first_image(), task.meta["reference_video"])
-        ctx = self.context_for(job)
-        name, _ = parse_method(job.method)
-        graph = self.graphs[name]
-        config = {"configurable": {"thread_id": job.thread_id(task.id)}}
-        resumed = bool(graph.get_state(config).values)
-        record: dict[str, Any] = {**job.record(), "task": task.id, "run_dir": job.run_dir,
-                                  "budget_seconds": ctx.budget_seconds, "resumed": resumed}
-        try:
-            episode = run(task, context=ctx, method=job.method, graph=graph, config=config, resume=True,
-                          judge=judge_of(self.config, task))
-            compute = dict(episode.compute)
-            score = episode.score or {}
-            record |= {"status": episode.status, "reason": episode.reason, "score": score.get("score"),
-                       "solved": bool(score.get("solved")), "compute": compute, "wall_s": round(episode.wall_s, 4)}
-            if "judge" in score:  # judge calls are counted apart from the method's compute
-                record["judge"] = {**score["judge"], "status": score.get("status"), "failed_calls": score.get("failed_calls", 0)}
-            if score.get("scorer"):
-                record["scorer"] = score["scorer"]
-        except Exception as exc:  # noqa: BLE001 - one broken episode must not stop the benchmark
-            compute = {}
-            record |= {"status": "error", "reason": redact(f"{type(exc).__name__}: {exc}"), "score": None,
-                       "solved": False, "compute": compute, "wall_s": round(time.perf_counter() - started, 4)}
-        record["cost"] = price_table.cost(compute, vgm=self.priced[0], vlm=self.priced[1], prices=self.config.prices)
+    def add(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Count a finished episode's cost, append its line (fsynced) and report it."""
         with self.lock:
             self.spent += record["cost"] or 0.0
-        record["cache_hits"] = {"vgm": compute.get("vgm_cache_hits", 0), "vlm": compute.get("vlm_cache_hits", 0)}
-        record["elapsed_s"] = round(time.perf_counter() - started, 4)
         self.results.append(scrub(record))
         if self.on_result is not None:
             self.on_result(record)
         return record
 
+    def run_one(self, job: Job, graph: Any) -> dict[str, Any]:
+        """Run (or continue) one episode in this thread and append its result line."""
+        return self.add(episode_record(self.config, job, graph, budget=self.budget_for(job), priced=self.priced))
 
-async def _run_jobs(bench: Bench, jobs: list[Job]) -> None:
+
+async def _run_jobs(bench: Bench, jobs: list[Job], graphs: dict[str, Any]) -> None:
     gate = asyncio.Semaphore(bench.config.concurrency)
 
     async def one(job: Job) -> None:
         async with gate:
             if not bench.over_budget():
-                await asyncio.to_thread(bench.run_one, job)
+                await asyncio.to_thread(bench.run_one, job, graphs[parse_method(job.method)[0]])
 
     await asyncio.gather(*(one(job) for job in jobs))
+
+
+def _run_in_threads(bench: Bench, jobs: list[Job]) -> None:
+    """The local executor: episodes in threads of this process, checkpoints in ``DIR/checkpoints.sqlite``."""
+    config = bench.config
+    with sqlite_saver(config.out / CHECKPOINTS) as saver, \
+            ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="episode") as pool:
+        graphs = {name: builder_for(name)().compile(checkpointer=saver, name=name)
+                  for name in dict.fromkeys(parse_method(job.method)[0] for job in jobs)}
+
+        async def main() -> None:
+            asyncio.get_running_loop().set_default_executor(pool)
+            await _run_jobs(bench, jobs, graphs)
+
+        asyncio.run(main())
+
+
+@contextmanager
+def _local(config: BenchConfig) -> Iterator[Execute]:
+    """Episodes in threads; every backend spec (per role) behind a semaphore of ``backend_limit``
+    (default: ``concurrency``) concurrent calls shared by all episodes."""
+    hold, _ = limits.threads(config.backend_limit or config.concurrency)
+    with limits.backend_limits([registry.parse_spec(s)[0] for s in config.specs()], hold):
+        yield _run_in_threads
+
+
+def executor(config: BenchConfig) -> AbstractContextManager[Execute]:
+    """Where the episodes run, set up for the block: threads of this process (``local``), or Ray tasks
+    on a cluster (``ray``; started here, or the one at ``config.address``) with the heavy local models
+    in one actor per GPU. BadInput with how to install Ray when it is not installed."""
+    if config.executor != "ray":
+        return _local(config)
+    try:
+        from collabvr.bench import ray_executor  # the optional dependency: only this module imports ray
+    except ModuleNotFoundError as exc:
+        if exc.name != "ray" and not str(exc.name).startswith("ray."):
+            raise
+        raise BadInput("--executor ray needs Ray: pip install 'collabvr[ray]'") from None
+    return ray_executor.cluster(config)
 
 
 def matched_budgets(results: list[dict[str, Any]], method: str) -> dict[tuple[str, str], float]:
@@ -298,19 +205,21 @@ def run_bench(
     *,
     on_result: Callable[[dict[str, Any]], None] | None = None,
     on_start: Callable[[int, int], None] | None = None,
+    execute: Execute | None = None,
 ) -> list[Cell]:
     """Run (or resume) a benchmark; write results.jsonl, results.md and summary.json; return the cells.
 
     ``on_start(total, already_done)`` is called once before the first episode, ``on_result`` after
-    each one (from a worker thread). With ``config.max_cost``, no episode starts once the cost of
-    the episodes run so far reaches it; the summary says how many were not started.
+    each one. With ``config.max_cost``, no episode starts once the cost of the episodes run so far
+    reaches it; the summary says how many were not started. ``execute`` is an executor already set
+    up (``with executor(config) as execute``, to share it with :func:`bench_bill`); without it, one
+    is set up for this call.
     """
     config.check()
     config.out = Path(config.out)
     config.out.mkdir(parents=True, exist_ok=True)
-    limit = config.backend_limit or config.concurrency
-    with backend_limits([config.vgm, config.vlm, *([config.judge_vlm] if config.judge_vlm else [])], limit):
-        # fail on a bad backend before any work; this also builds the backends before the threads start
+    with nullcontext(execute) if execute is not None else executor(config) as execute:
+        # fail on a bad backend before any work; this also builds the backends before the episodes start
         probe, ctx = _probe_context(config)
         preflight(probe, ctx)
         if config.judge_vlm:
@@ -318,7 +227,7 @@ def run_bench(
         priced = (priced_spec(ctx.vgm, registry.resolve_vgm(ctx.vgm, ctx.vgm_options)),
                   priced_spec(ctx.vlm, registry.resolve_vlm(ctx.vlm, ctx.vlm_options)))
         _pin_settings(config)
-        bench = _run_missing(config, on_start, on_result, priced)
+        bench = _run_missing(config, on_start, on_result, priced, execute)
     stopped = None
     if bench is not None and bench.skipped:
         stopped = {"reason": "max_cost", "max_cost": config.max_cost, "spent": round(bench.spent, 6),
@@ -333,30 +242,19 @@ def _done(results_path: Path) -> set[tuple[str, str, str, int, str | None]]:
 
 
 def _run_missing(config: BenchConfig, on_start: Callable[[int, int], None] | None,
-                 on_result: Callable[[dict[str, Any]], None] | None, priced: tuple[str, str]) -> Bench:
+                 on_result: Callable[[dict[str, Any]], None] | None, priced: tuple[str, str], execute: Execute) -> Bench:
     results_path = config.out / RESULTS
-    results = ResultsFile(results_path)
     methods = config.ordered_methods()
     all_jobs = jobs_of(config, methods)
     done = _done(results_path)
     if on_start is not None:
         on_start(len(all_jobs), sum(job.key in done for job in all_jobs))
-    with sqlite_saver(config.out / CHECKPOINTS) as saver, \
-            ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="episode") as pool:
-        graphs = {name: builder_for(name)().compile(checkpointer=saver, name=name)
-                  for name in dict.fromkeys(parse_method(m)[0] for m in methods)}
-        bench = Bench(config, graphs, results, on_result=on_result, priced=priced)
-        match = config.match_method()
-        phases = [[match], [m for m in methods if m != match]] if match else [methods]
-
-        async def main() -> None:
-            asyncio.get_running_loop().set_default_executor(pool)
-            for phase in phases:
-                if match and phase != [match]:
-                    bench.budgets = matched_budgets(read_results(results_path), match)
-                await _run_jobs(bench, [j for j in jobs_of(config, phase) if j.key not in done])
-
-        asyncio.run(main())
+    bench = Bench(config, ResultsFile(results_path), on_result=on_result, priced=priced)
+    match = config.match_method()
+    for phase in [[match], [m for m in methods if m != match]] if match else [methods]:
+        if match and phase != [match]:
+            bench.budgets = matched_budgets(read_results(results_path), match)
+        execute(bench, [j for j in jobs_of(config, phase) if j.key not in done])
     return bench
 
 

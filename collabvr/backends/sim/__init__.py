@@ -2,13 +2,20 @@
 
 Spec strings: ``sim`` (defaults), ``sim:weak`` / ``sim:strong`` for the VGM, ``sim:accurate`` /
 ``sim:noisy`` for the VLM. Any field of :class:`VGMConfig` / :class:`VLMConfig` can be overridden
-through the context's ``vgm_options`` / ``vlm_options``.
+through the context's ``vgm_options`` / ``vlm_options``. One more option, ``latency_s`` (either role),
+makes every call sleep that many seconds first: a stand-in for a slow model or API when measuring
+how episodes overlap (``benchmarks/ray_scaling.py``); it changes no result.
 """
 
 from __future__ import annotations
 
+import functools
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from collabvr.backends.base import Around
 from collabvr.backends.sim.config import (
     DEFAULT_VGM,
     DEFAULT_VLM,
@@ -20,12 +27,33 @@ from collabvr.backends.sim.config import (
 )
 from collabvr.backends.sim.vgm import SimVGM
 from collabvr.backends.sim.vlm import SimVLM
+from collabvr.errors import BadInput
 
-__all__ = ["SimVGM", "SimVLM", "VGMConfig", "VLMConfig", "VGM_PRESETS", "VLM_PRESETS", "make"]
+__all__ = ["delayed", "SimVGM", "SimVLM", "VGMConfig", "VLMConfig", "VGM_PRESETS", "VLM_PRESETS", "make"]
 
 
-def make(role: str, model: str, options: dict[str, Any]) -> SimVGM | SimVLM:
+@contextmanager
+def _after(seconds: float) -> Iterator[None]:
+    time.sleep(seconds)  # off the CPU: other episodes' threads and processes run meanwhile
+    yield
+
+
+def delayed(backend: Any, latency: float) -> Around:
+    """The backend with every public call ``latency`` seconds later."""
+    return Around(backend, functools.partial(_after, latency))
+
+
+def make(role: str, model: str, options: dict[str, Any]) -> SimVGM | SimVLM | Around:
     """Registry factory for the ``sim`` provider."""
+    options = dict(options)
+    latency = options.pop("latency_s", 0.0)
+    if not isinstance(latency, int | float) or isinstance(latency, bool) or not 0 <= latency < 3600:
+        raise BadInput(f"sim option latency_s must be a number of seconds >= 0, got {latency!r}")
+    backend = _make(role, model, options)
+    return delayed(backend, float(latency)) if latency else backend
+
+
+def _make(role: str, model: str, options: dict[str, Any]) -> SimVGM | SimVLM:
     if role == "vgm":
         return SimVGM(build(VGMConfig, VGM_PRESETS, model, DEFAULT_VGM, options), name=f"sim:{model or DEFAULT_VGM}")
     seed = int(options.get("seed", 0))
