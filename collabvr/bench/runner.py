@@ -43,7 +43,7 @@ from collabvr.bench.results import RESULTS, ResultsFile, read_results, result_ke
 from collabvr.bench.stats import Cell, paired_against, summarize
 from collabvr.context import Context, make_context
 from collabvr.errors import BadInput, scrub
-from collabvr.graph import builder_for, parse_method
+from collabvr.graph import compiled, parse_method
 from collabvr.prices import Estimate
 from collabvr.rundir import CHECKPOINTS, write_json
 from collabvr.runner import bill, preflight, priced_spec, sqlite_saver
@@ -114,7 +114,7 @@ def _run_in_threads(bench: Bench, jobs: list[Job]) -> None:
     config = bench.config
     with sqlite_saver(config.out / CHECKPOINTS) as saver, \
             ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="episode") as pool:
-        graphs = {name: builder_for(name)().compile(checkpointer=saver, name=name)
+        graphs = {name: compiled(name).copy(update={"checkpointer": saver})
                   for name in dict.fromkeys(parse_method(job.method)[0] for job in jobs)}
 
         async def main() -> None:
