@@ -555,19 +555,16 @@ def calibrate(
         if predict and source:
             raise BadInput("--predict works from the sim set only (it needs the plan rates); drop --from or --predict")
         if predict:
-            from collabvr.calibrate_predict import check_predict
-            from collabvr.calibrate_predict import predict as run_prediction
-
             cal.suite_specs(suite)
-            check_predict(suite, vgm=predict_vgm, n=predict_n, concurrency=concurrency)  # before any VLM call
+            cal.check_predict(suite, vgm=predict_vgm, n=predict_n, concurrency=concurrency)  # before any VLM call
         result = cal.calibrate(ctx, suite=suite, n=n, size=size, source=source or None)
         if predict:
             cal.write(result, out_dir)  # the rates are on disk before the benchmark starts
             console.print(f"predict: running the sim benchmark in {out_dir / 'predict'}", highlight=False)
             with _BenchProgress(False) as progress:
-                result["prediction"] = run_prediction(result, out_dir, vgm=predict_vgm, n=predict_n, seed=seed,
-                                                      concurrency=concurrency, on_start=progress.start,
-                                                      on_result=progress.update)
+                result["prediction"] = cal.predict(result, out_dir, vgm=predict_vgm, n=predict_n, seed=seed,
+                                                   concurrency=concurrency, on_start=progress.start,
+                                                   on_result=progress.update)
     except BadInput as exc:
         _fail(str(exc))
     paths = cal.write(result, out_dir)

@@ -232,7 +232,7 @@ def sim_footage(tmp_path_factory):
 
 
 def test_footage_labels_are_deterministic_and_each_corruption_is_what_it_says(sim_footage):
-    from collabvr.calibrate_footage import CORRUPTIONS, departure, footage_set
+    from collabvr.calibrate.footage import CORRUPTIONS, departure, footage_set
     from collabvr.media import Video
 
     a, b = footage_set(f"vbvr:{sim_footage}", 20, seed=1), footage_set(f"vbvr:{sim_footage}", 20, seed=1)

@@ -23,6 +23,7 @@ from collabvr.bench.config import BenchConfig
 from collabvr.bench.results import RESULTS, read_results, result_key
 from collabvr.bench.runner import jobs_of, run_bench
 from collabvr.bench.stats import paired_methods
+from collabvr.bench.suites.sim import sim_cells
 from collabvr.errors import BadInput
 
 REFERENCE = "collabvr"
@@ -127,8 +128,6 @@ def prediction(bench: BenchConfig, config: VLMConfig, mapping: dict[str, Any]) -
 
 def _families(suite: str) -> str:
     """The task families of a sim suite spec, in words."""
-    from collabvr.bench.suites.sim import sim_cells
-
     cells = sim_cells(suite)
     families = list(dict.fromkeys(f for f, _ in cells))
     levels = list(dict.fromkeys(d for _, d in cells))

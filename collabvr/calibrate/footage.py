@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from collabvr.bench.suites.vbvr import VBVRSample, VBVRSuite, vbvr_task
-from collabvr.calibrate import Clip, Label, kind_mix
+from collabvr.calibrate.labelled import Clip, Label, kind_mix
 from collabvr.errors import BadInput
 from collabvr.media import Image, Video
 
