@@ -51,7 +51,7 @@ def test_paired_difference_uses_only_instances_both_methods_ran_and_sees_what_se
 def test_no_difference_is_called_not_distinguishable():
     rows = [{"method": m, "family": "f", "difficulty": "easy", "seed": s, "score": (s * 7 + (m == "a")) % 3 / 2}
             for s in range(40) for m in "ab"]
-    assert paired_methods(rows, "a", "b").verdict == "not distinguishable"
+    assert paired_methods(rows, "a", "b").verdict == "not separated"
 
 
 def test_bench_summary_reports_paired_differences_against_collabvr(tmp_path):

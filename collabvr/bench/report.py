@@ -21,6 +21,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from collabvr.bench.inference import MARGIN
 from collabvr.bench.results import read_results
 from collabvr.bench.stats import Cell, Paired, summarize, summarize_group
 from collabvr.rundir import FINAL, SHEET, TIMELINE, href, page, write_timeline
@@ -163,19 +164,27 @@ def results_markdown(cells: list[Cell]) -> str:
 
 def _verdict(p: Paired, reference: str, other: str) -> str:
     return {"above": f"{reference} above {other}", "below": f"{reference} below {other}",
-            "not distinguishable": "not distinguishable"}.get(p.verdict, p.verdict)
+            "level": f"level (within ±{MARGIN:g})"}.get(p.verdict, p.verdict)
 
 
 def paired_markdown(pairs: list[tuple[str, str, Paired]], reference: str) -> str:
-    """The paired differences ``reference - other`` as a markdown table (see stats.paired_against)."""
+    """The paired differences ``reference - other`` as a markdown table (see stats.paired_against), with
+    the raw and the Holm-adjusted p-values of the permutation and equivalence tests and the verdict."""
     if not pairs:
         return ""
-    lines = [f"| {reference} minus | difficulty | n pairs | {reference} | other | difference [95% CI] | wins / losses / ties | verdict |",
-             "|---|---|---|---|---|---|---|---|"]
+    m = pairs[0][2].family
+    lines = [f"| {reference} minus | difficulty | n pairs | {reference} | other | difference [95% CI] | wins / losses / ties | "
+             f"p (raw / Holm over {m}) | level within ±{MARGIN:g}: p (raw / Holm) | verdict |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {other} | {level} | {p.n} | {p.mean_a:.3f} | {p.mean_b:.3f} | {p.text()} | {p.wins} / {p.losses} / {p.ties} | "
-              f"{_verdict(p, reference, other)} |"
+              f"{p_text(p.p_raw)} / {p_text(p.p)} | {p_text(p.p_equiv_raw)} / {p_text(p.p_equiv)} | {_verdict(p, reference, other)} |"
               for other, level, p in pairs]
     return "\n".join(lines) + "\n"
+
+
+def p_text(p: float) -> str:
+    """A p-value to two significant digits, small ones as an upper bound."""
+    return "<0.001" if p < 0.001 else f"{p:.2g}"
 
 
 def results_table(cells: list[Cell], title: str = "Results") -> Any:

@@ -1,5 +1,7 @@
 """Summary statistics of benchmark results: means with seeded percentile-bootstrap CIs, and paired
-differences between methods on the same instances.
+differences between methods on the same instances, with the tests behind their verdicts
+(:mod:`collabvr.bench.inference`: an exact test on the differing pairs, an equivalence test at a
+fixed margin, Holm's adjustment over a table read at once: :func:`holm_family`).
 
 Every bootstrap here sorts its data before resampling, so the interval depends on the values
 only, never on the order in which episodes finished (``results.jsonl`` is in completion order,
@@ -10,16 +12,27 @@ with the bootstrap CI of its mean, not two separate intervals.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from collabvr.backends.sim.families import DIFFICULTIES, FAMILIES
+from collabvr.bench import inference
 
 RESAMPLES = 2000
 LEVEL = 0.95
 MIN_PAIRS = 10  # below this a percentile bootstrap CI is too unreliable to call a difference
+
+
+def bootstrap_means(values: Any, *, seed: int = 0, resamples: int = RESAMPLES) -> np.ndarray:
+    """The means of ``resamples`` seeded bootstrap resamples of ``values`` (sorted first, so any order
+    of the values gives the same means); empty for no values."""
+    data = np.sort(np.asarray(list(values), dtype=float))
+    if data.size == 0:
+        return np.empty(0)
+    rng = np.random.default_rng(seed)
+    return data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
 
 
 def bootstrap_ci(values: Any, *, seed: int = 0, resamples: int = RESAMPLES, level: float = LEVEL) -> tuple[float, float]:
@@ -28,11 +41,9 @@ def bootstrap_ci(values: Any, *, seed: int = 0, resamples: int = RESAMPLES, leve
 
     One value gives a zero-width interval at that value; no values give (nan, nan).
     """
-    data = np.sort(np.asarray(list(values), dtype=float))
-    if data.size == 0:
+    means = bootstrap_means(values, seed=seed, resamples=resamples)
+    if means.size == 0:
         return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
     alpha = (1.0 - level) / 2
     lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
     return (float(lo), float(hi))
@@ -45,7 +56,11 @@ def instance(result: dict[str, Any]) -> tuple[str, str, int]:
 
 @dataclass(frozen=True)
 class Paired:
-    """``a - b`` over the instances both methods ran."""
+    """``a - b`` over the instances both methods ran, with the tests behind its verdict.
+
+    ``p`` and ``p_equiv`` are what the verdict reads: the raw p-values, or, in a copy made by
+    :func:`holm_family`, the Holm-adjusted ones over the ``family`` comparisons read together
+    (``p_raw`` and ``p_equiv_raw`` keep the raw ones either way)."""
 
     a: str
     b: str
@@ -57,35 +72,65 @@ class Paired:
     wins: int  # instances where a scored higher
     losses: int
     ties: int
+    p: float = 1.0  # the paired permutation test of no difference (inference.permutation_p)
+    p_sign: float = 1.0  # the exact sign test of wins against losses, for reference
+    p_equiv: float = 1.0  # the equivalence test at inference.MARGIN (inference.tost_p)
+    p_raw: float = 1.0
+    p_equiv_raw: float = 1.0
+    family: int = 1  # comparisons the p-values are adjusted over (1: not adjusted)
+
+    @property
+    def differing(self) -> int:
+        return self.wins + self.losses
 
     @property
     def verdict(self) -> str:
-        """'above' / 'below' when the CI excludes 0, else 'not distinguishable' (or 'too few pairs')."""
-        if self.n < MIN_PAIRS:
-            return "too few pairs"
-        if self.ci[0] > 0:
-            return "above"
-        if self.ci[1] < 0:
-            return "below"
-        return "not distinguishable"
+        """'above' / 'below' / 'level' / 'not separated' (or 'too few pairs'), from ``p`` and ``p_equiv``:
+        see :func:`collabvr.bench.inference.verdict`."""
+        return inference.verdict(n=self.n, differing=self.differing, diff=self.diff, p=self.p, p_equiv=self.p_equiv,
+                                 min_pairs=MIN_PAIRS)
+
+    @property
+    def raw_verdict(self) -> str:
+        """The verdict from the unadjusted p-values (what one comparison read alone would say)."""
+        return inference.verdict(n=self.n, differing=self.differing, diff=self.diff, p=self.p_raw,
+                                 p_equiv=self.p_equiv_raw, min_pairs=MIN_PAIRS)
 
     def text(self, digits: int = 3) -> str:
         return f"{self.diff:+.{digits}f} [{self.ci[0]:+.{digits}f}, {self.ci[1]:+.{digits}f}]"
 
     def public(self) -> dict[str, Any]:
-        return {**self.__dict__, "ci": list(self.ci), "verdict": self.verdict}
+        return {**self.__dict__, "ci": list(self.ci), "verdict": self.verdict, "raw_verdict": self.raw_verdict}
+
+
+def differences(scores_a: dict[Any, float], scores_b: dict[Any, float], keys: Any = None) -> tuple[list[Any], np.ndarray]:
+    """(the keys both score, in sorted order; ``a - b`` on them); ``keys`` narrows them further."""
+    common = scores_a.keys() & scores_b.keys()
+    ordered = sorted(common if keys is None else common & set(keys))
+    return ordered, np.array([scores_a[k] - scores_b[k] for k in ordered], dtype=float)
 
 
 def paired(scores_a: dict[Any, float], scores_b: dict[Any, float], *, a: str = "a", b: str = "b", seed: int = 0) -> Paired:
-    """The paired difference ``a - b`` on the keys both score, with its bootstrap CI."""
-    keys = sorted(scores_a.keys() & scores_b.keys())
+    """The paired difference ``a - b`` on the keys both score, with its bootstrap CI and its tests."""
+    keys, d = differences(scores_a, scores_b)
     xs = np.array([scores_a[k] for k in keys], dtype=float)
     ys = np.array([scores_b[k] for k in keys], dtype=float)
-    d = xs - ys
     nan = float("nan")
+    means = bootstrap_means(d, seed=seed)
+    wins, losses = int((d > 0).sum()), int((d < 0).sum())
+    p, p_equiv = inference.permutation_p(d, seed=seed), inference.tost_p(means)
     return Paired(a=a, b=b, n=len(keys), mean_a=float(xs.mean()) if keys else nan, mean_b=float(ys.mean()) if keys else nan,
                   diff=float(d.mean()) if keys else nan, ci=bootstrap_ci(d, seed=seed),
-                  wins=int((d > 0).sum()), losses=int((d < 0).sum()), ties=int((d == 0).sum()))
+                  wins=wins, losses=losses, ties=int((d == 0).sum()), p=p, p_sign=inference.sign_test(wins, losses),
+                  p_equiv=p_equiv, p_raw=p, p_equiv_raw=p_equiv)
+
+
+def holm_family(pairs: list[Paired]) -> list[Paired]:
+    """The comparisons of one table, read together: copies whose ``p`` and ``p_equiv`` are Holm-adjusted
+    over the family (the differences and the equivalences each as one family of tests)."""
+    p = inference.holm([x.p_raw for x in pairs])
+    p_equiv = inference.holm([x.p_equiv_raw for x in pairs])
+    return [replace(x, p=p[i], p_equiv=p_equiv[i], family=len(pairs)) for i, x in enumerate(pairs)]
 
 
 def method_scores(results: list[dict[str, Any]], method: str, value: Any = None) -> dict[tuple, float]:
@@ -101,9 +146,8 @@ def paired_methods(results: list[dict[str, Any]], a: str, b: str, *, seed: int =
 
 
 def paired_against(results: list[dict[str, Any]], reference: str, *, seed: int = 0) -> list[tuple[str, str, Paired]]:
-    """(other method, difficulty or 'all', reference - other) for every other method in the results."""
-    from collabvr.backends.sim.families import DIFFICULTIES
-
+    """(other method, difficulty or 'all', reference - other) for every other method in the results;
+    the p-values are Holm-adjusted over all of them, the table they are read in."""
     methods = [m for m in dict.fromkeys(r["method"] for r in results) if m != reference]
     levels = [d for d in DIFFICULTIES if any(r["difficulty"] == d for r in results)]
     out = []
@@ -112,7 +156,8 @@ def paired_against(results: list[dict[str, Any]], reference: str, *, seed: int =
             p = paired_methods(results, reference, other, seed=seed, where=lambda r, lv=level: lv == "all" or r["difficulty"] == lv)
             if p.n:
                 out.append((other, level, p))
-    return out
+    adjusted = holm_family([p for _, _, p in out])
+    return [(other, level, p) for (other, level, _), p in zip(out, adjusted, strict=True)]
 
 
 @dataclass
