@@ -19,7 +19,7 @@ bad, the first bad frame, the good fraction, the kind) is checked against the si
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -208,24 +208,30 @@ def plan_frames(suite: str, n: int, seed: int, size: int) -> list[tuple[Task, Im
     return frames
 
 
-def plan_scores(family: Family, state: Any, plan: Plan) -> tuple[bool, bool, bool]:
-    """(legal, optimal first move, wrong completion claim) of a plan from a non-goal state."""
+class PlanScore(NamedTuple):
+    """How a plan from a non-goal state scores against the exact solver."""
+
+    legal: bool  # every parsed move is legal in turn (an empty or unparseable plan is not)
+    optimal: bool  # the whole plan is on a shortest path: every move lowers the distance to the goal by one
+    first_move_optimal: bool  # the first move does (what "optimal" measured before: blind to later moves)
+    wrong_completion: bool  # it claims the task complete without its moves reaching the goal
+
+
+def plan_scores(family: Family, state: Any, plan: Plan) -> PlanScore:
+    """Score a plan from a non-goal state (:class:`PlanScore`)."""
     moves = family.parse(plan.instruction)
+    dist = family.distance(state)
     end: Any = state
-    legal = bool(moves)
-    for move in moves:
+    legal, optimal, first = bool(moves), bool(moves) and dist is not None, False
+    for k, move in enumerate(moves, 1):
         try:
             end = family.apply(end, move)
         except IllegalMove:
-            legal = False
+            legal = optimal = False
             break
-    dist = family.distance(state)
-    optimal = False
-    if moves and dist is not None:
-        try:
-            after = family.distance(family.apply(state, moves[0]))
-            optimal = after is not None and after == dist - 1
-        except IllegalMove:
-            optimal = False
+        if optimal:
+            here = family.distance(end)
+            optimal = here is not None and here == dist - k
+            first = first or (k == 1 and optimal)
     wrong_claim = bool(plan.task_complete) and not (legal and family.is_goal(end))
-    return legal, optimal, wrong_claim
+    return PlanScore(legal, bool(optimal), first, wrong_claim)

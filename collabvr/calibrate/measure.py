@@ -86,8 +86,9 @@ def plan_all(ctx: Context, suite: str, n: int, size: int, compute: Counter) -> l
         if fail is not None:
             plans.append({"task": task.id, "outcome": "failed"})
             continue
-        legal, optimal, wrong_claim = plan_scores(FAMILIES[task.family], state, plan)
-        plans.append({"task": task.id, "outcome": "answered", "legal": legal, "optimal": optimal, "wrong_completion": wrong_claim})
+        legal, optimal, first, wrong_claim = plan_scores(FAMILIES[task.family], state, plan)
+        plans.append({"task": task.id, "outcome": "answered", "legal": legal, "optimal": optimal, "first_move_optimal": first,
+                      "moves": len(FAMILIES[task.family].parse(plan.instruction)), "wrong_completion": wrong_claim})
     return plans
 
 

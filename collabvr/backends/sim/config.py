@@ -31,6 +31,7 @@ class VGMConfig:
     cond_misread: float = 0.0  # probability that the clip starts from a slightly wrong reading of its conditioning frame
     correction_follow: float = 1.0  # probability that a Correction: line is taken in (and the factor applies)
     goal_only_violation: str = "capacity"  # where a goal-only clip's violation is drawn: "capacity" or "moves"
+    prior_lookahead: int = 4  # moves the greedy visual prior of a goal-only prompt sees ahead
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,18 @@ class VLMConfig:
     critic_false_unsolved: float = 0.0  # probability that the critic calls a solved video unsolved
     critic_rewrite_noise: float = 0.0  # probability that the critic's rewrite starts with a wrong (legal) move
     goal_only_verify: str = "plan"  # an instruction with no move: "plan" (no move planned, as ever) or "task" (solve it all)
+    locate_error: float = 0.0  # probability that a rightly rejected clip's first bad frame is reported 2-3 moves off
+    # false-accept rate per kind of error (None: false_accept): a legal off-plan move, an illegal transition, an unfinished plan
+    false_accept_off_plan: float | None = None
+    false_accept_illegal: float | None = None
+    false_accept_unfinished: float | None = None
+    plan_illegal: float = 0.0  # share of planner errors that are one illegal move
+    plan_multi: float = 0.0  # share of planner errors that are the whole action, wrong from a random move on
+
+    def false_accept_for(self, kind: str) -> float:
+        """The false-accept rate for a bad clip whose error is of ``kind`` (off_plan, illegal, unfinished)."""
+        rate = getattr(self, f"false_accept_{kind}")
+        return self.false_accept if rate is None else rate
 
 
 VGM_PRESETS: dict[str, VGMConfig] = {
@@ -71,7 +84,10 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "plan_horizon": ("share", "clip"),
     "goal_only_verify": ("plan", "task"),
 }
-_NOT_PROBABILITIES = {"frames_per_move", "moves_per_second", *CHOICES}
+_NOT_PROBABILITIES = {"frames_per_move", "moves_per_second", "prior_lookahead", *CHOICES}
+_WHOLE_NUMBERS = {"frames_per_move": 1, "prior_lookahead": 1}  # knobs that take a whole number, and their least value
+_UNSET_MEANS = {"false_accept_off_plan": "false_accept", "false_accept_illegal": "false_accept",
+                "false_accept_unfinished": "false_accept"}  # knobs that may be unset (None), and what they then follow
 
 
 def is_preset_file(model: str) -> bool:
@@ -129,9 +145,15 @@ def build(kind: type, presets: dict[str, Any], model: str, default: str, options
         if f.name in CHOICES:
             if value not in CHOICES[f.name]:
                 raise BadInput(f"sim option {f.name} must be one of {', '.join(CHOICES[f.name])}, got {value!r}")
-        elif f.name == "frames_per_move":
-            if not isinstance(value, int) or value < 1:
-                raise BadInput(f"frames_per_move must be a whole number >= 1, got {value!r}")
+        elif f.name in _WHOLE_NUMBERS:
+            least = _WHOLE_NUMBERS[f.name]
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise BadInput(f"{f.name} must be a whole number >= {least}, got {value!r}")
+        elif value is None and f.name in _UNSET_MEANS:
+            continue  # unset: the knob follows _UNSET_MEANS[f.name]
         elif f.name not in _NOT_PROBABILITIES and not (isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= value <= 1.0):
             raise BadInput(f"sim option {f.name} must be a probability in [0, 1], got {value!r}")
+    if isinstance(config, VLMConfig) and config.plan_illegal + config.plan_multi > 1.0 + 1e-12:
+        raise BadInput(f"plan_illegal + plan_multi are shares of the planner's errors and must add up to at most 1, got "
+                       f"{config.plan_illegal:g} + {config.plan_multi:g}")
     return config

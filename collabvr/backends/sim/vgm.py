@@ -12,7 +12,8 @@ grammar, and renders the moves with motion interpolated over ``frames_per_move``
   ``violation_rate`` per clip; for a goal-only prompt the move is drawn over the clip's capacity
   (``goal_only_violation="capacity"``, the default) or over the moves it makes (``"moves"``);
 * a prompt with no parseable action (e.g. the raw task text) makes the model follow a greedy
-  visual prior toward the goal that ignores walls and dead ends;
+  visual prior toward the goal that sees ``prior_lookahead`` moves ahead (4 by default) and
+  cheats through walls when it sees no legal way closer;
 * a prompt that carries a ``Correction:`` multiplies both error rates by ``correction_factor``,
   when the correction is taken in (probability ``correction_follow``, 1 by default);
 * with probability ``cond_misread`` (0 by default) the model misreads its conditioning frame as a
@@ -116,7 +117,7 @@ class SimVGM:
             if rng.random() < min(cfg.drift_max, (cfg.drift_base + cfg.drift_growth * (i + carried)) * scale):
                 move = family.wrong_move(current, move, rng) if move else _any_move(family, current, rng)
             if move is None:
-                states.append(family.greedy(current, rng))
+                states.append(family.greedy(current, rng, cfg.prior_lookahead))
                 continue
             try:
                 states.append(family.apply(current, move))

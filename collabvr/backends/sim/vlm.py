@@ -1,21 +1,27 @@
 """The simulated VLM. It sees pixels only: every judgement starts by decoding frames.
 
 * plan: exact search over the decoded state; the action is the next share of the optimal
-  solution (the rest on the last step), with planning noise; an up-front plan splits the whole
-  solution into one "Step i: ..." line per step;
+  solution (the rest on the last step), with planning noise (one wrong legal move, or with
+  ``plan_illegal`` / ``plan_multi`` an illegal move or the whole action wrong part-way); an up-front
+  plan splits the whole solution into one "Step i: ..." line per step;
 * verify: decodes every frame, checks each transition is legal and is the planned move (with no
   move in the instruction and ``goal_only_verify="task"``: that the clip solves the whole task
-  legally), and reports the first
-  bad frame, what remains, and a concrete correction; with configurable
-  false-accept and false-reject rates, drawn afresh per call or, with ``verify_correlation``, the
-  same for every call on the same clip;
+  legally), and reports the first bad frame (exactly, or with ``locate_error`` 2-3 moves off),
+  what remains, and a concrete correction; with configurable false-accept rates (one, or one per
+  kind of error: an off-plan legal move, an illegal transition, an unfinished plan) and a
+  false-reject rate, drawn afresh per call or, with ``verify_correlation``, the same for every call
+  on the same clip;
 * select / judge / critique: from the decoded videos, with the scorer's rules; the critique has
   its own noise knobs (``critic_*``, none in the ``accurate`` and ``noisy`` presets).
+
+Every knob's draws come from a generator of its own, so at the defaults every plan and verdict is
+the same as before the knob existed (docs/simulator.md#knobs).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from collabvr.backends.sim.config import VLMConfig
 from collabvr.backends.sim.families.base import Family, IllegalMove
@@ -40,6 +46,21 @@ from collabvr.records import (
 LATE_ERROR_MOVE = 3  # an error at or after this move of an action means the action was too large
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """What the verifier read in a clip before its own errors: the true verdict, the states it saw
+    (which seed its draws), the kind of error (off_plan, illegal, unfinished; "" when good), and where
+    it found it (first bad frame of ``frames``, planned moves done; ``planned`` None for the whole task)."""
+
+    verdict: Verdict
+    seen: list
+    kind: str
+    frames: int
+    bad: int
+    done: int
+    planned: list[str] | None
+
+
 class SimVLM:
     def __init__(self, config: VLMConfig, *, seed: int = 0, name: str = "sim") -> None:
         self.config = config
@@ -61,8 +82,7 @@ class SimVLM:
         moves = solution[: self._action_size(family, request, len(solution))]
         rng = rng_for("plan", self.seed, state, request.step, request.split_from)
         if rng.random() < self.config.plan_noise:
-            wrong = family.wrong_move(state, moves[0], rng)
-            moves = [wrong] if wrong else moves
+            moves = self._wrong_plan(family, state, moves, rng, request)
         end = _walk(family, state, moves)
         complete = end is not None and family.is_goal(end)
         left = len(solution) - len(moves)
@@ -74,6 +94,29 @@ class SimVLM:
             task_complete=complete,
             steps_left=0 if complete else max(1, math.ceil(left / per_step)),
         )
+
+    def _wrong_plan(self, family: Family, state: object, moves: list[str], rng, request: PlanRequest) -> list[str]:
+        """A planner error, in the form ``plan_illegal`` / ``plan_multi`` give it (docs/simulator.md#knobs).
+
+        The form is drawn from a generator of its own; today's error (the plan is one wrong legal
+        move) draws from ``rng`` exactly as it did before the form knobs existed, so at their
+        defaults every plan is unchanged."""
+        cfg = self.config
+        if cfg.plan_illegal or cfg.plan_multi:
+            form = rng_for("plan-form", self.seed, state, request.step, request.split_from)
+            u = form.random()
+            if u < cfg.plan_illegal:
+                illegal = family.illegal_move(state, form)
+                if illegal is not None:
+                    return [illegal]
+            elif u < cfg.plan_illegal + cfg.plan_multi and len(moves) > 1:
+                at = int(form.integers(len(moves)))
+                here = _walk(family, state, moves[:at])  # a prefix of the solution: legal
+                wrong = family.wrong_move(here, moves[at], form)
+                if wrong is not None:
+                    return [*moves[:at], wrong, *moves[at + 1:]]
+        wrong = family.wrong_move(state, moves[0], rng)
+        return [wrong] if wrong else moves
 
     def _plan_upfront(self, family: Family, state: object, solution: list[str], request: PlanRequest) -> Plan:
         """Every step now: the optimal moves in ``max_steps`` nearly equal chunks (longer ones first,
@@ -117,13 +160,13 @@ class SimVLM:
         planned = family.parse(request.instruction)
         frames = request.clip.frames
         if planned or self.config.goal_only_verify == "plan":
-            verdict, seen = self._check(family, start, planned, frames)
+            reading = self._check(family, start, planned, frames)
         else:  # no move in the instruction, read as the whole task (a one-step episode; calibrate --from)
-            verdict, seen = self._check_task(family, start, frames)
-        u = self._verify_draw(request, seen)
-        if not verdict.accept and u < self.config.false_accept:
+            reading = self._check_task(family, start, frames)
+        u = self._verify_draw(request, reading.seen)
+        if not reading.verdict.accept and u < self.config.false_accept_for(reading.kind):
             return Verdict(accept=True, reason="the action looks carried out", good_fraction=1.0, confidence=0.6)
-        if verdict.accept and u < self.config.false_reject:
+        if reading.verdict.accept and u < self.config.false_reject:
             return Verdict(
                 accept=False,
                 reason="the motion looks implausible",
@@ -131,7 +174,31 @@ class SimVLM:
                 suggestion=f"carry out exactly: {request.instruction}",
                 confidence=0.6,
             )
-        return verdict
+        if not reading.verdict.accept and self.config.locate_error:
+            return self._mislocated(family, request, reading)
+        return reading.verdict
+
+    def _mislocated(self, family: Family, request: VerifyRequest, reading: _Reading) -> Verdict:
+        """``locate_error``: with that probability the first bad frame is reported 2 or 3 moves early or
+        late (a move being the verifier's belief of the pace, ``fps / moves_per_second`` frames), and the
+        planned moves done and remaining are counted from there. Its own draws."""
+        rng = rng_for("locate", self.seed, request.step, request.attempt, request.instruction, *reading.seen)
+        u, u_k, u_sign = rng.random(3)
+        if u >= self.config.locate_error:
+            return reading.verdict
+        moves = 2 if u_k < 0.5 else 3
+        sign = -1 if u_sign < 0.5 else 1
+        frame = max(1, round(request.clip.fps / self.config.moves_per_second))
+        n = reading.frames
+        bad = min(n, max(0, reading.bad + sign * moves * frame))
+        if reading.planned is None:  # the whole task: only the frame moves
+            return reading.verdict.model_copy(update={"good_fraction": round(bad / n, 6), "action_too_large": bad == n})
+        done = min(len(reading.planned), max(0, reading.done + sign * moves))
+        remaining = family.describe(reading.planned[done:]) if done < len(reading.planned) else ""
+        return reading.verdict.model_copy(update={
+            "good_fraction": round(bad / n, 6), "remaining": remaining,
+            "suggestion": f"move one step at a time, obey the rules, and carry out exactly: {remaining or 'nothing more'}",
+            "action_too_large": bad == n or done >= LATE_ERROR_MOVE})
 
     def _verify_draw(self, request: VerifyRequest, seen: list) -> float:
         """The uniform draw that decides a false accept or false reject.
@@ -148,8 +215,8 @@ class SimVLM:
                 u = float(u_shared)
         return u
 
-    def _check(self, family: Family, start: object, planned: list[str], frames) -> tuple[Verdict, list]:
-        """The true verdict, and the states the clip showed (which seed the error draws)."""
+    def _check(self, family: Family, start: object, planned: list[str], frames) -> _Reading:
+        """The true verdict, the states the clip showed (which seed the error draws) and the kind of error."""
         expected = [start]
         for move in planned:
             nxt = _walk(family, expected[-1], [move])
@@ -160,6 +227,7 @@ class SimVLM:
         states, n = trajectory.states, len(frames)
         done = 0  # planned moves carried out, in order
         bad, problem = trajectory.bad_frame, trajectory.problem
+        kind = "illegal" if bad is not None else "unfinished"
         for i, state in enumerate(states[1:], start=1):
             if done + 1 < len(expected) and state == expected[done + 1]:
                 done += 1
@@ -167,12 +235,13 @@ class SimVLM:
             bad = trajectory.last_good[i - 1] + 1
             want = planned[done] if done < len(planned) else "nothing more"
             problem = f"frame {bad}: the world moved off the plan (wanted: {want}) -> {family.state_text(state)}"
+            kind = "off_plan"
             break
         remaining = family.describe(planned[done:]) if done < len(planned) else ""
         if bad is None and done == len(planned) and len(expected) == len(planned) + 1:
             verdict = Verdict(accept=True, reason=f"all {len(planned)} planned moves carried out legally",
                               good_fraction=1.0, confidence=0.9)
-            return verdict, states
+            return _Reading(verdict, states, "", n, 0, done, planned)
         if bad is None:
             if len(expected) < len(planned) + 1:
                 problem = f"the planned action is impossible from move {len(expected)} on"
@@ -190,16 +259,16 @@ class SimVLM:
             confidence=0.9,
             action_too_large=too_large,
         )
-        return verdict, [*states, bad]
+        return _Reading(verdict, [*states, bad], kind, n, bad, done, planned)
 
-    def _check_task(self, family: Family, start: object, frames) -> tuple[Verdict, list]:
+    def _check_task(self, family: Family, start: object, frames) -> _Reading:
         """The true verdict on a clip that should solve the whole task: every transition legal and
-        the goal reached (the scorer's rule), and the states the clip showed."""
+        the goal reached (the scorer's rule), the states the clip showed and the kind of error."""
         trajectory = read_trajectory(family, frames, start)
         states, n = trajectory.states, len(frames)
         if trajectory.bad_frame is None and family.is_goal(states[-1]):
-            return Verdict(accept=True, reason="the task is solved and every transition is legal", good_fraction=1.0,
-                           confidence=0.9), states
+            return _Reading(Verdict(accept=True, reason="the task is solved and every transition is legal", good_fraction=1.0,
+                                    confidence=0.9), states, "", n, 0, 0, None)
         bad = n if trajectory.bad_frame is None else trajectory.bad_frame
         left = family.distance(states[-1])
         reason = trajectory.problem or f"the clip ends before the goal ({left} moves left)"
@@ -207,7 +276,8 @@ class SimVLM:
         verdict = Verdict(accept=False, reason=reason, good_fraction=round(bad / n, 6),
                           suggestion=f"move one step at a time, obey the rules, and carry out exactly: {remaining or 'the task'}",
                           remaining=remaining, confidence=0.9, action_too_large=bad == n)
-        return verdict, [*states, bad]
+        kind = "unfinished" if trajectory.bad_frame is None else "illegal"
+        return _Reading(verdict, [*states, bad], kind, n, bad, 0, None)
 
     # ------------------------------------------------- select / judge / critique
     def select(self, request: SelectRequest) -> Selection:

@@ -378,7 +378,8 @@ class Family(ABC):
     def solve(self, state: Any) -> list[str] | None: ...
 
     @abstractmethod
-    def greedy(self, state: Any, rng: np.random.Generator) -> Any: ...
+    def greedy(self, state: Any, rng: np.random.Generator, depth: int = LOOKAHEAD) -> Any:
+        """One move of the greedy visual prior, seeing ``depth`` moves ahead (:meth:`lookahead`)."""
 
     @abstractmethod
     def violate(self, state: Any, rng: np.random.Generator) -> tuple[Any, str]: ...
@@ -460,6 +461,17 @@ class Family(ABC):
     def wrong_move(self, state: Any, move: str, rng: np.random.Generator) -> str | None:
         others = [m for m in self.moves(state) if m != move]
         return others[int(rng.integers(len(others)))] if others else None
+
+    def vocabulary(self) -> tuple[str, ...]:
+        """Every move the family's grammar can name, legal or not somewhere (directions by default)."""
+        return tuple(DIRS)
+
+    def illegal_move(self, state: Any, rng: np.random.Generator) -> str | None:
+        """A move the grammar can name that is illegal in ``state`` (into a wall, off the board), at
+        random; None when every move of the vocabulary is legal there."""
+        legal = set(self.moves(state))
+        illegal = [m for m in self.vocabulary() if m not in legal]
+        return illegal[int(rng.integers(len(illegal)))] if illegal else None
 
     def __repr__(self) -> str:
         return f"<Family {self.name}>"

@@ -9,6 +9,7 @@ import numpy as np
 
 from .base import (
     DIRS,
+    LOOKAHEAD,
     Cell,
     DecodeError,
     Family,
@@ -188,12 +189,12 @@ class Maze(Family):
         path = _solve(state)
         return None if path is None else list(path)
 
-    def greedy(self, state: MazeState, rng: np.random.Generator) -> MazeState:
+    def greedy(self, state: MazeState, rng: np.random.Generator, depth: int = LOOKAHEAD) -> MazeState:
         """Open moves that soon get closer to the goal (a few moves ahead); failing that, step
         toward the goal by Manhattan distance, through a wall if no open cell is closer."""
         if state.agent is None or self.is_goal(state):
             return state
-        firsts = self.lookahead(state, lambda s: manhattan(s.agent, s.goal))
+        firsts = self.lookahead(state, lambda s: manhattan(s.agent, s.goal), depth)
         if firsts:
             return self.apply(state, firsts[int(rng.integers(len(firsts)))])
         here = manhattan(state.agent, state.goal)

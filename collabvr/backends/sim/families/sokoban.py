@@ -10,6 +10,7 @@ import numpy as np
 
 from .base import (
     DIRS,
+    LOOKAHEAD,
     OPPOSITE,
     Cell,
     DecodeError,
@@ -233,11 +234,11 @@ class Sokoban(Family):
     def _naive(self, state: SokobanState) -> int:
         return 10 * manhattan(state.box, state.target) + manhattan(state.agent, state.box)  # type: ignore[arg-type]
 
-    def greedy(self, state: SokobanState, rng: np.random.Generator) -> SokobanState:
+    def greedy(self, state: SokobanState, rng: np.random.Generator, depth: int = LOOKAHEAD) -> SokobanState:
         """Head for the box and shove it toward the target, ignoring walls and corners when stuck."""
         if state.agent is None or state.box is None or self.is_goal(state):
             return state
-        firsts = self.lookahead(state, self._naive)
+        firsts = self.lookahead(state, self._naive, depth)
         if firsts:
             return self.apply(state, firsts[int(rng.integers(len(firsts)))])
         agent, box = state.agent, state.box

@@ -11,6 +11,7 @@ import numpy as np
 
 from .base import (
     LEAD,
+    LOOKAHEAD,
     DecodeError,
     Family,
     Grid,
@@ -145,6 +146,10 @@ class Sort(Family):
     def moves(self, state: SortState) -> list[str]:
         return [_move(i) for i in range(N - 1)] if state.valid else []
 
+    def vocabulary(self) -> tuple[str, ...]:
+        """Every swap of two slots: neighbours are legal, any other pair is not."""
+        return tuple(f"swap {i} {j}" for i in range(1, N + 1) for j in range(i + 1, N + 1))
+
     def apply(self, state: SortState, move: str) -> SortState:
         m = _MOVE.fullmatch(move)
         if not m or move not in self.moves(state):
@@ -170,12 +175,12 @@ class Sort(Family):
     def distance(self, state: SortState) -> int | None:
         return _inversions(state.bars) if state.valid else None  # type: ignore[arg-type]
 
-    def greedy(self, state: SortState, rng: np.random.Generator) -> SortState:
+    def greedy(self, state: SortState, rng: np.random.Generator, depth: int = LOOKAHEAD) -> SortState:
         """Adjacent swaps that soon put more bars in place; failing that, swap a misplaced bar straight
         into its home slot (legal only when that slot is adjacent)."""
         if not state.valid or self.is_goal(state):
             return state
-        firsts = self.lookahead(state, lambda s: sum(h != i + 1 for i, h in enumerate(s.bars)))
+        firsts = self.lookahead(state, lambda s: sum(h != i + 1 for i, h in enumerate(s.bars)), depth)
         if firsts:
             return self.apply(state, firsts[int(rng.integers(len(firsts)))])
         misplaced = [i for i, h in enumerate(state.bars) if h != i + 1]

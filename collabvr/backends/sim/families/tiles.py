@@ -13,6 +13,7 @@ import numpy as np
 
 from .base import (
     DIRS,
+    LOOKAHEAD,
     DecodeError,
     Family,
     Grid,
@@ -216,12 +217,12 @@ class Tiles(Family):
             path.append(mv)
         return path
 
-    def greedy(self, state: TilesState, rng: np.random.Generator) -> TilesState:
+    def greedy(self, state: TilesState, rng: np.random.Generator, depth: int = LOOKAHEAD) -> TilesState:
         """Slides that soon lower the total Manhattan distance (a few moves ahead); else put a misplaced
         tile straight into its home cell."""
         if not state.valid or self.is_goal(state):
             return state
-        firsts = self.lookahead(state, _tile_distance)
+        firsts = self.lookahead(state, _tile_distance, depth)
         if firsts:
             return self.apply(state, firsts[int(rng.integers(len(firsts)))])
         misplaced = [t for t in range(8) if state.pos[t] != t]
