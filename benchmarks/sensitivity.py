@@ -8,12 +8,20 @@ critique baselines, at the same clip-seconds budget, and the script reports
 * CollabVR's gain over pass@4, and over the best critique baseline (the one of ``posthoc_critique``
   and ``prompt_opt`` with the higher mean score at that setting), as paired differences on the same
   instances with 95% percentile bootstrap CIs (differences sorted before resampling);
+  with the verdicts of :mod:`collabvr.bench.inference` (an exact permutation test, Holm over the
+  whole table, "level" only by an equivalence test at its margin);
 * a tornado plot of both gains, one bar per knob from its default to its farthest setting;
-* per knob, the break-even point where the gain over the best baseline reaches zero, linearly
-  interpolated between the two settings around the sign change, where there is one.
+* per knob that moves one way from its default, the break-even points where each gain reaches zero,
+  linearly interpolated between the two settings around the sign change, with a 95% bootstrap
+  interval over instances and the share of resamples in which the gain does not cross at all.
 
 Writes into --out: ``default/`` and ``settings/KNOB=VALUE/`` (bench directories, resumable),
-``sensitivity.md``, ``sensitivity.json`` and ``tornado.png``.
+``sensitivity.md``, ``sensitivity.json``, ``tornado.png`` and ``results.jsonl.gz``: every episode the
+tables use, each line with its ``setting`` ("default" or ``KNOB=VALUE``), so that
+
+    python benchmarks/sensitivity.py --from docs/results/runs/sensitivity-n10.jsonl.gz --out runs/sensitivity-again
+
+recomputes the tables and the plot from stored results in seconds, without running an episode.
 
     PYTHONPATH=. nice -n 10 python benchmarks/sensitivity.py --suite sim --n 10 --seed 0 --out runs/sensitivity
 
@@ -21,13 +29,15 @@ A setting that only changes what some methods do runs only those methods; the ot
 are taken from the default run, where they are the same episodes (``--no-reuse`` runs every method
 at every setting). Verifier and planner knobs and drift carry-over change CollabVR only (the
 whole-video methods always start from the task's clean first frame); critic knobs change the
-critique baselines only; the goal-only violation rule changes the methods that send goal-only
-prompts; correction following changes every method that sends a correction (all but pass@4).
+critique baselines only; the goal-only violation rule and the greedy prior's look-ahead change the
+methods that send goal-only prompts; correction following changes every method that sends a
+correction (all but pass@4).
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import shlex
 import sys
@@ -38,8 +48,10 @@ from typing import Any
 
 import numpy as np
 
+from collabvr.bench.inference import Crossing, break_even_bootstrap
+from collabvr.bench.report import p_text
 from collabvr.bench.runner import BenchConfig, read_results, run_bench
-from collabvr.bench.stats import Paired, method_scores, paired_methods
+from collabvr.bench.stats import Paired, differences, holm_family, instance, method_scores, paired_methods
 from collabvr.errors import BadInput
 
 OURS = "collabvr"
@@ -85,6 +97,13 @@ KNOBS: tuple[Knob, ...] = (
          label="goal-only violation rule"),
     Knob("critic", "vlm", {k: 0.0 for k in CRITIC_AS_ACCURATE_VERIFIER}, (CRITIC_AS_ACCURATE_VERIFIER,), affects=CRITICS,
          direction="parity", label="critic as fallible as the verifier"),
+    # the last constants, fixed in docs/simulator.md#knobs (commit 0c1db42) before any run with them
+    Knob("locate_error", "vlm", 0.0, (0.25, 0.5), affects=(OURS,), label="verifier misplaces the first bad frame"),
+    Knob("false_accept_off_plan", "vlm", 0.03, (0.15, 0.3), affects=(OURS,), label="verifier misses off-plan moves"),
+    Knob("plan_illegal", "vlm", 0.0, (0.5, 1.0), affects=(OURS,), label="planner errors are illegal moves"),
+    Knob("plan_multi", "vlm", 0.0, (0.5, 1.0), affects=(OURS,), label="planner errors are whole actions wrong part-way"),
+    Knob("prior_lookahead", "vgm", 4, (2, 6), affects=(PASS, *CRITICS), direction="either",
+         label="greedy prior's look-ahead (moves)"),
 )
 
 
@@ -101,25 +120,25 @@ def gains(results: list[dict[str, Any]], *, seed: int) -> dict[str, Any]:
     return {"means": means, "best_critic": best, "vs_pass": vs_pass, "vs_best": vs_best}
 
 
-def break_even(points: list[tuple[float, Paired]]) -> float | None:
-    """The knob value where the gain crosses zero, interpolated linearly between neighbouring settings."""
-    for (x0, p0), (x1, p1) in zip(points, points[1:], strict=False):
-        if p0.diff == 0:
-            return x0
-        if (p0.diff > 0) != (p1.diff > 0) or p1.diff == 0:
-            return x0 + (x1 - x0) * p0.diff / (p0.diff - p1.diff)
-    return None
-
-
 def _numeric(knob: Knob) -> bool:
-    return all(isinstance(v, float | int) for v in (knob.default, *knob.values))
+    """Whether the knob is a number that moves one way from its default (where a crossing means something)."""
+    values = (knob.default, *knob.values)
+    if not all(isinstance(v, float | int) for v in values):
+        return False
+    steps = np.diff(np.asarray(values, dtype=float))
+    return bool(np.all(steps > 0) or np.all(steps < 0))
 
 
-def _crossing(knob: Knob, at_default: dict[str, Any], settings: list[dict[str, Any]], key: str) -> float | None:
-    """Where the gain ``key`` crosses zero along the knob's settings (None for a knob that is a choice)."""
+def _crossing(knob: Knob, at_default: list[dict[str, Any]], settings: list[list[dict[str, Any]]], baselines: tuple[str, ...],
+              *, seed: int) -> Crossing | None:
+    """Where CollabVR's gain over the best of ``baselines`` crosses zero along the knob's settings, with its
+    bootstrap over the instances every setting ran (None for a knob that is a choice)."""
     if not _numeric(knob):
         return None
-    return break_even([(float(knob.default), at_default[key]), *[(float(s["value"]), s[key]) for s in settings]])
+    runs = [at_default, *settings]
+    keys = set.intersection(*[set(method_scores(r, m)) for r in runs for m in (OURS, *baselines)])
+    per = [[differences(method_scores(r, OURS), method_scores(r, b), keys)[1] for b in baselines] for r in runs]
+    return break_even_bootstrap([float(knob.default), *[float(v) for v in knob.values]], per, seed=seed)
 
 
 def tornado(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
@@ -158,6 +177,42 @@ def tornado(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
     return path
 
 
+DEFAULT = "default"
+KEEP = ("method", "family", "difficulty", "seed", "status", "score", "solved", "compute", "budget_seconds")
+
+
+ARGS = "_args"  # the first line of a stored sweep: the arguments it ran with
+RUN_ARGS = ("suite", "n", "seed", "budget", "vgm", "vlm")
+
+
+def stored(path: Path) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """The arguments and the results of a stored sweep (``results.jsonl.gz``) by setting, each setting
+    completed with the default run's episodes of the methods it did not run (the same episodes: the
+    knob cannot change them)."""
+    by: dict[str, list[dict[str, Any]]] = {}
+    args: dict[str, Any] = {}
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            r = json.loads(line)
+            if r["setting"] == ARGS:
+                args = r["args"]
+            else:
+                by.setdefault(r["setting"], []).append(r)
+    base = by.get(DEFAULT, [])
+    return args, {k: v if k == DEFAULT else v + [r for r in base if r["method"] not in {x["method"] for x in v}]
+                  for k, v in by.items()}
+
+
+def _store(path: Path, args: argparse.Namespace, ran: dict[str, list[dict[str, Any]]]) -> Path:
+    """Every episode each setting ran, slimmed to what the tables use, with its setting; the arguments first."""
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write(json.dumps({"setting": ARGS, "args": {k: getattr(args, k) for k in RUN_ARGS}}, sort_keys=True) + "\n")
+        for setting, rows in ran.items():
+            for r in sorted(rows, key=lambda r: (r["method"], instance(r))):
+                f.write(json.dumps({"setting": setting, **{k: r[k] for k in KEEP if k in r}}, sort_keys=True) + "\n")
+    return path
+
+
 def _run(config: BenchConfig) -> list[dict[str, Any]]:
     try:
         run_bench(config)
@@ -178,6 +233,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--knobs", default="", help="comma-separated knobs to run, in this order (default: all): "
                         + ", ".join(k.name for k in KNOBS))
     parser.add_argument("--no-reuse", action="store_true", help="run every method at every setting")
+    parser.add_argument("--from", dest="source", type=Path, default=None,
+                        help="recompute the tables from a stored sweep (results.jsonl.gz) instead of running it")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     command = shlex.join([sys.executable, *sys.argv] if argv is None else ["benchmarks/sensitivity.py", *argv])
@@ -186,6 +243,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if unknown:
         sys.exit(f"error: unknown knob(s) {', '.join(unknown)}; known: {', '.join(k.name for k in KNOBS)}")
     knobs = [next(k for k in KNOBS if k.name == name) for name in wanted] if wanted else list(KNOBS)  # in the order asked
+    args.out.mkdir(parents=True, exist_ok=True)
+    source = None
+    if args.source:
+        ran_with, source = stored(args.source)
+        vars(args).update(ran_with)  # the stored sweep's suite, n, seed, budget and backends
+        knobs = [k for k in knobs if all(_slug(k, v) in source for v in k.values)]  # the knobs the stored sweep ran
     print(f"$ {command}\n(suite {args.suite}, n {args.n}, seed {args.seed}, budget {args.budget}, {args.vgm} + {args.vlm})",
           flush=True)
 
@@ -193,31 +256,38 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         config = BenchConfig(out=out, suite=args.suite, methods=list(methods), n=args.n, seed=args.seed,
                              concurrency=args.concurrency, vgm=args.vgm, vlm=args.vlm, vgm_options=vgm_options,
                              vlm_options=vlm_options, budget=args.budget)
-        return _run(config)
+        return [r for r in _run(config) if r["method"] in methods]
 
     started = time.perf_counter()
-    base = bench(args.out / "default", METHODS, {}, {})
+    base = source[DEFAULT] if source is not None else bench(args.out / DEFAULT, METHODS, {}, {})
+    ran = {DEFAULT: base}
     at_default = gains(base, seed=args.seed)
-    print(f"defaults: vs pass@4 {at_default['vs_pass'].text()}, vs {at_default['best_critic']} {at_default['vs_best'].text()}",
-          flush=True)
     rows = []
     for knob in knobs:
-        settings = []
+        settings, results_at = [], []
         for value in knob.values:
+            slug = _slug(knob, value)
             methods = METHODS if args.no_reuse else knob.affects
             options = knob.options(value)
-            ran = [r for r in bench(args.out / "settings" / _slug(knob, value), methods,
-                                    options if knob.role == "vgm" else {}, options if knob.role == "vlm" else {})
-                   if r["method"] in methods]
-            results = ran + [r for r in base if r["method"] not in methods]
+            if source is not None:
+                results = source[slug]
+            else:
+                ran[slug] = bench(args.out / "settings" / slug, methods, options if knob.role == "vgm" else {},
+                                  options if knob.role == "vlm" else {})
+                results = ran[slug] + [r for r in base if r["method"] not in methods]
             g = gains(results, seed=args.seed)
             settings.append({"value": value, **g})
+            results_at.append(results)
             print(f"{knob.name} = {knob.show(value)}: vs pass@4 {g['vs_pass'].text()}, vs {g['best_critic']} "
                   f"{g['vs_best'].text()} (means: {', '.join(f'{m} {v:.3f}' for m, v in g['means'].items())})", flush=True)
         rows.append({"knob": knob, "settings": settings, "default_vs_pass": at_default["vs_pass"],
-                     "default_vs_best": at_default["vs_best"], "break_even": _crossing(knob, at_default, settings, "vs_best"),
-                     "break_even_pass": _crossing(knob, at_default, settings, "vs_pass"), "numeric": _numeric(knob)})
+                     "default_vs_best": at_default["vs_best"],
+                     "break_even": _crossing(knob, base, results_at, CRITICS, seed=args.seed),
+                     "break_even_pass": _crossing(knob, base, results_at, (PASS,), seed=args.seed), "numeric": _numeric(knob)})
+    at_default, rows = adjusted(at_default, rows)
     minutes = (time.perf_counter() - started) / 60
+    if source is None:
+        _store(args.out / "results.jsonl.gz", args, ran)
     title = (f"CollabVR's paired gain, one knob at a time from the defaults ({args.vgm} + {args.vlm}, budget {args.budget} "
              f"clip-s)\n{args.suite}, n = {args.n} per cell, seeds {args.seed}..{args.seed + args.n - 1}; 95% bootstrap CIs")
     png = tornado(rows, args.out / "tornado.png", title) if rows else None
@@ -227,21 +297,43 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     return rows
 
 
+def adjusted(at_default: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The table's comparisons, Holm-adjusted as one family: both gains at the defaults and at every setting."""
+    cells = [at_default, *[s for row in rows for s in row["settings"]]]
+    flat = holm_family([g[key] for g in cells for key in ("vs_pass", "vs_best")])
+    for i, g in enumerate(cells):
+        g["vs_pass"], g["vs_best"] = flat[2 * i], flat[2 * i + 1]
+    for row in rows:
+        row["default_vs_pass"], row["default_vs_best"] = at_default["vs_pass"], at_default["vs_best"]
+    return at_default, rows
+
+
+def _claim(p: Paired) -> str:
+    """A paired gain with its verdict: bold when the Holm-adjusted test calls it above or below."""
+    text = p.text()
+    if p.verdict in ("above", "below"):
+        text = f"**{text}**"
+    return f"{text} {p.verdict} (p {p_text(p.p_raw)}; Holm {p_text(p.p)})"
+
+
 def write_tables(args: argparse.Namespace, command: str, at_default: dict[str, Any], rows: list[dict[str, Any]],
                  minutes: float) -> None:
     n_pairs = at_default["vs_pass"].n
+    family = at_default["vs_pass"].family
     lines = ["# Sensitivity of CollabVR's gain to the sim's assumptions\n",
              f"Command: `{command}`\n", f"Suite `{args.suite}`, n = {args.n} per cell ({n_pairs} paired instances per "
              f"setting), seeds {args.seed}..{args.seed + args.n - 1}, VGM `{args.vgm}`, VLM `{args.vlm}`, budget "
              f"{args.budget} clip-seconds; 95% percentile bootstrap CIs of the mean paired difference (2000 resamples, "
-             f"seed {args.seed}). {minutes:.1f} minutes.\n",
+             f"seed {args.seed}). Verdicts: the paired permutation test (raw p) with Holm's adjustment over the "
+             f"{family} comparisons of this table; bold: above or below after the adjustment; \"level\": the "
+             f"equivalence test at the margin passes after the adjustment. {minutes:.1f} minutes.\n",
              "| knob | setting | direction | CollabVR | pass@4 | best critique baseline | CollabVR - pass@4 | "
              "CollabVR - best critique baseline |", "|---|---|---|---|---|---|---|---|"]
 
     def line(knob: str, setting: str, direction: str, g: dict[str, Any]) -> str:
         m = g["means"]
         return (f"| {knob} | {setting} | {direction} | {m[OURS]:.3f} | {m[PASS]:.3f} | {g['best_critic']} {m[g['best_critic']]:.3f} "
-                f"| {g['vs_pass'].text()} | {g['vs_best'].text()} |")
+                f"| {_claim(g['vs_pass'])} | {_claim(g['vs_best'])} |")
 
     lines.append(line("(all defaults)", "", "", at_default))
     for row in rows:
@@ -249,18 +341,21 @@ def write_tables(args: argparse.Namespace, command: str, at_default: dict[str, A
         for s in row["settings"]:
             lines.append(line(f"`{k.name}`", f"{k.show(k.default)} → {k.show(s['value'])}", k.direction, s))
     lines += ["", "Break-even: the knob value where the gain reaches zero, interpolated linearly between the two "
-              "settings around the sign change. It means something only where the gain at the defaults is "
-              "established (its CI excludes 0); otherwise it only says where the point estimate crosses zero.\n",
+              "settings around the sign change, with a 95% percentile bootstrap interval over instances (the same "
+              "resample at every setting, the best critique baseline re-picked per resample) and the share of resamples "
+              "in which the gain does not reach zero within the settings. It means something only where the gain at "
+              "the defaults is established; otherwise it only says where the point estimate crosses zero.\n",
               "| knob | gain over pass@4 reaches 0 | gain over the best critique baseline reaches 0 |", "|---|---|---|"]
 
     def where(row: dict[str, Any], key: str, default: Paired) -> str:
         k = row["knob"]
         if not row["numeric"]:
-            return "n/a (a choice, not a number)"
-        if row[key] is None:
-            return f"none between {k.show(k.default)} and {k.show(k.values[-1])}"
-        caveat = "" if default.verdict == "above" else ", but no lead is established at the defaults"
-        return f"≈ {row[key]:.2g} (interpolated{caveat})"
+            return "n/a (a choice, or settings on both sides of the default)"
+        crossing: Crossing = row[key]
+        if crossing.point is None:
+            return f"none between {k.show(k.default)} and {k.show(k.values[-1])} ({crossing.text()})"
+        caveat = "" if default.verdict == "above" else "; no lead is established at the defaults"
+        return f"{crossing.text()}{caveat}"
 
     for row in rows:
         lines.append(f"| `{row['knob'].name}` | {where(row, 'break_even_pass', at_default['vs_pass'])} | "
@@ -271,10 +366,13 @@ def write_tables(args: argparse.Namespace, command: str, at_default: dict[str, A
         return {"means": g["means"], "best_critic": g["best_critic"], "vs_pass": g["vs_pass"].public(),
                 "vs_best": g["vs_best"].public()}
 
+    def crossing(c: Crossing | None) -> dict[str, Any] | None:
+        return None if c is None else {"point": c.point, "ci": c.ci, "no_cross": c.no_cross, "resamples": c.resamples}
+
     data = {"command": command, "suite": args.suite, "n": args.n, "seed": args.seed, "vgm": args.vgm, "vlm": args.vlm,
             "budget": args.budget, "minutes": round(minutes, 2), "default": dump(at_default),
             "knobs": [{"knob": row["knob"].name, "default": row["knob"].default, "direction": row["knob"].direction,
-                       "break_even": row["break_even"], "break_even_vs_pass": row["break_even_pass"],
+                       "break_even": crossing(row["break_even"]), "break_even_vs_pass": crossing(row["break_even_pass"]),
                        "settings": [{"value": s["value"], **dump(s)} for s in row["settings"]]} for row in rows]}
     (args.out / "sensitivity.json").write_text(json.dumps(data, indent=2, default=str))
 
