@@ -4,7 +4,12 @@ One price table serves the backends and the bench: :data:`collabvr.backends.api.
 model name, in USD per million input and output tokens and per generated second of video (dated
 there and in docs/backends.md: prices change, check current pricing). The simulator is free.
 ``collabvr bench --prices FILE.json`` merges entries of the same shape over it:
-``{"MODEL": {"input_per_mtok": .., "output_per_mtok": ..}}`` or ``{"MODEL": {"per_second": ..}}``.
+``{"MODEL": {"input_per_mtok": .., "output_per_mtok": ..}}`` or ``{"MODEL": {"per_second": ..}}``,
+and ``{"MODEL": {"thinking_tokens": ..}}`` sets the thinking assumed for a model (below).
+
+Thinking tokens are billed as output tokens. A run with a real VLM records them (the backends count
+them into ``output_tokens``); an estimate made without the model's own counts (a sim run priced as if
+a real VLM had made its calls: ``benchmarks/cost.py``) adds :func:`thinking_tokens` per call.
 
 Cache hits are priced like fresh calls: the cost is what the method's compute costs, so methods
 compare fairly whatever the cache held.
@@ -21,7 +26,30 @@ from collabvr.backends import registry
 from collabvr.backends.api import PRICES, estimated_cost
 from collabvr.errors import BadInput
 
-PRICE_KEYS = ("input_per_mtok", "output_per_mtok", "per_second")
+PRICE_KEYS = ("input_per_mtok", "output_per_mtok", "per_second", "thinking_tokens")
+
+# Thinking tokens per VLM call, assumed where a run's own counts are not known. What the providers'
+# documentation says: Gemini 2.5 Pro always thinks (budget 128 to 32,768 tokens, dynamic by default,
+# it cannot be turned off); 2.5 Flash thinks by default (0 to 24,576, dynamic); 2.5 Flash-Lite does
+# not unless a budget is set (ai.google.dev/gemini-api/docs/thinking); OpenAI's gpt-5 models reason
+# by default (reasoning effort "medium"), gpt-4o and gpt-4.1 are not reasoning models. The
+# documentation gives budgets, not typical counts: for a model that thinks by default we assume
+# 1,000 tokens a call (as docs/calibrate.md does), and every dollar figure made with it says so.
+THINKING_TOKENS: dict[str, int] = {
+    "gemini-2.5-pro": 1000, "gemini-2.5-flash": 1000, "gemini-2.5-flash-lite": 0,
+    "gpt-4o": 0, "gpt-4o-mini": 0, "gpt-4.1": 0, "gpt-4.1-mini": 0, "gpt-5": 1000, "gpt-5-mini": 1000,
+}
+
+
+def thinking_tokens(model: str, prices: dict[str, dict[str, Any]] | None = None) -> int:
+    """Thinking tokens per call assumed for ``model``: a price table's ``thinking_tokens`` entry, else
+    :data:`THINKING_TOKENS`; a name that extends an entry (``gemini-2.5-pro-preview-...``) takes its
+    value; 0 for a model neither names."""
+    for table in ({k: v["thinking_tokens"] for k, v in (prices or {}).items() if "thinking_tokens" in v}, THINKING_TOKENS):
+        stems = [name for name in table if model == name or model.startswith(name)]
+        if stems:
+            return int(table[max(stems, key=len)])
+    return 0
 FREE = {"sim", "still", "groundtruth", "diffusers", "transformers"}  # the simulator, the reference VGMs, and
 # local models (GPU time, not dollars) have no per-call price
 

@@ -38,6 +38,8 @@ class BenchConfig:
     vgm_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     vlm_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     budget: str = ""  # "", "SECONDS", or "match:METHOD"
+    # clip-seconds per sim instance ("FAMILY/DIFFICULTY/SEED"), over the budget above (benchmarks/cost_matched.py)
+    instance_budgets: dict[str, float] = dataclasses.field(default_factory=dict)
     cache: bool = True
     size: int = 128
     context: dict[str, Any] = dataclasses.field(default_factory=dict)  # other Context fields (max_steps, ...)
@@ -78,6 +80,9 @@ class BenchConfig:
         self.suite_of()
         self.match_method()
         self.fixed_budget()
+        for key, value in self.instance_budgets.items():
+            if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
+                raise BadInput(f"instance budget {key!r} must be a number of clip-seconds >= 0 (0: no limit), got {value!r}")
         make_context(**self.context)  # validates the other context fields
 
     def check_executor(self) -> None:
@@ -139,7 +144,8 @@ class BenchConfig:
 
     def pinned(self) -> dict[str, Any]:
         pinned = {k: getattr(self, k) for k in _PINNED}
-        for k in ("judge_vlm", "judge_vlm_options", "judge_repeats", "runs"):  # only when set: sim runs keep their bench.json
+        # only when set: sim runs keep their bench.json
+        for k in ("judge_vlm", "judge_vlm_options", "judge_repeats", "runs", "instance_budgets"):
             if getattr(self, k) != _DEFAULTS[k]:
                 pinned[k] = getattr(self, k)
         return json.loads(json.dumps(pinned, default=str))
@@ -147,7 +153,7 @@ class BenchConfig:
 
 EXECUTORS = ("local", "ray")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # s3://..., gs://... (a Path keeps one slash); not C:\\
-_DEFAULTS = {"judge_vlm": "", "judge_vlm_options": {}, "judge_repeats": 1, "runs": 1}
+_DEFAULTS = {"judge_vlm": "", "judge_vlm_options": {}, "judge_repeats": 1, "runs": 1, "instance_budgets": {}}
 
 
 @functools.lru_cache(maxsize=16)

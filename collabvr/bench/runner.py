@@ -78,10 +78,14 @@ class Bench:
             return False
 
     def budget_for(self, job: Job) -> float:
-        """The episode's clip-seconds budget: the matched one of its cell, or the fixed one (0: none)."""
+        """The episode's clip-seconds budget: its instance's own, the matched one of its cell, or the fixed
+        one (0: none)."""
         cfg = self.config
         if job.method == cfg.match_method():
             return 0.0
+        own = cfg.instance_budgets.get(f"{job.family}/{job.difficulty}/{job.seed}")
+        if own is not None:
+            return float(own)
         return self.budgets.get((job.family, job.difficulty), cfg.fixed_budget())
 
     def add(self, record: dict[str, Any]) -> dict[str, Any]:
