@@ -536,6 +536,7 @@ def calibrate(
     predict: Annotated[bool, typer.Option("--predict", help="Turn the rates into DIR/sim-preset.json and predict CollabVR's gain over the baselines on the sim suite.")] = False,
     predict_n: Annotated[int, typer.Option("--predict-n", help="--predict: seeds per sim cell.")] = 4,
     predict_vgm: Annotated[str, typer.Option("--predict-vgm", help="--predict: the sim VGM preset.")] = "sim:weak",
+    predict_draws: Annotated[int, typer.Option("--predict-draws", help="--predict: draws of the rates from their posteriors, each a benchmark run (0: point estimates only).")] = 8,
     concurrency: Annotated[int, typer.Option(help="--predict: episodes at once.")] = 2,
 ) -> None:
     """Measure a VLM as verifier and planner on clips with known ground truth (docs/calibrate.md).
@@ -556,14 +557,14 @@ def calibrate(
             raise BadInput("--predict works from the sim set only (it needs the plan rates); drop --from or --predict")
         if predict:
             cal.suite_specs(suite)
-            cal.check_predict(suite, vgm=predict_vgm, n=predict_n, concurrency=concurrency)  # before any VLM call
+            cal.check_predict(suite, vgm=predict_vgm, n=predict_n, concurrency=concurrency, draws=predict_draws)  # before any VLM call
         result = cal.calibrate(ctx, suite=suite, n=n, size=size, source=source or None)
         if predict:
             cal.write(result, out_dir)  # the rates are on disk before the benchmark starts
             console.print(f"predict: running the sim benchmark in {out_dir / 'predict'}", highlight=False)
             with _BenchProgress(False) as progress:
                 result["prediction"] = cal.predict(result, out_dir, vgm=predict_vgm, n=predict_n, seed=seed,
-                                                   concurrency=concurrency, on_start=progress.start,
+                                                   concurrency=concurrency, draws=predict_draws, on_start=progress.start,
                                                    on_result=progress.update)
     except BadInput as exc:
         _fail(str(exc))

@@ -175,31 +175,36 @@ def test_predict_writes_a_preset_that_reproduces_the_rates_and_gains_that_match_
     out = tmp_path / "cal"
     report = calibrate(out, "--vlm", "sim", "--vlm-option", "false_accept=0.3", "--vlm-option", "false_reject=0.1",
                        "--vlm-option", "plan_noise=0.2", "--suite", "sim:maze/easy", "--n", "80", "--seed", "2",
-                       "--predict", "--predict-n", "2")
+                       "--predict", "--predict-n", "2", "--predict-draws", "2")
     preset = json.loads((out / "sim-preset.json").read_text())
     v = report["verify"]
     assert preset["false_accept"] == preset["critic_false_solved"] == round(v["false_accept"]["rate"], 4)
     assert preset["false_reject"] == preset["critic_false_unsolved"] == round(v["false_reject"]["rate"], 4)
     assert preset["plan_noise"] == round(1 - report["plan"]["optimal"]["rate"], 4)
+    for kind in ("off_plan", "illegal", "unfinished"):  # the miss rates by kind, each onto its knob
+        assert preset[f"false_accept_{kind}"] == round(v["false_accept_by_kind"][kind]["rate"], 4)
+    assert preset["locate_error"] == round(v["mislocated"]["rate"], 4) == 0  # the sim verifier locates exactly
     pred = report["prediction"]
     results = [json.loads(line) for line in (out / "predict" / "results.jsonl").read_text().splitlines()]
     assert {r["method"] for r in results} == {"collabvr", "single", "pass@4", "posthoc_critique", "prompt_opt"}
     assert len(results) == 10 and pred["bench"]["episodes"] == 10 and pred["bench"]["budget_seconds"] == 48
     md = (out / "calibration.md").read_text()
-    assert "## Prediction" in md and "The prediction assumes" in md
+    assert "## Prediction (under the simulator's assumptions)" in md and "The prediction assumes" in md
+    assert "verify_correlation: not measured" in md and "Cuts for CollabVR" in md  # what it could not measure, and which way
     for gain in pred["gains"]:
         p = paired_methods(results, "collabvr", gain["baseline"], seed=2)
         assert (gain["diff"], gain["ci"], gain["n"]) == (p.diff, list(p.ci), 2)
-        assert gain["sentence"].startswith(f"With this VLM as verifier, step-level collaboration is expected to gain {p.text()} "
-                                           f"over {gain['baseline']} on maze")
+        assert gain["sentence"].startswith(f"Under the simulator's assumptions, a sim VLM with these measured rates gains "
+                                           f"{p.diff:+.3f} over {gain['baseline']} on maze")
+        assert "expected to gain" not in gain["sentence"] and gain["draws"] == 2
         assert gain["sentence"] in md
     # a rerun resumes (nothing left to run); other rates cannot resume into the same episodes
     assert calibrate(out, "--vlm", "sim", "--vlm-option", "false_accept=0.3", "--vlm-option", "false_reject=0.1",
                      "--vlm-option", "plan_noise=0.2", "--suite", "sim:maze/easy", "--n", "80", "--seed", "2",
-                     "--predict", "--predict-n", "2")["prediction"]["gains"] == pred["gains"]
+                     "--predict", "--predict-n", "2", "--predict-draws", "2")["prediction"]["gains"] == pred["gains"]
     assert len((out / "predict" / "results.jsonl").read_text().splitlines()) == 10
     other = runner.invoke(app, ["calibrate", "--out", str(out), "--vlm", "sim", "--suite", "sim:maze/easy", "--n", "20",
-                                "--seed", "2", "--predict", "--predict-n", "2"])
+                                "--seed", "2", "--predict", "--predict-n", "2", "--predict-draws", "2"])
     assert other.exit_code == 2 and "other settings (vlm_options)" in other.output, other.output
     # the preset loads back as a sim VLM and reproduces the rates it was made from, roughly: a fresh
     # measurement (other clips) lies within 0.1 of them, and its interval overlaps the first one's
@@ -210,7 +215,39 @@ def test_predict_writes_a_preset_that_reproduces_the_rates_and_gains_that_match_
         assert abs(new["rate"] - value) < 0.1 and new["lo"] <= first["hi"] and first["lo"] <= new["hi"], (new, first, value)
 
 
+def _calibrated(rate: float, n: int) -> dict:
+    """A calibration result whose every rate is ``rate``, measured on ``n`` clips (and n plans)."""
+    def r(k: int, total: int) -> dict:
+        return {"rate": k / total, "k": k, "n": total}
+
+    k = round(rate * n)
+    kinds = {kind: r(round(rate * n / 3), n // 3) for kind in ("off_plan", "illegal", "unfinished")}
+    return {"suite": "sim:maze/hard", "verify": {"false_accept": r(k, n), "false_reject": r(k, n), "mislocated": r(0, n),
+                                                  "false_accept_by_kind": kinds},
+            "plan": {"optimal": r(n - k, n), "errors": {"illegal": r(0, max(k, 1)), "multi": r(0, max(k, 1))}}}
+
+
+def test_predict_intervals_widen_when_the_calibration_n_shrinks(tmp_path):
+    """The same measured rates from 12 clips or from 12,000: the posterior draws spread, and the predictive
+    interval with them; the point estimates, and so their benchmark, are the same."""
+    from collabvr.calibrate.predict import posterior_presets, predict
+
+    few, many = _calibrated(0.25, 12), _calibrated(0.25, 12_000)
+    spread = {name: np.std([c.false_accept for c in posterior_presets(r, 200)]) for name, r in (("few", few), ("many", many))}
+    assert spread["few"] > 10 * spread["many"]
+    widths = {}
+    for name, result in (("few", few), ("many", many)):
+        pred = predict(result, tmp_path / name, n=3, seed=0, draws=3, concurrency=2)
+        gain = next(g for g in pred["gains"] if g["baseline"] == "pass@4")
+        widths[name] = gain["predictive_ci"][1] - gain["predictive_ci"][0]
+        point = gain["diff"]
+    assert widths["few"] > widths["many"], widths
+    assert point == next(g for g in predict(few, tmp_path / "few", n=3, seed=0, draws=3)["gains"]
+                         if g["baseline"] == "pass@4")["diff"]  # a rerun resumes every bench
+
+
 @pytest.mark.parametrize("args", [["--predict", "--from", "vbvr:x"], ["--predict", "--predict-vgm", "sim:nope"],
+                                  ["--predict", "--predict-draws", "-1"],
                                   ["--from", "vbvr:/no/such/dir"], ["--from", "genvire:x"]])
 def test_bad_predict_or_from_arguments_are_one_line_and_exit_code_2(tmp_path, args):
     result = runner.invoke(app, ["calibrate", "--vlm", "sim", "--n", "4", "--out", str(tmp_path), *args])

@@ -135,3 +135,16 @@ def test_break_even_against_the_best_of_several_baselines_repicks_it_per_resampl
     assert c.point == pytest.approx(0.5)
     with pytest.raises(ValueError, match="same instances"):
         break_even_bootstrap([0.0, 1.0], [[np.zeros(3)], [np.zeros(4)]])
+
+
+def test_a_predictive_interval_over_draws_widens_with_the_spread_between_draws():
+    from collabvr.bench.inference import predictive_interval
+    from collabvr.bench.stats import bootstrap_ci
+
+    rng = np.random.default_rng(0)
+    one = rng.normal(0.1, 0.3, 100)
+    alike = predictive_interval([one, one, one, one])
+    assert alike == pytest.approx(bootstrap_ci(one), abs=0.01)
+    apart = predictive_interval([one - 0.2, one - 0.1, one + 0.1, one + 0.2])
+    assert apart[1] - apart[0] > 1.5 * (alike[1] - alike[0])
+    assert apart[0] < alike[0] and apart[1] > alike[1]

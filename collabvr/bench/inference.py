@@ -173,3 +173,30 @@ def break_even_bootstrap(xs: Sequence[float], settings: Sequence[Sequence[np.nda
         lo, hi = np.quantile(crossed, [alpha, 1 - alpha])
         ci = (float(lo), float(hi))
     return Crossing(point, ci, 1 - crossed.size / resamples, resamples)
+
+
+# -- predictions over uncertain inputs ----------------------------------------------------------------
+
+
+def predictive_interval(per_draw: Sequence[Sequence[float] | np.ndarray], *, seed: int = 0, resamples: int = 2000,
+                        level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of a mean difference over draws of uncertain inputs and over instances.
+
+    ``per_draw[d]`` holds the paired differences measured with the d-th draw of the inputs (e.g. a
+    VLM's error rates drawn from their posteriors). Each replicate picks a draw at random, then
+    resamples that draw's instances (sorted first): the interval covers both the spread between
+    draws and each draw's sampling error. With every draw alike it is the bootstrap CI of one."""
+    draws = [np.sort(np.asarray(d, dtype=float)) for d in per_draw]
+    draws = [d for d in draws if d.size]
+    if not draws:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    which = rng.integers(0, len(draws), size=resamples)
+    means = np.empty(resamples)
+    for i, d in enumerate(draws):
+        rows = np.flatnonzero(which == i)
+        if rows.size:
+            means[rows] = d[rng.integers(0, d.size, size=(rows.size, d.size))].mean(axis=1)
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(means, [alpha, 1 - alpha])
+    return (float(lo), float(hi))

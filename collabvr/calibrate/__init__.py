@@ -12,6 +12,7 @@ The package reads one way, each module importing only those above it in this lis
 from collabvr.calibrate.footage import footage_set
 from collabvr.calibrate.labelled import (
     BAD_KINDS,
+    ERROR_KIND,
     KINDS,
     Clip,
     Label,
@@ -26,6 +27,6 @@ from collabvr.calibrate.predict import check_predict, predict
 from collabvr.calibrate.report import table, write
 
 __all__ = [
-    "BAD_KINDS", "KINDS", "Clip", "Label", "LabelMismatch", "calibrate", "check_predict", "decoded_label", "footage_set",
+    "BAD_KINDS", "ERROR_KIND", "KINDS", "Clip", "Label", "LabelMismatch", "calibrate", "check_predict", "decoded_label", "footage_set",
     "kind_mix", "labelled_set", "predict", "suite_specs", "table", "wilson", "write",
 ]

@@ -32,6 +32,9 @@ from collabvr.records import Plan
 from collabvr.task import Task
 
 BAD_KINDS = ("drift", "violation", "wrong", "incomplete", "static")
+# the kind of error the sim verifier tells apart (docs/simulator.md#knobs: false_accept_off_plan, _illegal, _unfinished)
+ERROR_KIND = {"drift": "off_plan", "wrong": "off_plan", "violation": "illegal", "incomplete": "unfinished",
+              "static": "unfinished"}
 KINDS = ("good", *BAD_KINDS)
 GOOD_SHARE = 0.5  # half the clips are correct; the other half split evenly over BAD_KINDS
 MAX_MOVES = 6  # most moves in a planned action

@@ -17,7 +17,7 @@ import numpy as np
 from collabvr.backends.sim.families import FAMILIES
 from collabvr.bench.stats import bootstrap_ci
 from collabvr.calibrate.footage import footage_set
-from collabvr.calibrate.labelled import Clip, labelled_set, plan_frames, plan_scores
+from collabvr.calibrate.labelled import ERROR_KIND, Clip, labelled_set, plan_frames, plan_scores
 from collabvr.context import Context
 from collabvr.nodes.common import call_vlm, vlm_of
 from collabvr.prices import cost, load_prices
@@ -40,6 +40,11 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float | None, float | None, 
 def _rate(k: int, n: int) -> dict[str, Any]:
     p, lo, hi = wilson(k, n)
     return {"rate": p, "lo": lo, "hi": hi, "k": k, "n": n, "ci": "wilson95"}
+
+
+def _located(r: dict[str, Any]) -> bool:
+    """Whether a rejected bad clip's said good fraction is within the tolerance (one move) of the label."""
+    return abs(r["good_fraction_said"] - r["good_fraction"]) <= r["tolerance"] + 1e-9
 
 
 def calibrate(ctx: Context, *, suite: str = "sim", n: int = 60, n_plan: int | None = None, size: int = 128,
@@ -109,11 +114,13 @@ def report(ctx: Context, suite: str, rows: list[dict], plans: list[dict], comput
         right = sum((r["outcome"] == "accept") == (kind == "good") for r in mine)
         # located: rejected, and the good fraction said is within the tolerance (one move) of the labelled one
         tol = [r for r in mine if not r["good"]]
-        located = sum(r["outcome"] == "reject" and abs(r["good_fraction_said"] - r["good_fraction"]) <= r["tolerance"] + 1e-9
-                      for r in tol)
+        located = sum(r["outcome"] == "reject" and _located(r) for r in tol)
         by_kind[kind] = {"correct": _rate(right, len(mine)), "located": _rate(located, len(tol)),
                          "failed": sum(r["outcome"] == "failed" for r in rows if r["kind"] == kind)}
+    rejected = [r for r in bad if r["outcome"] == "reject"]
+    mislocated = sum(not _located(r) for r in rejected)
     answered_plans = [p for p in plans if p["outcome"] == "answered"]
+    wrong_plans = [p for p in answered_plans if not p["optimal"]]
     failures = Counter(r["failure"] for r in rows if r["outcome"] == "failed")
     failures.update("plan" for p in plans if p["outcome"] == "failed")
     try:
@@ -131,6 +138,12 @@ def report(ctx: Context, suite: str, rows: list[dict], plans: list[dict], comput
             "false_accept": _rate(sum(r["outcome"] == "accept" for r in bad), len(bad)),
             "false_reject": _rate(sum(r["outcome"] == "reject" for r in good), len(good)),
             "good_fraction_error": gf,
+            # a rejected bad clip whose good fraction is off by more than the tolerance: sim knob locate_error
+            "mislocated": _rate(mislocated, len(rejected)),
+            # false accepts by the kind of error the sim verifier tells apart (sim set only: footage has other kinds)
+            "false_accept_by_kind": {kind: _rate(sum(r["outcome"] == "accept" for r in mine), len(mine))
+                                     for kind in dict.fromkeys(ERROR_KIND.values())
+                                     if (mine := [r for r in bad if ERROR_KIND.get(r["kind"]) == kind])},
             "by_kind": by_kind,
             "failed": sum(r["outcome"] == "failed" for r in rows),
         },
@@ -138,7 +151,11 @@ def report(ctx: Context, suite: str, rows: list[dict], plans: list[dict], comput
             "measured": plan_measured,
             "frames": len(plans),
             "legal": _rate(sum(p["legal"] for p in answered_plans), len(answered_plans)),
-            "optimal": _rate(sum(p["optimal"] for p in answered_plans), len(answered_plans)),
+            "optimal": _rate(sum(p["optimal"] for p in answered_plans), len(answered_plans)),  # the whole plan
+            "first_move_optimal": _rate(sum(p.get("first_move_optimal", False) for p in answered_plans), len(answered_plans)),
+            # the forms of the plans that are not optimal: sim knobs plan_illegal and plan_multi
+            "errors": {"illegal": _rate(sum(not p["legal"] for p in wrong_plans), len(wrong_plans)),
+                       "multi": _rate(sum(p["legal"] and p.get("moves", 1) > 1 for p in wrong_plans), len(wrong_plans))},
             "wrong_completion": _rate(sum(p["wrong_completion"] for p in answered_plans), len(answered_plans)),
             "failed": len(plans) - len(answered_plans),
         },

@@ -24,13 +24,21 @@ def table(result: dict[str, Any]) -> str:
              f"| false reject (good clips rejected) | {_fmt(v['false_reject'])} |"]
     if gf["mean_abs_error"] is not None:
         lines.append(f"| good_fraction abs. error (bootstrap) | {gf['mean_abs_error']:.3f} [{gf['lo']:.3f}, {gf['hi']:.3f}] (n={gf['n']}) |")
+    if v.get("mislocated"):
+        lines.append(f"| rejected bad clips mislocated (off by more than one move) | {_fmt(v['mislocated'])} |")
+    for kind, rate in v.get("false_accept_by_kind", {}).items():
+        lines.append(f"| false accept of {kind.replace('_', '-')} errors | {_fmt(rate)} |")
     for kind, entry in v["by_kind"].items():
         lines.append(f"| verdict correct on {kind} clips | {_fmt(entry['correct'])} |")
         if kind != "good":
             lines.append(f"| {kind}: rejected and located (good fraction within tolerance) | {_fmt(entry['located'])} |")
     if p.get("measured", True):
-        lines += [f"| plan legal | {_fmt(p['legal'])} |", f"| plan optimal first move | {_fmt(p['optimal'])} |",
-                  f"| plan claims completion wrongly | {_fmt(p['wrong_completion'])} |"]
+        lines += [f"| plan legal | {_fmt(p['legal'])} |", f"| plan optimal (every move on a shortest path) | {_fmt(p['optimal'])} |"]
+        if p.get("first_move_optimal"):
+            lines.append(f"| plan's first move optimal | {_fmt(p['first_move_optimal'])} |")
+        for form, rate in p.get("errors", {}).items():
+            lines.append(f"| {form} among the plans that are not optimal | {_fmt(rate)} |")
+        lines.append(f"| plan claims completion wrongly | {_fmt(p['wrong_completion'])} |")
     else:
         lines.append("| plan | not measured (footage has no known optimal move) |")
     lines += [f"| typed failures | {result['typed_failures'] or 0} |",
