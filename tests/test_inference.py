@@ -148,3 +148,14 @@ def test_a_predictive_interval_over_draws_widens_with_the_spread_between_draws()
     apart = predictive_interval([one - 0.2, one - 0.1, one + 0.1, one + 0.2])
     assert apart[1] - apart[0] > 1.5 * (alike[1] - alike[0])
     assert apart[0] < alike[0] and apart[1] > alike[1]
+
+
+def test_the_page_table_bolds_only_what_the_adjusted_test_calls(tmp_path):
+    from benchmarks.pool import page_table
+
+    rows = _rows("ref", [1.0] * 200) + _rows("four", [1.0] * 196 + [0.0] * 4) + _rows("many", [1.0] * 150 + [0.0] * 50)
+    text = page_table(paired_against(read_run(_write(tmp_path, rows)), "ref"), "ref")
+    four = next(line for line in text.splitlines() if line.startswith("| four"))
+    many = next(line for line in text.splitlines() if line.startswith("| many"))
+    assert "**" not in four and "+0.020 [+0.005, +0.040]" in four  # its bootstrap CI excludes 0; the exact test does not
+    assert many.count("**") == 4 and "over the 4 comparisons" in text
