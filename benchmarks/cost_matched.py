@@ -44,15 +44,17 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.cost import HORIZON_S, assumed, dollars
-from collabvr.bench.config import BenchConfig
-from collabvr.bench.report import paired_markdown
-from collabvr.bench.results import RESULTS, ResultsFile, read_results, read_run
-from collabvr.bench.runner import jobs_of, run_bench
-from collabvr.bench.stats import bootstrap_ci, episode_score, instance, paired_against
-from collabvr.bench.suites.sim import sim_cells
-from collabvr.errors import BadInput
-from collabvr.prices import thinking_tokens
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: benchmarks.cost
+
+from benchmarks.cost import HORIZON_S, assumed, dollars  # noqa: E402
+from collabvr.bench.config import BenchConfig  # noqa: E402
+from collabvr.bench.report import paired_markdown  # noqa: E402
+from collabvr.bench.results import RESULTS, ResultsFile, read_results, read_run  # noqa: E402
+from collabvr.bench.runner import jobs_of, run_bench  # noqa: E402
+from collabvr.bench.stats import bootstrap_ci, episode_score, instance, paired_against  # noqa: E402
+from collabvr.bench.suites.sim import sim_cells  # noqa: E402
+from collabvr.errors import BadInput  # noqa: E402
+from collabvr.prices import thinking_tokens  # noqa: E402
 
 REFERENCE = "collabvr"
 PRICE_SETS = {  # the two price sets of docs/results-sim.md#cost-in-dollars
