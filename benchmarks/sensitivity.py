@@ -353,7 +353,7 @@ def write_tables(args: argparse.Namespace, command: str, at_default: dict[str, A
             return "n/a (a choice, or settings on both sides of the default)"
         crossing: Crossing = row[key]
         if crossing.point is None:
-            return f"none between {k.show(k.default)} and {k.show(k.values[-1])} ({crossing.text()})"
+            return crossing.text().replace("none", f"none between {k.show(k.default)} and {k.show(k.values[-1])}", 1)
         caveat = "" if default.verdict == "above" else "; no lead is established at the defaults"
         return f"{crossing.text()}{caveat}"
 

@@ -71,7 +71,7 @@ def test_tables_and_tornado_are_written(tmp_path):
     assert tornado(rows, tmp_path / "t.png", "title").stat().st_size > 1000
     text = (tmp_path / "sensitivity.md").read_text()
     assert "`drift_carry` | 0 → 1" in text and "none between 0 and 1" in text
-    assert "≈ 0.50 [0.40, 0.60]; no crossing in 2% of resamples" in text
+    assert "≈ 0.50 [0.40, 0.60] (no crossing in 2% of resamples)" in text
     assert "**+0.175 [" in text and "above (p <0.001; Holm <0.001)" in text  # the verdicts, adjusted over the table
 
 

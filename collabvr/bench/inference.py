@@ -139,9 +139,22 @@ class Crossing:
 
     def text(self, digits: int = 2) -> str:
         fmt = f"{{:.{digits}f}}"
-        where = "none" if self.point is None else "≈ " + fmt.format(self.point)
+        cross = 1 - self.no_cross
+        if self.point is None:
+            where = "" if self.ci is None else f"; those that cross do so at {fmt.format(self.ci[0])}–{fmt.format(self.ci[1])}"
+            return f"none (no crossing in {_share(self.no_cross)} of resamples{where})"
         ci = "" if self.ci is None else f" [{fmt.format(self.ci[0])}, {fmt.format(self.ci[1])}]"
-        return f"{where}{ci}; no crossing in {self.no_cross:.0%} of resamples"
+        return f"≈ {fmt.format(self.point)}{ci} (no crossing in {_share(self.no_cross)} of resamples)" if cross < 1 else \
+            f"≈ {fmt.format(self.point)}{ci} (every resample crosses)"
+
+
+def _share(x: float) -> str:
+    """A share as a percentage that never rounds a nonzero part to 0% or 100%."""
+    if 0 < x < 0.005:
+        return "<1%"
+    if 0.995 <= x < 1:
+        return ">99%"
+    return f"{x:.0%}"
 
 
 def break_even_bootstrap(xs: Sequence[float], settings: Sequence[Sequence[np.ndarray]], *, seed: int = 0,
