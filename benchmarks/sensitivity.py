@@ -326,7 +326,9 @@ def write_tables(args: argparse.Namespace, command: str, at_default: dict[str, A
              f"{args.budget} clip-seconds; 95% percentile bootstrap CIs of the mean paired difference (2000 resamples, "
              f"seed {args.seed}). Verdicts: the paired permutation test (raw p) with Holm's adjustment over the "
              f"{family} comparisons of this table; bold: above or below after the adjustment; \"level\": the "
-             f"equivalence test at the margin passes after the adjustment. {minutes:.1f} minutes.\n",
+             f"equivalence test at the margin passes after the adjustment. "
+             + (f"Recomputed from the stored sweep `{args.source}`.\n" if getattr(args, "source", None) else
+                f"{minutes:.1f} minutes.\n"),
              "| knob | setting | direction | CollabVR | pass@4 | best critique baseline | CollabVR - pass@4 | "
              "CollabVR - best critique baseline |", "|---|---|---|---|---|---|---|---|"]
 
