@@ -9,7 +9,10 @@ before resampling, so the digits do not depend on the order episodes finished in
 
 * ``cells/dg=<drift>_fa=<false accept>/``: each cell's benchmark directory (resumable);
 * ``gain_heatmap.png``: the mean gain per cell, annotated with its CI;
-* ``gain.md`` and ``gain.json``: the same numbers as a table.
+* ``gain.md`` and ``gain.json``: the same numbers as a table, with the verdict of each gain
+  (``collabvr.bench.inference``: the paired permutation test, Holm-adjusted over the grid's cells);
+* ``results.jsonl.gz``: every episode, each line with its ``cell``, so that ``--from FILE``
+  recomputes the tables and the heatmap from stored results without running an episode.
 
     PYTHONPATH=. python3 benchmarks/sweep.py --suite sim:maze/medium --n 20 \\
         --drift-growth 0,0.03,0.06,0.1 --false-accept 0,0.05,0.1,0.2 --out runs/sweep
@@ -18,6 +21,7 @@ before resampling, so the digits do not depend on the order episodes finished in
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import shlex
 import sys
@@ -25,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from collabvr.bench.config import BenchConfig
+from collabvr.bench.report import p_text
 from collabvr.bench.results import read_results
 from collabvr.bench.runner import run_bench
-from collabvr.bench.stats import paired_methods
+from collabvr.bench.stats import Paired, holm_family, paired_methods
 from collabvr.errors import BadInput
 
 
@@ -45,7 +50,33 @@ def paired_gain(results: list[dict[str, Any]], method: str, baseline: str, *, se
     """Mean score difference method - baseline over episodes both ran, with its bootstrap CI."""
     p = paired_methods(results, method, baseline, seed=seed)
     return {"gain": p.diff, "ci": list(p.ci), "n": p.n, "method_score": p.mean_a, "baseline_score": p.mean_b,
-            "method_clip_seconds": _mean_clip_seconds(results, method), "baseline_clip_seconds": _mean_clip_seconds(results, baseline)}
+            "method_clip_seconds": _mean_clip_seconds(results, method), "baseline_clip_seconds": _mean_clip_seconds(results, baseline),
+            "paired": p}
+
+
+def judged(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cells with their verdicts, Holm-adjusted over the grid (one family: the table read at once)."""
+    adjusted: list[Paired] = holm_family([c.pop("paired") for c in cells])
+    for c, p in zip(cells, adjusted, strict=True):
+        c |= {"p": p.p_raw, "p_holm": p.p, "verdict": p.verdict, "wins": p.wins, "losses": p.losses}
+    return cells
+
+
+def _store(path: Path, by_cell: dict[str, list[dict[str, Any]]]) -> None:
+    keep = ("method", "family", "difficulty", "seed", "status", "score", "solved", "compute", "budget_seconds")
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        for cell, rows in by_cell.items():
+            for r in sorted(rows, key=lambda r: (r["method"], r["family"], r["difficulty"], r["seed"])):
+                f.write(json.dumps({"cell": cell, **{k: r[k] for k in keep if k in r}}, sort_keys=True) + "\n")
+
+
+def _stored(path: Path) -> dict[str, list[dict[str, Any]]]:
+    by: dict[str, list[dict[str, Any]]] = {}
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            r = json.loads(line)
+            by.setdefault(r["cell"], []).append(r)
+    return by
 
 
 def _mean_clip_seconds(results: list[dict[str, Any]], method: str) -> float:
@@ -96,6 +127,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--vlm", default="sim:accurate")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--no-cache", action="store_true")
+    parser.add_argument("--from", dest="source", type=Path, default=None,
+                        help="recompute from a stored sweep (results.jsonl.gz) instead of running it")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     command = shlex.join([sys.executable, *sys.argv] if argv is None else ["benchmarks/sweep.py", *argv])
@@ -103,28 +136,42 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     print(f"$ {command}\n(seed {args.seed}, n {args.n}, budget {budget}, suite {args.suite})", flush=True)
 
     cells = []
+    source = _stored(args.source) if args.source else None
+    by_cell: dict[str, list[dict[str, Any]]] = {}
+    args.out.mkdir(parents=True, exist_ok=True)
     for drift in args.drift_growth:
         for accept in args.false_accept:
-            out = args.out / "cells" / f"dg={drift:g}_fa={accept:g}"
-            config = BenchConfig(out=out, suite=args.suite, methods=[args.method, args.baseline], n=args.n, seed=args.seed,
-                                 concurrency=args.concurrency, vgm=args.vgm, vlm=args.vlm, vgm_options={"drift_growth": drift},
-                                 vlm_options={"false_accept": accept}, budget=budget, cache=not args.no_cache, size=args.size)
-            try:
-                run_bench(config)
-            except BadInput as exc:
-                sys.exit(f"error: {exc}")
-            gain = paired_gain(read_results(out / "results.jsonl"), args.method, args.baseline, seed=args.seed)
+            name = f"dg={drift:g}_fa={accept:g}"
+            out = args.out / "cells" / name
+            if source is not None:
+                by_cell[name] = source[name]
+            else:
+                config = BenchConfig(out=out, suite=args.suite, methods=[args.method, args.baseline], n=args.n, seed=args.seed,
+                                     concurrency=args.concurrency, vgm=args.vgm, vlm=args.vlm,
+                                     vgm_options={"drift_growth": drift}, vlm_options={"false_accept": accept}, budget=budget,
+                                     cache=not args.no_cache, size=args.size)
+                try:
+                    run_bench(config)
+                except BadInput as exc:
+                    sys.exit(f"error: {exc}")
+                by_cell[name] = read_results(out / "results.jsonl")
+            gain = paired_gain(by_cell[name], args.method, args.baseline, seed=args.seed)
             cells.append({"drift_growth": drift, "false_accept": accept, **gain, "dir": str(out.relative_to(args.out))})
             print(f"drift_growth {drift:g}, false_accept {accept:g}: gain {gain['gain']:+.3f} "
                   f"[{gain['ci'][0]:+.3f}, {gain['ci'][1]:+.3f}] (n {gain['n']}; clip-s {gain['method_clip_seconds']:.1f} "
                   f"vs {gain['baseline_clip_seconds']:.1f})", flush=True)
 
+    cells = judged(cells)
+    if source is None:
+        _store(args.out / "results.jsonl.gz", by_cell)
     title = f"{args.method} - {args.baseline} at a matched clip-second budget ({budget})\n{args.suite}, n={args.n}, seed={args.seed}"
     png = heatmap(cells, args.drift_growth, args.false_accept, args.out / "gain_heatmap.png", title)
     lines = [f"# {title.replace(chr(10), ', ')}\n", f"Command: `{command}`\n",
-             f"| drift_growth | false_accept | gain | 95% CI | n | {args.method} score | {args.baseline} score | {args.method} clip-s | {args.baseline} clip-s |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {c['drift_growth']:g} | {c['false_accept']:g} | {c['gain']:+.3f} | [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}] | {c['n']} "
+             f"| drift_growth | false_accept | gain | 95% CI | p (raw / Holm over {len(cells)}) | verdict | n | {args.method} score "
+             f"| {args.baseline} score | {args.method} clip-s | {args.baseline} clip-s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {c['drift_growth']:g} | {c['false_accept']:g} | {c['gain']:+.3f} | [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}] | "
+              f"{p_text(c['p'])} / {p_text(c['p_holm'])} | {c['verdict']} | {c['n']} "
               f"| {c['method_score']:.3f} | {c['baseline_score']:.3f} | {c['method_clip_seconds']:.1f} | {c['baseline_clip_seconds']:.1f} |"
               for c in cells]
     (args.out / "gain.md").write_text("\n".join(lines) + "\n")
