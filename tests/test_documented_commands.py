@@ -39,6 +39,7 @@ NARROW = [
     (re.compile(r"(benchmarks/local_gpu\.py)(?!\S)"), r"\1 --episodes 1"),
     (re.compile(r"(benchmarks/ray_scaling\.py)(?!\S)"), r"\1 --n 1 --repeats 1 --vgm-latency 0.05 --vlm-latency 0.01"),
     (re.compile(r"pip install [^&\n]*&&\s*"), ""),
+    (re.compile(r"--predict(?=\s|$)"), "--predict --predict-draws 1"),  # one posterior draw, not 8
 ]
 
 
