@@ -166,7 +166,7 @@ def run(
         preflight(the_task, ctx)
         references = len(reference_paths(the_task.meta or {}))
         _confirm(bill(method, ctx, judge=judge_for(the_task, ctx, judge), references=references), yes=yes, above=confirm_above)
-        progress = None if quiet else _Progress()
+        progress = None if quiet else _Progress(skip={"plan"} if ctx.approve_plans else set())  # the approval shows it
         episode = run_episode(the_task, context=ctx, method=method, on_event=progress, judge=judge, durable=True,
                               resume=resume is not None, on_interrupt=_ask_approval if ctx.approve_plans else None)
     except BadInput as exc:
@@ -192,17 +192,30 @@ def _saved_run(run_dir: Path, base: dict[str, Any]) -> tuple[Any, str, dict[str,
     return Task.model_validate(saved["task"]), saved["method"], {**context, **rest}
 
 
+_ANSWERS = {"a": "approve", "approve": "approve", "e": "edit", "edit": "edit", "s": "stop", "stop": "stop"}
+
+
 def _ask_approval(payload: dict[str, Any]) -> Any:
-    """Show the plan and its frame, then ask: approve, edit or stop (the resume values of nodes/approve)."""
+    """Show the plan and its frame once, then ask until the answer is approve, edit or stop (or their
+    first letters): a typo never spends a paid generation. Returns a resume value of nodes/approve."""
     plan = payload["plan"]
     console.print(f"[cyan]step {payload['step'] + 1}[/] plan: {escape(plan['instruction'])}", highlight=False)
-    console.print(f"  target: {escape(plan['target_state'])}\n  frame: {payload.get('frame_path', '(none)')}", highlight=False)
-    choice = typer.prompt("  [a]pprove, [e]dit or [s]top", default="a", err=True).strip().lower()
-    if choice.startswith("s"):
-        return {"action": "stop", "reason": "at the terminal"}
-    if choice.startswith("e"):
-        return {"action": "edit", "instruction": typer.prompt("  new instruction", default=plan["instruction"], err=True)}
-    return "approve"
+    if plan.get("target_state"):
+        console.print(f"  target: {escape(plan['target_state'])}", highlight=False)
+    console.print(f"  frame: {payload.get('frame_path', '(none)')}", highlight=False)
+    if payload.get("error"):
+        console.print(f"  [red]{escape(payload['error'])}[/]", highlight=False)
+    while True:
+        choice = _ANSWERS.get(typer.prompt("  [a]pprove, [e]dit or [s]top", err=True).strip().lower())
+        if choice == "stop":
+            return {"action": "stop", "reason": "at the terminal"}
+        if choice == "approve":
+            return "approve"
+        if choice == "edit":
+            instruction = typer.prompt("  new instruction", default=plan["instruction"], err=True).strip()
+            if instruction:
+                return {"action": "edit", "instruction": instruction}
+        console.print("  answer approve, edit or stop (a, e or s)", highlight=False)
 
 
 def _judged(task: Any, ctx: Context, rubric: Path | None, judge_vlm: str | None, options: list[str] | None) -> tuple[Any, Any]:
@@ -430,13 +443,16 @@ class _Progress:
     being generated. Events are completed through their schema first, so no field is missing; a
     kind this CLI does not know is shown as its name and fields."""
 
-    def __init__(self) -> None:
+    def __init__(self, skip: set[str] | None = None) -> None:
         self.bar: Any = None
+        self.skip = skip or set()
 
     def __call__(self, raw: dict[str, Any]) -> None:
         from collabvr import events
 
         kind = str(raw.get("event", "?"))
+        if kind in self.skip:
+            return
         try:
             event = events.make(kind, **{k: v for k, v in raw.items() if k != "event"})
         except (ValueError, TypeError):

@@ -31,6 +31,7 @@ from collabvr.graph import Compute, compiled, parse_method, worst_case
 from collabvr.media import Image, contact_sheet
 from collabvr.nodes.baseline import horizon
 from collabvr.nodes.common import store_of
+from collabvr.nodes.prepare import preflight
 from collabvr.prices import Estimate
 from collabvr.rundir import (
     CHECKPOINTS,
@@ -76,22 +77,6 @@ class Episode:
     @property
     def trace_path(self) -> Path:
         return self.out_dir / TRACE
-
-
-def preflight(task: Task, ctx: Context) -> None:
-    """Check everything that can be checked before the first model call, and fail with BadInput
-    (one line, exit 2 on the CLI) when something cannot work: an unknown provider or option, an
-    SDK that is not installed, a model of the wrong kind, missing credentials, a missing local
-    model, a sim backend asked to solve a user task. Backends are built here, once, and cached.
-    """
-    for role, spec, options in (("vlm", ctx.vlm, ctx.vlm_options), ("vgm", ctx.vgm, ctx.vgm_options)):
-        provider, _ = registry.parse_spec(spec)
-        if provider == "sim" and not task.is_sim:
-            raise BadInput(f"the sim {role.upper()} only solves sim tasks (sim:FAMILY/DIFFICULTY); use a real backend for --image tasks")
-        backend = registry.resolve(role, spec, options)
-        check = getattr(backend, "preflight", None)
-        if check is not None:
-            check()
 
 
 def bill(method: str, ctx: Context, prices: dict[str, dict[str, Any]] | None = None, *,

@@ -7,7 +7,7 @@ else the first frame alone when no video was made.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -34,10 +34,14 @@ def failed(state: BaselineState) -> tuple[str, str] | None:
     return last, why
 
 
-def conclude_with(outcome: Outcome) -> Callable[[BaselineState, Runtime[Context]], dict[str, Any]]:
-    """A finalize node whose status and reason come from ``outcome``."""
+def conclude_with(outcome: Outcome) -> Callable[[BaselineState, Runtime[Context]], Awaitable[dict[str, Any]]]:
+    """A finalize node whose status and reason come from ``outcome`` (a person's stop comes first)."""
 
-    def finalize(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
-        return conclude(state, runtime, *outcome(state, context_of(runtime)), state.get("chosen"))
+    async def finalize(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
+        if state.get("last") == "stopped":
+            ended = "stopped", state.get("reason") or "stopped by a person"
+        else:
+            ended = outcome(state, context_of(runtime))
+        return await conclude(state, runtime, *ended, state.get("chosen"))
 
     return finalize

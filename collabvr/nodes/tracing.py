@@ -158,19 +158,16 @@ class _Run:
 
 
 @contextmanager
-def model_run(ctx: Context, kind: str, role: str, inputs: dict[str, Any], *, step: int | None = None,
-              attempt: int | None = None, **extra: Any) -> Iterator[_Run]:
-    """A child run of the current node for one model call (``kind`` "vlm" or "vgm")."""
-    spec, options = (ctx.vlm, ctx.vlm_options) if kind == "vlm" else (ctx.vgm, ctx.vgm_options)
+def model_run(ctx: Context, kind: str, role: str, inputs: dict[str, Any], *, backend: Any = None,
+              step: int | None = None, attempt: int | None = None, **extra: Any) -> Iterator[_Run]:
+    """A child run of the current node for one model call (``kind`` "vlm" or "vgm") to ``backend``
+    (None: its spec did not resolve)."""
+    spec = ctx.vlm if kind == "vlm" else ctx.vgm
     if not enabled():
         yield _Run(None, spec, None)
         return
     import langsmith
 
-    try:
-        backend = registry.resolve(kind, spec, options)
-    except Exception:  # noqa: BLE001 - the call itself reports a bad spec
-        backend = None
     provider, model = registry.parse_spec(spec)
     model = getattr(backend, "model", None) or model or provider
     parent = _parent()
