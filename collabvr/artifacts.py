@@ -18,21 +18,19 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import IO, Any
 
-import fsspec
 from pydantic import BaseModel, ConfigDict, Field
 
+from collabvr.location import filesystem, join, local_path, location, write_atomic
 from collabvr.media import Image, Video
 
 EXTENSIONS = {"image/png": "png", "video/mp4": "mp4", "application/json": "json"}
 MIMES = {ext: mime for mime, ext in EXTENSIONS.items()}
 ROUTE = "/artifacts"  # the Agent Server route serving artifacts by hash: ROUTE/<sha256>.<ext>
-_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):(//)?")
 
 
 class ArtifactError(LookupError):
@@ -82,55 +80,6 @@ def public_url(ref: ArtifactRef | dict[str, Any] | None) -> str | None:
     return f"{ROUTE}/{_relative_path(ref.sha256, ref.mime).split('/', 1)[1]}"
 
 
-def location(where: str | os.PathLike) -> str:
-    """An absolute URL for a directory given as a path or a URL: ``file:///abs/dir`` for a local path
-    (relative ones against the working directory), the URL itself otherwise. A URL that went through
-    ``pathlib.Path`` (``s3:/bucket``, one slash) gets its second slash back."""
-    text = os.fspath(where)
-    match = _URL.match(text)
-    if match and len(match.group(1)) > 1:  # not a Windows drive letter
-        scheme = match.group(1).lower()
-        rest = text[match.end():].lstrip("/")
-        if scheme == "file":
-            return "file://" + str(Path("/" + rest))
-        return f"{scheme}://{rest}".rstrip("/")
-    return "file://" + str(Path(text).expanduser().resolve())  # not percent-quoted: fsspec reads it as written
-
-
-def is_remote(where: str | os.PathLike) -> bool:
-    """Whether a directory given as a path or URL is on a filesystem other than the local one."""
-    return not location(where).startswith("file://")
-
-
-def local_path(url: str) -> Path | None:
-    """The local path of a ``file://`` URL; None for any other filesystem."""
-    return Path(url[len("file://"):]) if url.startswith("file://") else None
-
-
-def join(url: str, *parts: str) -> str:
-    """``url`` with path parts appended, ``/``-separated on every filesystem."""
-    return "/".join([url.rstrip("/"), *(p.strip("/") for p in parts if p)])
-
-
-def write_atomic(url: str, data: bytes) -> None:
-    """Write bytes at a URL so no reader ever sees part of them: a temp file and a rename on a local
-    disk; one put on an object store (whose puts are atomic)."""
-    path = local_path(url)
-    if path is None:
-        fs, target = fsspec.core.url_to_fs(url)
-        fs.pipe_file(target, data)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 _opened: dict[str, ArtifactStore] = {}
 _opened_lock = threading.Lock()
 
@@ -147,7 +96,7 @@ class ArtifactStore:
 
     def __init__(self, root: str | os.PathLike, *, cache_bytes: int = 512 * 2**20) -> None:
         self.url = location(root)
-        self.fs, self._base = fsspec.core.url_to_fs(self.url)
+        self.fs, self._base = filesystem(self.url)
         # Decoded clips, most recent last: a clip just generated is verified without decoding it again.
         self._videos: OrderedDict[str, Video] = OrderedDict()
         self._cache_limit = cache_bytes
@@ -276,5 +225,5 @@ class ArtifactStore:
         A copy, not a hard link: a user editing the exported file must not corrupt the store.
         Returns ``dest`` as given (a Path stays a Path).
         """
-        write_atomic(location(dest), self.get_bytes(ref))
+        write_atomic(dest, self.get_bytes(ref))
         return dest

@@ -20,11 +20,20 @@ from rich.table import Table
 from collabvr.bench.config import BenchConfig
 from collabvr.context import Context, make_context
 from collabvr.errors import BadInput, redact
+from collabvr.location import is_remote, location, path_of
 from collabvr.status import EXIT_INCOMPLETE, EXIT_INTERNAL, exit_code
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Collaborative video reasoning (CollabVR).")
 console = Console(stderr=True)
 out = Console()
+
+
+def _local_only(bench_dir: Path, command: str) -> None:
+    """BadInput for a benchmark directory given as a URL: this command reads a local one."""
+    if is_remote(str(bench_dir)):
+        url = location(str(bench_dir))
+        raise BadInput(f"collabvr {command} reads a local directory; copy {url} first (e.g. aws s3 sync {url} DIR), "
+                       f"then: collabvr {command} DIR")
 
 
 def _fail(message: str) -> None:
@@ -182,7 +191,7 @@ def _saved_run(run_dir: Path, base: dict[str, Any]) -> tuple[Any, str, dict[str,
     from collabvr.task import Task
 
     try:
-        saved = json.loads((run_dir / RUN).read_text())
+        saved = json.loads((path_of(str(run_dir)) / RUN).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise BadInput(f"--resume {run_dir}: not a run directory of collabvr run ({RUN}: {exc})") from None
     context = {k: v for k, v in saved["context"].items() if v != "***"}
@@ -297,6 +306,7 @@ def bench(
                              "max_attempts": max_attempts, "first_clip_seconds": first_seconds, "clip_seconds": seconds},
                              vlm_option, vgm_option)
         backends = {k: fields.pop(k) for k in ("vgm", "vlm", "vgm_options", "vlm_options") if k in fields}
+        out_dir = path_of(str(out_dir))  # a directory, or a URL (s3://bucket/prefix)
         config = BenchConfig(
             out=out_dir, suite=suite, methods=[m.strip() for m in methods.split(",") if m.strip()], n=n, seed=seed,
             concurrency=concurrency, backend_limit=backend_limit, budget=budget, cache=cache, size=size, context=fields,
@@ -313,7 +323,8 @@ def bench(
     except BadInput as exc:
         _fail(str(exc))
     out.print(results_table(cells, title=f"{suite}: {out_dir}"))
-    out.print(f"wrote {out_dir / 'results.md'}, {out_dir / 'summary.json'}; report: collabvr report {out_dir}", highlight=False)
+    report = f"collabvr report {out_dir}" if not is_remote(out_dir) else "copy it to a local DIR, then collabvr report DIR"
+    out.print(f"wrote {out_dir / 'results.md'}, {out_dir / 'summary.json'}; report: {report}", highlight=False)
     summary = json.loads((out_dir / "summary.json").read_text())
     if summary.get("stopped"):
         console.print(f"stopped early: --max-cost reached; {summary['stopped']['not_started']} episode(s) not started", highlight=False)
@@ -333,6 +344,7 @@ def export(
     from collabvr.bench.export import export_run
 
     try:
+        _local_only(bench_dir, "export")
         written = export_run(bench_dir, fmt, out_dir)
     except BadInput as exc:
         _fail(str(exc))
@@ -390,6 +402,7 @@ def report(bench_dir: Annotated[Path, typer.Argument(help="A benchmark directory
     from collabvr.bench.report import write_report
 
     try:
+        _local_only(bench_dir, "report")
         if not (bench_dir / "results.jsonl").is_file():
             raise BadInput(f"{bench_dir} has no results.jsonl; run collabvr bench --out {bench_dir} first")
         try:

@@ -44,6 +44,7 @@ from collabvr.bench.stats import Cell, paired_against, summarize
 from collabvr.context import Context, make_context
 from collabvr.errors import BadInput, scrub
 from collabvr.graph import compiled, parse_method
+from collabvr.location import is_remote, local_dir, path_of, write_atomic
 from collabvr.prices import Estimate
 from collabvr.rundir import CHECKPOINTS, write_json
 from collabvr.runner import bill, preflight, priced_spec, sqlite_saver
@@ -112,7 +113,8 @@ async def _run_jobs(bench: Bench, jobs: list[Job], graphs: dict[str, Any]) -> No
 def _run_in_threads(bench: Bench, jobs: list[Job]) -> None:
     """The local executor: episodes in threads of this process, checkpoints in ``DIR/checkpoints.sqlite``."""
     config = bench.config
-    with sqlite_saver(config.out / CHECKPOINTS) as saver, \
+    local_dir(config.out).mkdir(parents=True, exist_ok=True)
+    with sqlite_saver(local_dir(config.out) / CHECKPOINTS) as saver, \
             ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="episode") as pool:
         graphs = {name: compiled(name).copy(update={"checkpointer": saver})
                   for name in dict.fromkeys(parse_method(job.method)[0] for job in jobs)}
@@ -184,7 +186,7 @@ def bench_bill(config: BenchConfig) -> Estimate:
     config.check()
     probe, ctx = _probe_context(config)
     preflight(probe, ctx)
-    done = _done(Path(config.out) / RESULTS)
+    done = _done(path_of(config.out) / RESULTS)
     total = price_table.NOTHING
     bill_ctx = make_context(ctx, budget_seconds=config.fixed_budget())
     bills: dict[tuple[str, bool, int], Estimate] = {}
@@ -216,8 +218,9 @@ def run_bench(
     is set up for this call.
     """
     config.check()
-    config.out = Path(config.out)
-    config.out.mkdir(parents=True, exist_ok=True)
+    config.out = path_of(config.out)  # a directory, or a URL: the same files either way
+    if not is_remote(config.out):
+        config.out.mkdir(parents=True, exist_ok=True)
     with nullcontext(execute) if execute is not None else executor(config) as execute:
         # fail on a bad backend before any work; this also builds the backends before the episodes start
         probe, ctx = _probe_context(config)
@@ -262,7 +265,8 @@ def write_summary(config: BenchConfig, *, stopped: dict[str, Any] | None = None)
     """results.md and summary.json from results.jsonl, for this config's episodes only; ``stopped``
     records why some episodes were not started (``--max-cost``)."""
     wanted = {job.key for job in jobs_of(config)}
-    results = [r for r in read_results(config.out / RESULTS) if result_key(r) in wanted]
+    out = path_of(config.out)
+    results = [r for r in read_results(out / RESULTS) if result_key(r) in wanted]
     cells = summarize(results, seed=config.seed)
     totals = {
         "episodes": len(results),
@@ -285,10 +289,10 @@ def write_summary(config: BenchConfig, *, stopped: dict[str, Any] | None = None)
     if suite.kind != "sim":
         summary["config"] |= {"runs": config.runs, "judge_repeats": config.judge_repeats, "judge_vlm": config.judge_vlm,
                               "strict": config.strict}
-        extra, tables = benchmark_tables(config.out, suite, results, runs=config.runs, repeats=config.judge_repeats,
+        extra, tables = benchmark_tables(out, suite, results, runs=config.runs, repeats=config.judge_repeats,
                                          strict=config.strict)
         summary["benchmark"] = extra
-    write_json(config.out / "summary.json", scrub(summary))
+    write_json(out / "summary.json", scrub(summary))
     header = (f"# Benchmark results\n\nsuite `{config.suite}`, methods `{','.join(config.methods)}`, seeds "
               f"{config.seed}..{config.seed + config.n - 1}, VGM `{config.vgm}`, VLM `{config.vlm}`, "
               f"budget `{config.budget or 'none'}`. Scores: mean [95% percentile bootstrap CI, 2000 resamples, "
@@ -302,5 +306,6 @@ def write_summary(config: BenchConfig, *, stopped: dict[str, Any] | None = None)
                        f"difficulty, seed), pooled over families; 95% percentile bootstrap CI of the mean difference "
                        f"(2000 resamples, seed {config.seed}, differences sorted before resampling).\n\n"
                        + paired_markdown(pairs, reference))
-    (config.out / "results.md").write_text(header + results_markdown(cells) + paired_text + ("\n" + tables if tables else ""))
+    text = header + results_markdown(cells) + paired_text + ("\n" + tables if tables else "")
+    write_atomic(out / "results.md", text.encode())
     return cells

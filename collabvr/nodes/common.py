@@ -11,11 +11,12 @@ from langgraph.runtime import Runtime
 
 from collabvr import events
 from collabvr.aio import offload, run_inline
-from collabvr.artifacts import ArtifactStore, join, location
+from collabvr.artifacts import ArtifactStore
 from collabvr.backends import base, registry
 from collabvr.cache import cache_at
 from collabvr.context import Context
 from collabvr.errors import InvalidOutput, failure
+from collabvr.location import join, location
 from collabvr.media import Image, Video
 from collabvr.nodes import tracing
 from collabvr.records import Usage

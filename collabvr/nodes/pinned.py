@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from collabvr.artifacts import join, location
 from collabvr.context import PINNED_FIELDS, BaseContext, Context
 from collabvr.errors import BadInput, scrub
+from collabvr.location import join, location
 from collabvr.rundir import ARTIFACTS
 
 _DEFAULTS = {name: scrub(getattr(Context(), name)) for name in PINNED_FIELDS}
