@@ -133,3 +133,14 @@ def test_configurable_is_read_as_the_agent_server_reads_it(tmp_path):
     out = compiled("collabvr").invoke({"task": "sim:maze/easy"}, config)
     assert out["task"]["id"] == "sim:maze/easy#5" and (tmp_path / "c" / "artifacts").is_dir()
     assert out["final"]["uri"].startswith(f"file://{tmp_path / 'c'}/")
+
+
+def test_prepare_finds_a_bad_backend_before_any_call_not_after_three_failed_attempts(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(BadInput, match="unknown backend provider 'nosuch'"):
+        compiled("collabvr").invoke({"task": "sim:maze/easy"}, context={"vlm": "nosuch:model", "out_dir": str(tmp_path)})
+    with pytest.raises(BadInput, match="openai:gpt-4.1 needs an API key"):
+        compiled("single").invoke({"task": "sim:maze/easy"},
+                                  context={"vgm": "sim", "vlm": "openai:gpt-4.1", "out_dir": str(tmp_path)})
+    assert not (tmp_path / "artifacts").exists()  # nothing was made
