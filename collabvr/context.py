@@ -101,7 +101,8 @@ class BaseContext:
         """The fields routers need, which ``prepare`` copies into state: routers then read state only,
         so ``update_state``, Studio's state editing and forks work on every edge. Only the fields
         that differ from the defaults are kept, so checkpoints stay small."""
-        return {name: getattr(self, name) for name in ROUTING_FIELDS if getattr(self, name) != _DEFAULTS[name]}
+        return {name: getattr(self, name) for name in ROUTING_FIELDS
+                if hasattr(self, name) and getattr(self, name) != _DEFAULTS[name]}
 
     def __post_init__(self) -> None:
         self.validate()

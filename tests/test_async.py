@@ -180,3 +180,16 @@ def test_the_bench_limit_holds_async_calls_too():
 
     asyncio.run(main())
     assert inner.most == 2  # the semaphore of 2 held around each awaited call
+
+
+def test_a_backend_serves_one_event_loop_after_another():
+    """Backends are built once per process; each event loop (asyncio.run twice, a server's isolated
+    loops) gets its own async client, whose connections belong to that loop."""
+    with FakeOpenAI() as server, FakeGoogle() as google:
+        vlm = make_openai("vlm", "gpt-4.1", openai_options(server))
+        gemini = make_gemini("vlm", "gemini-2.5-pro", gemini_options(google))
+        request = PlanRequest(task="reach the goal", frame=FRAME, step=1, max_steps=3, seconds=3.0)
+        for _ in range(3):
+            assert isinstance(asyncio.run(vlm.acall("plan", request)), Plan)
+            assert isinstance(asyncio.run(gemini.acall("plan", request)), Plan)
+        assert len(server.calls("chat")) == 3 and len(google.calls("generateContent")) == 3

@@ -79,6 +79,9 @@ def test_pinned_options_are_scrubbed_and_a_resume_takes_the_key_from_the_environ
     pinned = graph.get_state(config).values["pinned"]
     assert pinned["vlm_options"] == {"api_key": "***", "temperature": 0.1} and secret not in str(graph.get_state(config))
     seen.clear()
+    without_key = Context(out_dir=str(tmp_path), vlm="keyed:m", vgm="script", vlm_options={"temperature": 0.1},
+                          approve_plans=True, first_clip_seconds=1.0)  # as collabvr run --resume passes it
+    graph.invoke(Command(resume="approve"), config, context=without_key)  # a secret is not compared
     assert _finish(graph, config)["status"] == "complete"
     assert seen and all("api_key" not in o and o["temperature"] == 0.1 for o in seen)  # the key is the environment's
 

@@ -18,6 +18,7 @@ import json
 import random
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, fields
@@ -213,6 +214,32 @@ class Caller:
                     f"{self.name} {what}: gave up after {tries} tries ({why} exhausted): {failure.error}"
                 ) from None
             await sleep(wait)
+
+
+class PerLoop:
+    """One async client per event loop, made on first use there: an SDK's async client pools its
+    connections on the loop that made them, and a backend is shared by every loop of the process
+    (``asyncio.run`` twice, a server's isolated loops). Made in a worker thread: setting a client
+    up may read credentials from disk."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    async def get(self) -> Any:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            client = self._clients.get(loop)
+        if client is None:
+            client = await asyncio.to_thread(self._make)
+            with self._lock:
+                client = self._clients.setdefault(loop, client)
+        return client
+
+    async def call(self, fn: Callable[[Any], Awaitable[T]]) -> T:
+        """``await fn(client)`` with this loop's client."""
+        return await fn(await self.get())
 
 
 def safe_message(exc: BaseException, limit: int = 300) -> str:

@@ -38,6 +38,7 @@ from collabvr.aio import either, offload, run_inline, sleep
 from collabvr.backends.api import (
     Caller,
     Failure,
+    PerLoop,
     Policy,
     RoleVLM,
     Tally,
@@ -338,6 +339,7 @@ class GeminiVLM(RoleVLM):
         self.file_poll_s = float(options.get("file_poll_s", 1.0))
         vertexai = options.get("vertexai", True if options.get("project") or options.get("location") else None)
         self._client, self.endpoint = _client(self.name, options, vertexai=vertexai, timeout_s=self.policy.timeout_s)
+        self._aio = PerLoop(lambda: _client(self.name, options, vertexai=vertexai, timeout_s=self.policy.timeout_s)[0])
 
     def preflight(self) -> None:
         """What can be checked without a network call: the model answers about images and video,
@@ -389,7 +391,7 @@ class GeminiVLM(RoleVLM):
 
         response = await self.caller.attempt("generate_content", lambda: either(
             lambda: self._client.models.generate_content(**request()),
-            lambda: self._client.aio.models.generate_content(**request())), deadline)
+            lambda: self._aio.call(lambda client: client.aio.models.generate_content(**request()))), deadline)
         meta = response.usage_metadata
         usage = Usage(
             input_tokens=(meta.prompt_token_count or 0) if meta else 0,
@@ -483,21 +485,23 @@ class GeminiVLM(RoleVLM):
         config = types.UploadFileConfig(mime_type="video/mp4", http_options=_http(self.caller.timeout(deadline)))
         file = await self.caller.attempt("files.upload", lambda: either(
             lambda: self._client.files.upload(file=io.BytesIO(data), config=config),
-            lambda: self._client.aio.files.upload(file=io.BytesIO(data), config=config)), deadline)
+            lambda: self._aio.call(lambda client: client.aio.files.upload(file=io.BytesIO(data), config=config))), deadline)
         uploaded.append(file.name)
         while str(getattr(file.state, "value", file.state)) == "PROCESSING":
             if time.monotonic() + self.file_poll_s >= deadline:
                 raise TransientError(f"{self.name}: uploaded clip still processing at the deadline")
             await sleep(self.file_poll_s)
             file = await self.caller.attempt("files.get", lambda name=file.name: either(
-                lambda: self._client.files.get(name=name), lambda: self._client.aio.files.get(name=name)), deadline)
+                lambda: self._client.files.get(name=name),
+                lambda: self._aio.call(lambda client: client.aio.files.get(name=name))), deadline)
         if str(getattr(file.state, "value", file.state)) == "FAILED":
             raise BackendError(f"{self.name}: the Files API could not process the clip")
         return file.uri
 
     async def _delete(self, name: str) -> None:
         try:
-            await either(lambda: self._client.files.delete(name=name), lambda: self._client.aio.files.delete(name=name))
+            await either(lambda: self._client.files.delete(name=name),
+                         lambda: self._aio.call(lambda client: client.aio.files.delete(name=name)))
         except Exception:  # noqa: BLE001, S110 - uploaded files expire on their own after 48 h
             pass
 
@@ -523,6 +527,7 @@ class VeoVGM:
         self.prices = options.get("prices")
         self.tally = Tally()
         self._client, self.endpoint = _client(self.name, options, vertexai=True, timeout_s=self.policy.timeout_s)
+        self._aio = PerLoop(lambda: _client(self.name, options, vertexai=True, timeout_s=self.policy.timeout_s)[0])
 
     def __repr__(self) -> str:
         return f"VeoVGM({self.model!r})"
@@ -592,7 +597,7 @@ class VeoVGM:
 
         return await self.caller.attempt("generate_videos", lambda: either(
             lambda: self._client.models.generate_videos(**request()),
-            lambda: self._client.aio.models.generate_videos(**request())), deadline)
+            lambda: self._aio.call(lambda client: client.aio.models.generate_videos(**request()))), deadline)
 
     async def _wait(self, operation: types.GenerateVideosOperation, deadline: float) -> types.GenerateVideosOperation:
         """Poll until the operation is done, reporting the seconds waited (``generating`` events)."""
@@ -614,7 +619,7 @@ class VeoVGM:
     def _poll(self, operation: types.GenerateVideosOperation, deadline: float) -> Any:
         config = types.GetOperationConfig(http_options=_http(self.caller.timeout(deadline)))
         return either(lambda: self._client.operations.get(operation, config=config),
-                      lambda: self._client.aio.operations.get(operation, config=config))
+                      lambda: self._aio.call(lambda client: client.aio.operations.get(operation, config=config)))
 
     async def _video_bytes(self, operation: types.GenerateVideosOperation, deadline: float) -> bytes:
         result = operation.result or operation.response

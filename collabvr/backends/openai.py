@@ -21,6 +21,7 @@ import openai as _openai
 from collabvr.aio import either, offload
 from collabvr.backends.api import (
     Failure,
+    PerLoop,
     RoleVLM,
     aask_validated,
     prompt_for,
@@ -105,7 +106,7 @@ class OpenAIVLM(RoleVLM):
         register_secret(api_key)
         client = {"api_key": api_key, "base_url": base_url, "max_retries": 0, "timeout": self.policy.timeout_s}
         self._client = _openai.OpenAI(**client)
-        self._aclient = _openai.AsyncOpenAI(**client)
+        self._aclient = PerLoop(lambda: _openai.AsyncOpenAI(**client))
 
     def preflight(self) -> None:
         """What can be checked without a network call (the key was checked when the backend was
@@ -172,7 +173,7 @@ class OpenAIVLM(RoleVLM):
 
         return await self.caller.attempt("chat.completions", lambda: either(
             lambda: self._client.chat.completions.create(**request()),
-            lambda: self._aclient.chat.completions.create(**request())), deadline)
+            lambda: self._aclient.call(lambda aio: aio.chat.completions.create(**request()))), deadline)
 
     def _content(self, item: str | Image | Video) -> list[dict[str, Any]]:
         if isinstance(item, str):

@@ -61,6 +61,15 @@ def emit(runtime: Runtime[Context] | None, kind: str, **fields: Any) -> None:
         writer(events.make(kind, **fields))
 
 
+async def _backend(of: Callable[[Context], Any], ctx: Context) -> tuple[Any, dict | None]:
+    """(the run's backend, None), or (None, a typed failure) for a spec that does not resolve
+    (``prepare`` preflights the specs: this is for a backend that breaks later)."""
+    try:
+        return await offload(of, ctx), None
+    except Exception as exc:  # noqa: BLE001 - a failed call, typed, never an exception out of a node
+        return None, failure(exc)
+
+
 def call_vlm(ctx: Context, role: str, request: Any, expected: type[T], **trace: Any,
              ) -> tuple[T | None, dict | None, dict]:
     """:func:`vlm_call` for synchronous callers (calibration)."""
@@ -78,12 +87,8 @@ async def vlm_call(ctx: Context, role: str, request: Any, expected: type[T], **t
     """
     start = time.perf_counter()
     record: Any = None
-    fail: dict | None = None
     hit = False
-    try:
-        backend = await offload(vlm_of, ctx)
-    except Exception as exc:  # noqa: BLE001 - a bad spec is a typed failure here (prepare preflights it)
-        backend, fail = None, failure(exc)
+    backend, fail = await _backend(vlm_of, ctx)
     with tracing.model_run(ctx, "vlm", role, {"request": request}, backend=backend, **trace) as traced:
         try:
             if fail is None:
@@ -142,12 +147,8 @@ async def generate_clip(ctx: Context, frame: dict, prompt: str, *, seconds: floa
     inputs = {"frame": frame, "prompt": prompt, "seconds": seconds, "seed": seed, "fps": ctx.fps}
     start = time.perf_counter()
     video: Video | None = None
-    fail: dict | None = None
     hit = False
-    try:
-        vgm = await offload(vgm_of, ctx)
-    except Exception as exc:  # noqa: BLE001 - a bad spec is a typed failure here (prepare preflights it)
-        vgm, fail = None, failure(exc)
+    vgm, fail = await _backend(vgm_of, ctx)
     with tracing.model_run(ctx, "vgm", "generate", inputs, backend=vgm, step=step, attempt=attempt) as traced:
         try:
             if fail is None:

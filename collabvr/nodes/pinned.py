@@ -59,7 +59,15 @@ def asked(raw: Any, configurable: dict[str, Any] | None = None) -> Context | Non
 
 
 def _value(ctx: Context, name: str) -> Any:
-    return location(ctx.out_dir) if name == "out_dir" else scrub(getattr(ctx, name))
+    return location(ctx.out_dir) if name == "out_dir" else _comparable(name, scrub(getattr(ctx, name)))
+
+
+def _comparable(name: str, value: Any) -> Any:
+    """A pinned field as resumes compare it: options without their secrets (``***``), which are
+    credentials, not part of the episode, and are never recorded to compare against."""
+    if name.endswith("_options") and isinstance(value, dict):
+        return {k: v for k, v in value.items() if v != "***"}
+    return value
 
 
 def resolve(pinned: dict[str, Any] | None, raw: Any, configurable: dict[str, Any] | None = None,
@@ -75,7 +83,7 @@ def resolve(pinned: dict[str, Any] | None, raw: Any, configurable: dict[str, Any
         return base, {}
     changed = {}
     for name in sorted(ctx.given & {*PINNED_FIELDS, "out_dir"}):
-        before = pinned.get(name, _DEFAULTS.get(name))
+        before = _comparable(name, pinned.get(name, _DEFAULTS.get(name)))
         if _value(ctx, name) != before:
             changed[name] = [before, _value(ctx, name)]
     merged = Context(**{**{n: getattr(base, n) for n in base.given}, **{n: getattr(ctx, n) for n in ctx.given}})
