@@ -374,8 +374,8 @@ def score(
             raise BadInput(f"unknown benchmark {benchmark!r}: collabvr score vbvr EXPORT_DIR --evalkit DIR, or collabvr score genvire GEN_DIR")
     except BadInput as exc:
         _fail(str(exc))
-    out.print(table, highlight=False, markup=False)
-    console.print(f"wrote {where}", highlight=False)
+    out.print(table, highlight=False, markup=False, soft_wrap=True)  # Markdown tables: never wrapped
+    console.print(f"wrote {where}", highlight=False, soft_wrap=True)
 
 
 class _KitOutput:
