@@ -194,3 +194,26 @@ def test_bench_with_a_bad_evalkit_fails_before_any_episode(tmp_path):
     assert not (tmp_path / "b" / "results.jsonl").exists()
     result = CliRunner().invoke(app, ["bench", "--suite", "sim:maze/easy", "--out", str(tmp_path / "s"), "--evalkit", str(tmp_path)])
     assert "--evalkit scores a VBVR-Bench suite" in _one_error_line(result)
+
+
+def test_the_bounds_script_scores_floor_and_ceiling_by_both_entry_points_and_the_first_order_scorer(kit, tmp_path):
+    from collabvr.bench.suites import parse_suite
+    from collabvr.bench.suites.vbvr import floor_and_ceiling
+
+    root, commit = kit
+    data = make_vbvr(tmp_path / "data")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "vbvr_bounds.py"
+    proc = subprocess.run([sys.executable, str(script), str(data), "--evalkit", str(root), "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    bounds = json.loads((tmp_path / "o" / "bounds.json").read_text())
+    assert bounds["commits"] == {"run_evaluation": commit, "evaluate": commit}
+    o47 = bounds["tasks"]["In-Domain_50/O-47_sliding_puzzle_data-generator"]
+    rows = [r for r in parse_suite(f"vbvr:{data}").rows if r.task.startswith("O-47")]
+    assert o47["first-order"]["floors"] == pytest.approx([floor_and_ceiling(r)[0] for r in rows])
+    for r, floor in zip(rows, o47["run_evaluation"]["floors"], strict=True):  # the kit scored the held first frame
+        still = frames(tmp_path / "o" / "videos" / "floor-still" / r.split / r.task / f"{r.id}.mp4")
+        assert floor == pytest.approx(closeness(still[-1], r.final_frame))
+    g135 = bounds["tasks"]["Out-of-Domain_50/G-135_select_next_figure_data-generator"]
+    assert g135["run_evaluation"]["n"] == 0 and g135["evaluate"]["n"] == 1  # skipped by one entry point, scored by the other
+    assert "| In-Domain_50/O-47_sliding_puzzle_data-generator | 2 |" in proc.stdout
