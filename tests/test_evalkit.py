@@ -217,3 +217,21 @@ def test_the_bounds_script_scores_floor_and_ceiling_by_both_entry_points_and_the
     g135 = bounds["tasks"]["Out-of-Domain_50/G-135_select_next_figure_data-generator"]
     assert g135["run_evaluation"]["n"] == 0 and g135["evaluate"]["n"] == 1  # skipped by one entry point, scored by the other
     assert "| In-Domain_50/O-47_sliding_puzzle_data-generator | 2 |" in proc.stdout
+
+
+def test_report_with_evalkit_scores_a_finished_bench_and_shows_the_official_table(kit, tmp_path):
+    root, commit = kit
+    data = tmp_path / "simvbvr"
+    export_sim_suite(data, spec="sim:maze/easy", n=1, size=128)
+    out = tmp_path / "b"
+    run_bench(BenchConfig(out=out, suite=f"vbvr:{data}", methods=["single"], vgm="still", vlm="sim", size=128, context=FAST,
+                          concurrency=1))
+    assert "official" not in json.loads((out / "summary.json").read_text())["benchmark"]
+    result = CliRunner().invoke(app, ["report", str(out), "--evalkit", str(root)])
+    assert result.exit_code == 0, result.output
+    official = json.loads((out / "summary.json").read_text())["benchmark"]["official"]
+    floor = official["models"]["floor-still"]["samples"]["In-Domain_50/sim-maze-easy/00000"]
+    ceiling = official["models"]["ceiling-groundtruth"]["samples"]["In-Domain_50/sim-maze-easy/00000"]
+    html = (out / "report" / "index.html").read_text()
+    assert f"run_evaluation.py (task-specific score), commit {commit}" in html
+    assert f"<td>In-Domain_50</td><td>sim-maze-easy</td><td>{floor:.3f}</td><td>{ceiling:.3f}</td>" in html
