@@ -144,6 +144,10 @@ def test_score_vbvr_fails_in_one_line_with_the_kits_last_lines_when_it_crashes(k
     root, _ = kit
     data = make_vbvr(tmp_path / "data")
     export = make_export(data, tmp_path / "exports" / "vbvr")
+    (tmp_path / "elsewhere").mkdir()
+    line = _one_error_line(CliRunner().invoke(app, ["score", "vbvr", str(export), "--evalkit", str(root),
+                                                    "--gt-base", str(tmp_path / "elsewhere")]))
+    assert "elsewhere: not a VBVR-Bench download (no In-Domain_50 or Out-of-Domain_50)" in line
     monkeypatch.setenv("STANDIN_FAIL", "1")
     line = _one_error_line(CliRunner().invoke(app, ["score", "vbvr", str(export), "--evalkit", str(root), "--gt-base", str(data),
                                                     "--quiet"]))
@@ -154,13 +158,18 @@ def test_score_vbvr_fails_in_one_line_with_the_kits_last_lines_when_it_crashes(k
 FAST = {"first_clip_seconds": 4.0, "clip_seconds": 1.0}
 
 
+def still_bench(tmp_path: Path, n: int, **extra: str) -> tuple[Path, Path]:
+    """A bench of ``single`` with the still VGM on n samples of the sim's maze in VBVR's layout: (data, bench)."""
+    data, out = tmp_path / "simvbvr", tmp_path / "b"
+    export_sim_suite(data, spec="sim:maze/easy", n=n, size=128)
+    run_bench(BenchConfig(out=out, suite=f"vbvr:{data}", methods=["single"], vgm="still", vlm="sim", size=128, context=FAST,
+                          concurrency=1, **extra))
+    return data, out
+
+
 def test_bench_with_evalkit_scores_methods_floor_and_ceiling_by_the_same_entry_point(kit, tmp_path):
     root, commit = kit
-    data = tmp_path / "simvbvr"
-    export_sim_suite(data, spec="sim:maze/easy", n=2, size=128)
-    out = tmp_path / "b"
-    run_bench(BenchConfig(out=out, suite=f"vbvr:{data}", methods=["single"], vgm="still", vlm="sim", size=128, context=FAST,
-                          concurrency=1, evalkit=str(root), evalkit_entry="evaluate"))
+    data, out = still_bench(tmp_path, 2, evalkit=str(root), evalkit_entry="evaluate")
     official = json.loads((out / "summary.json").read_text())["benchmark"]["official"]
     assert official["entry"] == "evaluate" and official["commit"] == commit
     assert set(official["models"]) == {"single", "floor-still", "ceiling-groundtruth"}
@@ -221,11 +230,7 @@ def test_the_bounds_script_scores_floor_and_ceiling_by_both_entry_points_and_the
 
 def test_report_with_evalkit_scores_a_finished_bench_and_shows_the_official_table(kit, tmp_path):
     root, commit = kit
-    data = tmp_path / "simvbvr"
-    export_sim_suite(data, spec="sim:maze/easy", n=1, size=128)
-    out = tmp_path / "b"
-    run_bench(BenchConfig(out=out, suite=f"vbvr:{data}", methods=["single"], vgm="still", vlm="sim", size=128, context=FAST,
-                          concurrency=1))
+    _, out = still_bench(tmp_path, 1)
     assert "official" not in json.loads((out / "summary.json").read_text())["benchmark"]
     result = CliRunner().invoke(app, ["report", str(out), "--evalkit", str(root)])
     assert result.exit_code == 0, result.output

@@ -172,7 +172,7 @@ def _sample_of(path: str) -> tuple[str, str, str]:
 
 def read_results(entry: str, path: Path) -> dict[str, Any]:
     """An entry point's results file as: ``samples`` {split/task/id: score}, ``errors`` (the keys the kit
-    scored 0 on an exception), and the kit's own means ``by_task`` {split/task: mean}, ``splits``
+    scored 0 on an exception), and the kit's own means ``by_task`` {task folder: mean}, ``splits``
     {In_Domain, Out_of_Domain: (mean, n)} and ``overall`` (mean, n)."""
     try:
         data = json.loads(path.read_text())
@@ -181,17 +181,17 @@ def read_results(entry: str, path: Path) -> dict[str, Any]:
             summary = data["summary"]
             splits = {k: (summary[k]["mean_score"], summary[k]["num_samples"]) for k in ("In_Domain", "Out_of_Domain")}
             overall = (summary["overall"]["mean_score"], summary["overall"]["num_samples"])
-            by_task = {(k, t): v for k in ("In_Domain", "Out_of_Domain") for t, v in summary[k]["by_task"].items()}
+            by_task = {t: v for k in ("In_Domain", "Out_of_Domain") for t, v in summary[k]["by_task"].items()}
         else:
             rows = [(_sample_of(s["video_path"]), s) for s in data["detailed"]]
             splits = {k: (data[k]["mean_score"], data[k]["num_videos"]) for k in ("In_Domain", "Out_of_Domain")}
             overall = (data["overall"]["mean_score"], data["overall"]["num_videos"])
-            by_task = {(k, t): v["mean_score"] for k in ("In_Domain", "Out_of_Domain") for t, v in data[k]["by_task"].items()}
+            by_task = {t: v["mean_score"] for k in ("In_Domain", "Out_of_Domain") for t, v in data[k]["by_task"].items()}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BadInput(f"{path}: not the results file VBVR-EvalKit {entry}.py writes ({type(exc).__name__}: {exc})") from None
     samples = {"/".join(key): float(row["score"]) for key, row in rows}
     return {"samples": samples, "errors": sorted("/".join(key) for key, row in rows if row.get("error")),
-            "by_task": {f"{split}/{task}": float(v) for (split, task), v in by_task.items()},
+            "by_task": {task: float(v) for task, v in by_task.items()},
             "splits": {k: [float(m), int(n)] for k, (m, n) in splits.items()}, "overall": [float(overall[0]), int(overall[1])]}
 
 

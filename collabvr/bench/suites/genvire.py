@@ -1,7 +1,7 @@
-"""Gen-ViRe: the loader (``--suite genvire:DIR[:CATEGORY[/SUBTASK]]``), the official generation tree,
-and the official score aggregation.
+"""Gen-ViRe: the loader (``--suite genvire:DIR[:CATEGORY[/SUBTASK]]``) and the official sample set. The
+generation tree and step4's aggregation are in :mod:`.genvire_official`.
 
-Read from the official toolkit (github.com/L-CodingSpace/GVR; paths below are in that repository):
+Read from the official toolkit (github.com/L-CodingSpace/GVR at dd532d1; paths below are in that repository):
 
 * layout: ``DIR/<cN_category>/<subtask>/<name>_eval.json`` maps sample ids (strings, not always
   numeric: ``random_01`` in c1_abstract_reasoning/symmetry/symmetry_eval.json) to
@@ -17,18 +17,6 @@ Read from the official toolkit (github.com/L-CodingSpace/GVR; paths below are in
   or parquet file: rows ``id, main_category, sub_category, i2v_prompt, image, eval_json_path``;
   ``main_category`` maps to the category folders with code/step2_generate_configs.py's
   ``CATEGORY_MAPPING`` (folder names keep the toolkit's spellings: c3_perceptural_reasoning, ...);
-* generation tree (README.md, code/step3_batch_eval.py): ``0_generated_videos/<model>/<model>_<run>/
-  <main_category>/<subtask>/<id>.mp4`` with the judge's ``<id>_score.json`` beside each video;
-* aggregation (code/step4_generate_summary.py): run folders ``<model>_0`` .. ``<model>_4``; per score
-  file ``normalized_score`` (0 if absent); batch mode pools every score file of a dimension over its
-  subtasks and runs, ``Avg.`` is the mean over the dimensions present (a missing one prints 0.000);
-  dimension mode averages the subtask means of one dimension. A video whose judge failed has no score
-  file and is silently left out of every mean: we count these ``dropped`` against the videos expected
-  (``collabvr_expected.json`` beside the run folders when our export wrote the tree, else the official
-  ids of every subtask present in every run folder found), and ``strict`` scores them 0;
-* judge repeats (the paper's protocol, not the official one: one video judged J times) stay in the
-  video's one score file: ``repeats`` holds every call's answer, and ``normalized_score`` is the mean
-  over the calls that answered (strict: a failed call scores 0).
 """
 
 from __future__ import annotations
@@ -56,10 +44,6 @@ CATEGORY_FOLDERS = {
     "spatial_reasoning": "c6_spatial_reasoning",
 }
 FOLDER_CATEGORIES = {v: k for k, v in CATEGORY_FOLDERS.items()}
-# code/step4_generate_summary.py, batch CSV columns
-COLUMNS = [("abstract_reasoning", "Abstract"), ("algorithmic_logical_reasoning", "Algorithmic & Logical"),
-           ("analogy_reasoning", "Analogy"), ("perceptual_reasoning", "Perceptual"),
-           ("planning_reasoning", "Planning"), ("spatial_reasoning", "Spatial")]
 GET = ("get it with: git clone https://github.com/L-CodingSpace/GVR (the toolkit holds every eval json and "
        "image), or export the dataset ciciciciliu/Gen-Vire_ds to JSONL (docs/benchmarks.md)")
 _CATEGORY_DIR = re.compile(r"c\d+_[a-z_]+")
@@ -80,7 +64,6 @@ ID_NAMES = {
     "reflect": ("ReflectY_19", "ReflectY_24", "ReflectY_43"),
     "resize": ("Resize0.5XY_44", "Resize2XY_27", "Resize2XY_41"),
 }
-EXPECTED = "collabvr_expected.json"  # beside a model's run folders: the videos our export expects
 
 
 def official_ids(subtask: str) -> tuple[str, ...] | None:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from collabvr.bench.suites.genvire import EXPECTED, RUNS_OFFICIAL, official_ids
+from collabvr.bench.suites.genvire import RUNS_OFFICIAL, official_ids
 from collabvr.errors import BadInput
 from collabvr.rundir import FINAL, TRACE
 from collabvr.scoring import gvr_video_score
@@ -41,6 +41,7 @@ from collabvr.scoring import gvr_video_score
 COLUMNS = [("abstract_reasoning", "Abstract"), ("algorithmic_logical_reasoning", "Algorithmic & Logical"),
            ("analogy_reasoning", "Analogy"), ("perceptual_reasoning", "Perceptual"),
            ("planning_reasoning", "Planning"), ("spatial_reasoning", "Spatial")]
+EXPECTED = "collabvr_expected.json"  # beside a model's run folders: the videos our export expects
 COMBINED = "mean normalized_score of the judge calls that answered (the paper's protocol: one video judged J times)"
 
 

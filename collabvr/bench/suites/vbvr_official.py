@@ -106,8 +106,9 @@ def score_models(export_dir: Path, kit: EvalKit, entry: str, gt_base: Path, out:
                  on_line: OnLine | None = None) -> dict[str, Any]:
     """Run the kit's ``entry`` on every model folder of an export, each into ``out/<model>/``; what it scored
     (:func:`~collabvr.bench.suites.evalkit.read_results`) beside what was exported, per model."""
-    if not gt_base.is_dir():
-        raise BadInput(f"--gt-base {gt_base}: no such directory; give the VBVR-Bench download")
+    if not any((gt_base / split).is_dir() for split in SPLIT_FOLDERS):
+        raise BadInput(f"--gt-base {gt_base}: not a VBVR-Bench download (no {' or '.join(SPLIT_FOLDERS)}); "
+                       "give the directory of huggingface-cli download Video-Reason/VBVR-Bench-Data")
     models = {}
     for model_dir in model_dirs(export_dir):
         scored = read_results(entry, run_entry(kit, entry, model_dir, gt_base, out / model_dir.name, on_line=on_line))
@@ -149,7 +150,7 @@ def official_markdown(official: dict[str, Any]) -> str:
             by_task.setdefault(key.rsplit("/", 1)[0], []).append(score)
         for task, scores in sorted(by_task.items()):
             split, name = task.split("/", 1)
-            lines.append(f"| {model} | {split} | {name} | {len(scores)} | {_f(m['by_task'].get(f'{SPLIT_FOLDERS.get(split, split)}/{name}'))} |")
+            lines.append(f"| {model} | {split} | {name} | {len(scores)} | {_f(m['by_task'].get(name))} |")
         for split, (mean, n) in m["splits"].items():
             if n:
                 lines.append(f"| {model} | {split} | (all) | {n} | {_f(mean)} |")
