@@ -240,3 +240,16 @@ def test_report_with_evalkit_scores_a_finished_bench_and_shows_the_official_tabl
     html = (out / "report" / "index.html").read_text()
     assert f"run_evaluation.py (task-specific score), commit {commit}" in html
     assert f"<td>In-Domain_50</td><td>sim-maze-easy</td><td>{floor:.3f}</td><td>{ceiling:.3f}</td>" in html
+
+
+@pytest.mark.parametrize("args, words", [
+    (["vbvr", "x", "--evalkit", "k", "--strict"], "--strict is for genvire"),
+    (["genvire", "x", "--evalkit", "k"], "--evalkit, --gt-base and --python are for vbvr"),
+    (["atari", "x"], "unknown benchmark 'atari'"),
+    (["vbvr", "x", "--evalkit", "k", "--entry", "fast"], "--entry must be one of run_evaluation, evaluate"),
+])
+def test_score_with_options_of_the_other_benchmark_exits_2_with_one_line(args, words, tmp_path):
+    make_vbvr(tmp_path / "x")
+    (tmp_path / "x" / "collabvr_export.json").write_text(json.dumps({"gt_base": str(tmp_path / "x")}))
+    result = CliRunner().invoke(app, ["score", *[str(tmp_path / a) if a in ("x", "k") else a for a in args]])
+    assert words in _one_error_line(result)
