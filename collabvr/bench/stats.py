@@ -9,8 +9,9 @@ not two separate intervals.
 
 An instance is what makes two episodes comparable (:func:`instance`): the sim's (family,
 difficulty, seed), a benchmark's (suite, split or category, task, sample, run). Every paired
-number goes through :func:`matched_pairs`, which refuses two episodes of one method on one instance:
-a key that lumped a benchmark's samples together once made four samples one "pair".
+number goes through :func:`matched_pairs`, and :func:`method_scores` refuses two episodes of one
+method on one instance: a key that lumped a benchmark's samples together once made four samples one
+"pair".
 """
 
 from __future__ import annotations
