@@ -86,26 +86,26 @@ def test_run_inline_takes_the_sync_form_and_refuses_a_real_suspension():
         run_inline(suspends())
 
 
+async def _heartbeat(coro):
+    """Await ``coro`` while a heartbeat ticks; (its result, ticks): a blocked loop does not tick."""
+    ticks = 0
+
+    async def beat() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.005)
+
+    task = asyncio.create_task(beat())
+    try:
+        result = await coro
+    finally:
+        task.cancel()
+    return result, ticks
+
+
 def _heartbeat_during(coro):
-    """Run ``coro`` while a heartbeat ticks; (its result, ticks): a blocked loop does not tick."""
-
-    async def main():
-        ticks = 0
-
-        async def beat() -> None:
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await asyncio.sleep(0.005)
-
-        task = asyncio.create_task(beat())
-        try:
-            result = await coro
-        finally:
-            task.cancel()
-        return result, ticks
-
-    return asyncio.run(main())
+    return asyncio.run(_heartbeat(coro))
 
 
 def _slowly(answer, seconds: float = 0.3):
@@ -123,11 +123,17 @@ def test_gemini_acall_sends_the_same_request_on_the_async_client():
         vlm = make_gemini("vlm", "gemini-2.5-pro", gemini_options(google, temperature=0.3))
         request = VerifyRequest(task="t", clip=colour_clip((0, 200, 0)), start_frame=FRAME, instruction="i", target_state="s")
         google.script("generateContent", _slowly(google._generate_content))
-        verdict, ticks = _heartbeat_during(vlm.acall("verify", request))
+
+        async def main() -> tuple[Verdict, int, int]:
+            verdict, ticks = await _heartbeat(vlm.acall("verify", request))
+            return verdict, ticks, len(vlm._aio._clients)
+
+        verdict, ticks, clients = asyncio.run(main())
         sync = vlm.verify(request)
         sent_async, sent_sync = google.calls("generateContent")
-    assert isinstance(verdict, Verdict) and verdict.accept == sync.accept
     assert ticks >= 10  # the loop ran while the server took 0.3 s: the request was awaited, not blocking
+    assert clients == 1  # sent on that loop's client.aio
+    assert isinstance(verdict, Verdict) and verdict.accept == sync.accept
     assert sent_async.json == sent_sync.json  # what the server received is the same on both clients
     blobs = [p["inlineData"] for p in sent_async.json["contents"][0]["parts"] if "inlineData" in p]
     assert [b.get("mimeType") or b.get("mime_type") for b in blobs] == ["image/png", "video/mp4"]
