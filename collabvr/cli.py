@@ -28,6 +28,11 @@ console = Console(stderr=True)
 out = Console()
 
 
+def _where(path: Path) -> str:
+    """--out as the user meant it: a URL that typer's Path collapsed (s3:/bucket) gets its // back."""
+    return location(str(path)) if is_remote(str(path)) else str(path)
+
+
 def _local_only(bench_dir: Path, command: str) -> None:
     """BadInput for a benchmark directory given as a URL: this command reads a local one."""
     if is_remote(str(bench_dir)):
@@ -157,14 +162,14 @@ def run(
             raise BadInput("give either --task or --image/--prompt, not both")
         given = {"vlm": vlm, "vgm": vgm, "max_steps": max_steps, "max_attempts": max_attempts,
                  "first_seconds": first_seconds, "seconds": seconds, "fps": fps, "partial_threshold": partial_threshold,
-                 "seed": seed, "seed_policy": seed_policy, "out_dir": str(out_dir) if out_dir else None, "budget": budget,
+                 "seed": seed, "seed_policy": seed_policy, "out_dir": _where(out_dir) if out_dir else None, "budget": budget,
                  "approve": True if approve else None}
         base, the_task = _from_config(config_file), None
         if resume is not None:  # the run's own task, method and context; flags given now override them
             if task is not None or image is not None or out_dir is not None:
                 raise BadInput("--resume continues a run directory's own task in it: leave out --task, --image and --out")
             the_task, method, base = _saved_run(resume, base)
-            given["out_dir"] = str(resume)
+            given["out_dir"] = _where(resume)
         fields = _context_of(base, {_RUN_FIELDS[k]: v for k, v in given.items()}, vlm_option, vgm_option)
         ctx = make_context(**fields)
         if the_task is None:
