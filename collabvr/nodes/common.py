@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from functools import lru_cache
@@ -69,6 +70,8 @@ def call_vlm(ctx: Context, role: str, request: Any, expected: type[T], **trace: 
     With LangSmith tracing on, the call is an ``llm`` run under the node's run; ``trace`` adds
     metadata to it (see :mod:`collabvr.nodes.tracing`).
     """
+    if dataclasses.is_dataclass(request) and hasattr(request, "seed"):
+        request = dataclasses.replace(request, seed=ctx.seed)  # sampling VLMs seed from it (collabvr.records)
     with tracing.model_run(ctx, "vlm", role, {"request": request}, **trace) as traced:
         start = time.perf_counter()
         record: Any = None

@@ -41,10 +41,27 @@ class Checkpoint:
     hub: bool
 
     def read_json(self, name: str) -> dict[str, Any]:
-        try:
-            return json.loads((self.files / name).read_text())
-        except (OSError, ValueError) as exc:
-            raise BadInput(f"cannot read {name} of {self.source}: {exc}") from None
+        return _read(self.files / name, self.source)
+
+    def optional_json(self, name: str) -> dict[str, Any]:
+        """``name`` (e.g. ``transformer/config.json``) read as JSON, fetched for a hub id that has not
+        cached it yet (from the cache alone when offline); {} when the checkpoint has no such file."""
+        path = self.files / name
+        if not path.is_file() and self.hub:
+            from huggingface_hub import hf_hub_download
+
+            try:
+                path = Path(hf_hub_download(self.source, name, local_files_only=offline()))
+            except Exception:  # noqa: BLE001 - not there: the caller goes on without it
+                return {}
+        return _read(path, self.source) if path.is_file() else {}
+
+
+def _read(path: Path, source: str) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"cannot read {path.name} of {source}: {exc}") from None
 
 
 def offline() -> bool:
