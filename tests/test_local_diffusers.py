@@ -16,12 +16,12 @@ pytest.importorskip("diffusers")
 pytest.importorskip("ftfy")
 
 from collabvr import events  # noqa: E402
+from collabvr.artifacts import ArtifactStore  # noqa: E402
 from collabvr.backends import registry  # noqa: E402
 from collabvr.backends.local import runtime  # noqa: E402
 from collabvr.backends.local.diffusers_vgm import DiffusersVGM  # noqa: E402
 from collabvr.backends.local.families import Geometry  # noqa: E402
 from collabvr.errors import BadInput  # noqa: E402
-from collabvr.artifacts import ArtifactStore  # noqa: E402
 from collabvr.media import Image, Video  # noqa: E402
 from tests.tiny_models import checkpoint  # noqa: E402
 

@@ -143,7 +143,7 @@ class DiffusersVGM:
         self.trust_remote_code = runtime.flag(options.get("trust_remote_code", False), "trust_remote_code")
         self.attention_backend = options.get("attention_backend")
         if self.attention_backend is not None:
-            check_attention_backend(str(self.attention_backend), self.device, self.name)
+            check_attention_backend(str(self.attention_backend), self.device, self.dtype, self.name)
         self.loras = loras(options.get("lora"))
         if any(lora.transformer_2 for lora in self.loras) and self.native_key != "wan2.2-i2v-a14b":
             raise BadInput(f"lora transformer_2 loads into Wan 2.2 A14B's low-noise expert; {self.name} has none")

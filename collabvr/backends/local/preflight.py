@@ -61,9 +61,15 @@ def check_attn_implementation(name: str, device: str, spec: str) -> None:
         raise BadInput(f"{spec}: attn_implementation={name} runs on CUDA only; device is {device} (use sdpa)")
 
 
-def check_attention_backend(name: str, device: str, spec: str) -> None:
+# diffusers attention backends whose kernels run on CUDA only (flash-attn, sage, xformers, aiter, and
+# PyTorch's cuDNN / flash / memory-efficient SDPA kernels)
+_CUDA_ONLY = ("flash", "_flash", "sage", "_sage", "aiter", "xformers", "_native_cudnn", "_native_flash",
+              "_native_efficient")
+
+
+def check_attention_backend(name: str, device: str, dtype: Any, spec: str) -> None:
     """diffusers' ``attention_backend``: a known backend whose package imports (diffusers' own
-    requirement check), on a device it runs on (its registered constraints name CUDA)."""
+    requirement check), on a device and in a dtype it runs with."""
     try:
         from diffusers.models import attention_dispatch as dispatch
     except ImportError:
@@ -76,10 +82,12 @@ def check_attention_backend(name: str, device: str, spec: str) -> None:
         dispatch._check_attention_backend_requirements(backend)
     except (RuntimeError, ImportError) as exc:
         raise BadInput(f"{spec}: attention_backend={name}: {exc}") from None
-    constraints: list[Any] = dispatch._AttentionBackendRegistry._constraints.get(backend, [])
-    cuda_only = any("cuda" in getattr(check, "__name__", "") for check in constraints)
-    if cuda_only and not device.startswith("cuda"):
+    if name.startswith(_CUDA_ONLY) and not device.startswith("cuda"):
         raise BadInput(f"{spec}: attention_backend={name} runs on CUDA only; device is {device} (leave it unset for SDPA)")
+    checks = {getattr(check, "__name__", "") for check in dispatch._AttentionBackendRegistry._constraints.get(backend, [])}
+    half = str(dtype).removeprefix("torch.") in ("bfloat16", "float16")
+    if checks & {"_check_qkv_dtype_bf16_or_fp16", "_check_qkv_dtype_bf16"} and not half:
+        raise BadInput(f"{spec}: attention_backend={name} runs in bfloat16 or float16; dtype is {dtype} (set dtype=bfloat16)")
 
 
 def check_remote_code(config: dict[str, Any], trust_remote_code: bool, spec: str, what: str) -> None:

@@ -366,8 +366,14 @@ def _processor_kwargs(options: dict[str, Any]) -> dict[str, Any]:
     kwargs = dict(kwargs)
     for name in ("min_pixels", "max_pixels"):
         if options.get(name) is not None:
-            kwargs[name] = _int(options, name, 1)
+            kwargs[name] = _pixels(options[name], name)
     return kwargs
+
+
+def _pixels(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not str(value).strip().isdigit() or int(value) < 1:
+        raise BadInput(f"{name} must be a whole number of pixels >= 1, got {value!r}")
+    return int(value)
 
 
 def _chat_template(processor: Any) -> str | None:
