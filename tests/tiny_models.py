@@ -184,21 +184,15 @@ def ltx_i2v(out: Path) -> Path:
     return out
 
 
-def cogvideox_i2v(out: Path) -> Path:
-    """CogVideoX 1.0 I2V's form: learned positional embeddings, so one size and one frame count."""
-    from diffusers import (
-        AutoencoderKLCogVideoX,
-        CogVideoXImageToVideoPipeline,
-        CogVideoXTransformer3DModel,
-        DDIMScheduler,
-    )
+def _cogvideox(out: Path, scheduler, **transformer) -> Path:
+    """A CogVideoX I2V pipeline with the tiny VAE (stride 8, 4x in time) and this transformer."""
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXImageToVideoPipeline, CogVideoXTransformer3DModel
 
     torch.manual_seed(0)
-    transformer = CogVideoXTransformer3DModel(
-        num_attention_heads=2, attention_head_dim=16, in_channels=8, out_channels=4, time_embed_dim=2,
-        text_embed_dim=32, num_layers=1, sample_width=2, sample_height=2, sample_frames=9, patch_size=2,
-        temporal_compression_ratio=4, max_text_seq_length=16, use_rotary_positional_embeddings=True,
-        use_learned_positional_embeddings=True,
+    model = CogVideoXTransformer3DModel(
+        num_attention_heads=2, attention_head_dim=16, in_channels=8, out_channels=4, text_embed_dim=32, num_layers=1,
+        sample_frames=9, patch_size=2, temporal_compression_ratio=4, max_text_seq_length=16,
+        use_rotary_positional_embeddings=True, **transformer,
     )
     torch.manual_seed(0)
     vae = AutoencoderKLCogVideoX(
@@ -207,38 +201,26 @@ def cogvideox_i2v(out: Path) -> Path:
         layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4,
     )
     tok, text_encoder = _t5()
-    CogVideoXImageToVideoPipeline(transformer=transformer, vae=vae, scheduler=DDIMScheduler(), text_encoder=text_encoder,
+    CogVideoXImageToVideoPipeline(transformer=model, vae=vae, scheduler=scheduler, text_encoder=text_encoder,
                                   tokenizer=tok).save_pretrained(out)
     return out
+
+
+def cogvideox_i2v(out: Path) -> Path:
+    """CogVideoX 1.0 I2V's form: learned positional embeddings, so one size and one frame count."""
+    from diffusers import DDIMScheduler
+
+    return _cogvideox(out, DDIMScheduler(), time_embed_dim=2, sample_width=2, sample_height=2,
+                      use_learned_positional_embeddings=True)
 
 
 def cogvideox15_i2v(out: Path) -> Path:
     """CogVideoX 1.5 I2V's form: rotary positions only, ``patch_size_t=2`` (the pipeline pads the
     latent frames to a multiple of it), the ``ofs`` embedding, any size on the multiple."""
-    from diffusers import (
-        AutoencoderKLCogVideoX,
-        CogVideoXDPMScheduler,
-        CogVideoXImageToVideoPipeline,
-        CogVideoXTransformer3DModel,
-    )
+    from diffusers import CogVideoXDPMScheduler
 
-    torch.manual_seed(0)
-    transformer = CogVideoXTransformer3DModel(
-        num_attention_heads=2, attention_head_dim=16, in_channels=8, out_channels=4, time_embed_dim=4,
-        ofs_embed_dim=4, text_embed_dim=32, num_layers=1, sample_width=4, sample_height=4, sample_frames=9,
-        patch_size=2, patch_size_t=2, temporal_compression_ratio=4, max_text_seq_length=16,
-        use_rotary_positional_embeddings=True, use_learned_positional_embeddings=False,
-    )
-    torch.manual_seed(0)
-    vae = AutoencoderKLCogVideoX(
-        in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
-        up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
-        layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4,
-    )
-    tok, text_encoder = _t5()
-    CogVideoXImageToVideoPipeline(transformer=transformer, vae=vae, scheduler=CogVideoXDPMScheduler(),
-                                  text_encoder=text_encoder, tokenizer=tok).save_pretrained(out)
-    return out
+    return _cogvideox(out, CogVideoXDPMScheduler(), time_embed_dim=4, ofs_embed_dim=4, sample_width=4, sample_height=4,
+                      patch_size_t=2, use_learned_positional_embeddings=False)
 
 
 def llava_vlm(out: Path) -> Path:
