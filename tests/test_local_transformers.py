@@ -180,7 +180,7 @@ def test_sampling_is_set_on_every_call_over_the_checkpoints_config_and_seeded_fr
     first_asks = drawn[::2]  # each plan asks, then re-asks once
     assert first_asks[0] == first_asks[3]  # the same episode seed draws the same: a rerun repeats
     assert len(set(first_asks[:3])) == 3  # other seeds draw anew (top_k=1 from the config would draw one answer)
-    greedy = TransformersVLM(str(qwen_style_llava), {**TINY, "max_new_tokens": 8, "dtype": "float64"})
+    greedy = TransformersVLM(str(qwen_style_llava), {**TINY, "max_new_tokens": 8})  # the same loaded model
     seen, drawn = _drafts(greedy, monkeypatch, [1, 2])
     assert seen[0] == {"do_sample": False, "temperature": None, "top_p": None, "top_k": None, "num_beams": 1}
     assert drawn[0] == drawn[2]  # greedy, whatever the seed
