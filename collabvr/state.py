@@ -16,7 +16,7 @@ from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
 from collabvr.context import Context
-from collabvr.status import ATTEMPT_STATUSES, AttemptStatus, EpisodeStatus, Last
+from collabvr.status import ATTEMPT_STATUSES, HALTING, AttemptStatus, EpisodeStatus, Last
 
 Ref = dict[str, Any]  # ArtifactRef.model_dump(mode="json")
 
@@ -130,6 +130,17 @@ def _limits(items: tuple[tuple[str, Any], ...]) -> Context:
 def clip_seconds_spent(state: State) -> float:
     """VGM clip-seconds generated so far in the episode (what budgets are counted in)."""
     return state.get("compute", {}).get("clip_seconds", 0.0)
+
+
+def halted(state: State) -> dict[str, Any] | None:
+    """The error of an attempt of this step that no retry can fix (a local model that could not be
+    built in this process), else None: routers end the episode there instead of retrying. Any
+    attempt, not only the latest: a fan-out's candidates finish in any order."""
+    for attempt in reversed(state.get("attempts") or []):
+        error = attempt.get("error")
+        if error and error.get("kind") in HALTING:
+            return error
+    return None
 
 
 def with_attempt(state: State, attempt: Attempt) -> list[Attempt]:

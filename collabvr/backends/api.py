@@ -361,11 +361,14 @@ async def aask_validated(
 
 
 # ----------------------------------------------------------------------------- prompts and media
+def sample_indices(total: int, count: int) -> list[int]:
+    """Indices of ``count`` frames spread evenly over ``total``, first and last included."""
+    return [int(i) for i in np.unique(np.linspace(0, total - 1, max(1, min(count, total))).round().astype(int))]
+
+
 def sample_frames(video: Video, count: int) -> list[Image]:
     """``count`` frames spread evenly over the clip, first and last included."""
-    total = video.num_frames
-    indices = np.unique(np.linspace(0, total - 1, max(1, min(count, total))).round().astype(int))
-    return [video.frame(int(i)) for i in indices]
+    return [video.frame(i) for i in sample_indices(video.num_frames, count)]
 
 
 def history_text(request: PlanRequest) -> str:

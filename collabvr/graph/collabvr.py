@@ -29,11 +29,14 @@ from collabvr.nodes.prepare import preparer
 from collabvr.nodes.repair import repair
 from collabvr.nodes.runnable import node
 from collabvr.nodes.verify import verify
-from collabvr.state import Input, Output, State, clip_seconds_spent, limits
+from collabvr.state import Input, Output, State, clip_seconds_spent, halted, limits
 
 
 def can_generate(state: State, ctx: Context) -> bool:
-    """Attempts left in this step, and a clip of this step's length fits the clip-seconds budget."""
+    """Attempts left in this step, a clip of this step's length fits the clip-seconds budget, and the
+    last failure was one a retry can fix."""
+    if halted(state):
+        return False
     return state["attempt"] < ctx.max_attempts and ctx.affords(clip_seconds_spent(state), ctx.seconds_for(state["step"]))
 
 
@@ -41,7 +44,7 @@ def after_plan(state: State) -> Literal["approve", "generate", "plan", "finalize
     ctx = limits(state)
     current = state.get("plan")
     if current is None:  # the planner failed
-        return "plan" if state["attempt"] < ctx.max_attempts else "finalize"
+        return "plan" if state["attempt"] < ctx.max_attempts and not halted(state) else "finalize"
     if current["task_complete"] and not current["instruction"].strip():
         return "finalize"
     if not can_generate(state, ctx):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from functools import lru_cache
@@ -85,6 +86,8 @@ async def vlm_call(ctx: Context, role: str, request: Any, expected: type[T], **t
     With LangSmith tracing on, the call is an ``llm`` run under the node's run; ``trace`` adds
     metadata to it (see :mod:`collabvr.nodes.tracing`).
     """
+    if dataclasses.is_dataclass(request) and hasattr(request, "seed"):
+        request = dataclasses.replace(request, seed=ctx.seed)  # sampling VLMs seed from it (collabvr.records)
     start = time.perf_counter()
     record: Any = None
     hit = False

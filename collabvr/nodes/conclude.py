@@ -16,6 +16,7 @@ from collabvr.context import Context
 from collabvr.nodes.baseline import BaselineState
 from collabvr.nodes.common import context_of
 from collabvr.nodes.finalize import conclude
+from collabvr.state import halted
 from collabvr.status import FAILED_CALLS
 
 Outcome = Callable[[BaselineState, Context], tuple[str, str]]
@@ -27,6 +28,8 @@ def failed(state: BaselineState) -> tuple[str, str] | None:
     last = state.get("last", "")
     if last not in FAILED_CALLS:
         return None
+    if error := halted(state):
+        return "load_failed", error["message"]
     errors = [a["error"]["message"] for a in state.get("attempts", []) if a.get("error")]
     why = errors[-1] if errors else "no candidate was generated"
     if last == "selection_failed":

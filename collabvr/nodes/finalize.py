@@ -15,7 +15,7 @@ from collabvr.context import Context
 from collabvr.media import Video
 from collabvr.nodes import messages
 from collabvr.nodes.common import context_of, emit, store_of
-from collabvr.state import State, clip_seconds_spent
+from collabvr.state import State, clip_seconds_spent, halted
 
 
 def outcome(state: State, ctx: Context) -> tuple[str, str]:
@@ -23,6 +23,8 @@ def outcome(state: State, ctx: Context) -> tuple[str, str]:
     if state.get("last") == "stopped":
         return "stopped", state.get("reason") or "stopped by a person"
     attempts = state.get("attempts", [])
+    if error := halted(state):
+        return "load_failed", f"step {state.get('step', 0) + 1}: {error['message']}"
     plan = state.get("plan") or {}
     if plan.get("task_complete") and not plan.get("instruction", "").strip():
         return "complete", "the planner found the task already complete"

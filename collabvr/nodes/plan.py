@@ -26,6 +26,7 @@ def plan_request(state: State, ctx: Context, *, split_from: str = "") -> PlanReq
         history=tuple(StepSummary(s["plan"]["instruction"], s["plan"]["target_state"]) for s in state.get("steps", [])),
         split_from=split_from,
         family=task.get("family"),
+        attempt=state.get("attempt", 0),
     )
 
 
