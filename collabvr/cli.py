@@ -20,11 +20,25 @@ from rich.table import Table
 from collabvr.bench.config import BenchConfig
 from collabvr.context import Context, make_context
 from collabvr.errors import BadInput, redact
+from collabvr.location import is_remote, location, path_of
 from collabvr.status import EXIT_INCOMPLETE, EXIT_INTERNAL, exit_code
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Collaborative video reasoning (CollabVR).")
 console = Console(stderr=True)
 out = Console()
+
+
+def _where(path: Path) -> str:
+    """--out as the user meant it: a URL that typer's Path collapsed (s3:/bucket) gets its // back."""
+    return location(str(path)) if is_remote(str(path)) else str(path)
+
+
+def _local_only(bench_dir: Path, command: str) -> None:
+    """BadInput for a benchmark directory given as a URL: this command reads a local one."""
+    if is_remote(str(bench_dir)):
+        url = location(str(bench_dir))
+        raise BadInput(f"collabvr {command} reads a local directory; copy {url} first (e.g. aws s3 sync {url} DIR), "
+                       f"then: collabvr {command} DIR")
 
 
 def _fail(message: str) -> None:
@@ -148,14 +162,14 @@ def run(
             raise BadInput("give either --task or --image/--prompt, not both")
         given = {"vlm": vlm, "vgm": vgm, "max_steps": max_steps, "max_attempts": max_attempts,
                  "first_seconds": first_seconds, "seconds": seconds, "fps": fps, "partial_threshold": partial_threshold,
-                 "seed": seed, "seed_policy": seed_policy, "out_dir": str(out_dir) if out_dir else None, "budget": budget,
+                 "seed": seed, "seed_policy": seed_policy, "out_dir": _where(out_dir) if out_dir else None, "budget": budget,
                  "approve": True if approve else None}
         base, the_task = _from_config(config_file), None
         if resume is not None:  # the run's own task, method and context; flags given now override them
             if task is not None or image is not None or out_dir is not None:
                 raise BadInput("--resume continues a run directory's own task in it: leave out --task, --image and --out")
             the_task, method, base = _saved_run(resume, base)
-            given["out_dir"] = str(resume)
+            given["out_dir"] = _where(resume)
         fields = _context_of(base, {_RUN_FIELDS[k]: v for k, v in given.items()}, vlm_option, vgm_option)
         ctx = make_context(**fields)
         if the_task is None:
@@ -166,7 +180,7 @@ def run(
         preflight(the_task, ctx)
         references = len(reference_paths(the_task.meta or {}))
         _confirm(bill(method, ctx, judge=judge_for(the_task, ctx, judge), references=references), yes=yes, above=confirm_above)
-        progress = None if quiet else _Progress()
+        progress = None if quiet else _Progress(skip={"plan"} if ctx.approve_plans else set())  # the approval shows it
         episode = run_episode(the_task, context=ctx, method=method, on_event=progress, judge=judge, durable=True,
                               resume=resume is not None, on_interrupt=_ask_approval if ctx.approve_plans else None)
     except BadInput as exc:
@@ -182,7 +196,7 @@ def _saved_run(run_dir: Path, base: dict[str, Any]) -> tuple[Any, str, dict[str,
     from collabvr.task import Task
 
     try:
-        saved = json.loads((run_dir / RUN).read_text())
+        saved = json.loads((path_of(str(run_dir)) / RUN).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise BadInput(f"--resume {run_dir}: not a run directory of collabvr run ({RUN}: {exc})") from None
     context = {k: v for k, v in saved["context"].items() if v != "***"}
@@ -192,17 +206,30 @@ def _saved_run(run_dir: Path, base: dict[str, Any]) -> tuple[Any, str, dict[str,
     return Task.model_validate(saved["task"]), saved["method"], {**context, **rest}
 
 
+_ANSWERS = {"a": "approve", "approve": "approve", "e": "edit", "edit": "edit", "s": "stop", "stop": "stop"}
+
+
 def _ask_approval(payload: dict[str, Any]) -> Any:
-    """Show the plan and its frame, then ask: approve, edit or stop (the resume values of nodes/approve)."""
+    """Show the plan and its frame once, then ask until the answer is approve, edit or stop (or their
+    first letters): a typo never spends a paid generation. Returns a resume value of nodes/approve."""
     plan = payload["plan"]
     console.print(f"[cyan]step {payload['step'] + 1}[/] plan: {escape(plan['instruction'])}", highlight=False)
-    console.print(f"  target: {escape(plan['target_state'])}\n  frame: {payload.get('frame_path', '(none)')}", highlight=False)
-    choice = typer.prompt("  [a]pprove, [e]dit or [s]top", default="a", err=True).strip().lower()
-    if choice.startswith("s"):
-        return {"action": "stop", "reason": "at the terminal"}
-    if choice.startswith("e"):
-        return {"action": "edit", "instruction": typer.prompt("  new instruction", default=plan["instruction"], err=True)}
-    return "approve"
+    if plan.get("target_state"):
+        console.print(f"  target: {escape(plan['target_state'])}", highlight=False)
+    console.print(f"  frame: {payload.get('frame_path', '(none)')}", highlight=False)
+    if payload.get("error"):
+        console.print(f"  [red]{escape(payload['error'])}[/]", highlight=False)
+    while True:
+        choice = _ANSWERS.get(typer.prompt("  [a]pprove, [e]dit or [s]top", err=True).strip().lower())
+        if choice == "stop":
+            return {"action": "stop", "reason": "at the terminal"}
+        if choice == "approve":
+            return "approve"
+        if choice == "edit":
+            instruction = typer.prompt("  new instruction", default=plan["instruction"], err=True).strip()
+            if instruction:
+                return {"action": "edit", "instruction": instruction}
+        console.print("  answer approve, edit or stop (a, e or s)", highlight=False)
 
 
 def _judged(task: Any, ctx: Context, rubric: Path | None, judge_vlm: str | None, options: list[str] | None) -> tuple[Any, Any]:
@@ -264,6 +291,10 @@ def bench(
     judge_vlm_option: Annotated[list[str] | None, typer.Option(help="Judge option key=value (repeatable).")] = None,
     judge_repeats: Annotated[int, typer.Option(help="Judge calls per video, averaged (the paper's protocol; not Gen-ViRe's official one).")] = _bench_default("judge_repeats"),
     strict: Annotated[bool, typer.Option("--strict", help="Tables score a failed judge call 0 instead of dropping it as the official scripts do.")] = False,
+    all_samples: Annotated[bool, typer.Option("--all-samples", help="Gen-ViRe: every id of the eval jsons, not only the official three per subtask.")] = False,
+    evalkit: Annotated[Path | None, typer.Option(help="VBVR: score the videos, floors and ceilings with this VBVR-EvalKit clone when the bench ends.")] = None,
+    evalkit_entry: Annotated[str, typer.Option(help="VBVR-EvalKit entry point: run_evaluation (task-specific score) or evaluate (weighted score).")] = _bench_default("evalkit_entry"),
+    evalkit_python: Annotated[str | None, typer.Option(help="The interpreter that has VBVR-EvalKit's requirements (default: this one).")] = None,
     executor: Annotated[str, typer.Option(help="local: threads of this process; ray: Ray tasks on a cluster (docs/scaling.md).")] = _bench_default("executor"),
     address: Annotated[str | None, typer.Option(help="Ray: the cluster to join (auto, HOST:PORT); default: start a local one.")] = None,
     ray_workers: Annotated[int, typer.Option(help="Ray, local cluster: episodes at once on this machine's CPUs (0: all of them).")] = _bench_default("ray_workers"),
@@ -284,11 +315,13 @@ def bench(
                              "max_attempts": max_attempts, "first_clip_seconds": first_seconds, "clip_seconds": seconds},
                              vlm_option, vgm_option)
         backends = {k: fields.pop(k) for k in ("vgm", "vlm", "vgm_options", "vlm_options") if k in fields}
+        out_dir = path_of(str(out_dir))  # a directory, or a URL (s3://bucket/prefix)
         config = BenchConfig(
             out=out_dir, suite=suite, methods=[m.strip() for m in methods.split(",") if m.strip()], n=n, seed=seed,
             concurrency=concurrency, backend_limit=backend_limit, budget=budget, cache=cache, size=size, context=fields,
             prices=load_prices(prices), max_cost=max_cost, runs=runs, judge_vlm=judge_vlm or "",
             judge_vlm_options=_options(judge_vlm_option), judge_repeats=judge_repeats, strict=strict,
+            all_samples=all_samples, evalkit=str(evalkit or ""), evalkit_entry=evalkit_entry, evalkit_python=evalkit_python or "",
             executor=executor, address=address or "", ray_workers=ray_workers, gpus_per_model=gpus_per_model, **backends,
         )
         config.check()  # before a Ray cluster starts
@@ -296,11 +329,13 @@ def bench(
             _confirm(bench_bill(config), yes=yes, above=confirm_above)
             progress = _BenchProgress(quiet)
             with progress:
-                cells = run_bench(config, on_start=progress.start, on_result=progress.update, execute=execute)
+                cells = run_bench(config, on_start=progress.start, on_result=progress.update, execute=execute,
+                                  on_official=_KitOutput(quiet))
     except BadInput as exc:
         _fail(str(exc))
     out.print(results_table(cells, title=f"{suite}: {out_dir}"))
-    out.print(f"wrote {out_dir / 'results.md'}, {out_dir / 'summary.json'}; report: collabvr report {out_dir}", highlight=False)
+    report = f"collabvr report {out_dir}" if not is_remote(out_dir) else "copy it to a local DIR, then collabvr report DIR"
+    out.print(f"wrote {out_dir / 'results.md'}, {out_dir / 'summary.json'}; report: {report}", highlight=False)
     summary = json.loads((out_dir / "summary.json").read_text())
     if summary.get("stopped"):
         console.print(f"stopped early: --max-cost reached; {summary['stopped']['not_started']} episode(s) not started", highlight=False)
@@ -315,38 +350,75 @@ def export(
     bench_dir: Annotated[Path, typer.Argument(help="A benchmark directory (collabvr bench --out) of a vbvr or genvire suite.")],
     fmt: Annotated[str, typer.Option("--format", help="vbvr (OUT/<method>/<split>/<task>/<id>.mp4) or genvire (OUT/0_generated_videos/...).")],
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write the official tree.")],
+    runs: Annotated[int | None, typer.Option(help="Gen-ViRe: export run folders _0 .. _{RUNS-1} (default: the runs made, at most the official five).")] = None,
 ) -> None:
     """Export the final videos (and Gen-ViRe score files) in a benchmark's official layout, for its own scorers."""
     from collabvr.bench.export import export_run
 
     try:
-        written = export_run(bench_dir, fmt, out_dir)
+        _local_only(bench_dir, "export")
+        written, note = export_run(bench_dir, fmt, out_dir, runs=runs)
     except BadInput as exc:
         _fail(str(exc))
     out.print(f"wrote {len(written)} video(s) under {out_dir}", highlight=False)
+    if note:
+        console.print(note, highlight=False)
     if fmt == "vbvr":
-        out.print(f"official score: python run_evaluation.py --model_path {out_dir}/<method> --gt_base <VBVR-Bench DIR>", highlight=False)
+        out.print(f"official score: collabvr score vbvr {out_dir} --evalkit <VBVR-EvalKit clone>", highlight=False)
     else:
         out.print(f"official tables: collabvr score genvire {out_dir}/0_generated_videos (see {out_dir}/genvire_summary.md)", highlight=False)
 
 
 @app.command()
 def score(
-    benchmark: Annotated[str, typer.Argument(help="genvire")],
-    gen_dir: Annotated[Path, typer.Argument(help="0_generated_videos/<model> (or 0_generated_videos) holding official <id>_score.json files.")],
-    strict: Annotated[bool, typer.Option("--strict", help="Score videos without a score file 0, and read score keys in any case.")] = False,
-    runs: Annotated[int | None, typer.Option(help="Read only run folders <model>_0 .. <model>_{runs-1}.")] = None,
+    benchmark: Annotated[str, typer.Argument(help="vbvr or genvire.")],
+    tree: Annotated[Path, typer.Argument(help="vbvr: an export (collabvr export --format vbvr), or one model folder of it; "
+                                              "genvire: 0_generated_videos, or 0_generated_videos/<model>.")],
+    evalkit: Annotated[Path | None, typer.Option(help="vbvr: your clone of VBVR-EvalKit, run unchanged.")] = None,
+    entry: Annotated[str, typer.Option(help="vbvr: run_evaluation (task-specific score) or evaluate (weighted score).")] = "run_evaluation",
+    gt_base: Annotated[Path | None, typer.Option(help="vbvr: the VBVR-Bench download (default: the one the export recorded).")] = None,
+    python: Annotated[str | None, typer.Option(help="vbvr: the interpreter that has VBVR-EvalKit's requirements (default: this one).")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="genvire: score videos without a score file 0, and read score keys in any case.")] = False,
+    runs: Annotated[int, typer.Option(help="genvire: read run folders <model>_0 .. <model>_{RUNS-1} (step4 reads 5).")] = 5,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Where to write the scores (default: a new folder beside the tree; never inside it).")] = None,
+    quiet: Annotated[bool, typer.Option(help="vbvr: do not show VBVR-EvalKit's output as it runs.")] = False,
 ) -> None:
-    """Print and write Gen-ViRe's official tables (both aggregations, dropped counts) for a tree of score files."""
-    from collabvr.bench.export import score_genvire
+    """Score an exported tree with the benchmark's official rules: VBVR-EvalKit for vbvr (run for you),
+    Gen-ViRe's step4 aggregation for genvire. Prints the tables and writes them to --out."""
+    from collabvr.bench.export import score_genvire, score_vbvr
 
     try:
-        if benchmark != "genvire":
-            raise BadInput(f"unknown benchmark {benchmark!r}: collabvr score genvire GEN_DIR (VBVR: use VBVR-EvalKit on collabvr export --format vbvr)")
-        _, table = score_genvire(gen_dir, strict=strict, runs=runs)
+        if benchmark == "vbvr":
+            if strict:
+                raise BadInput("--strict is for genvire; VBVR-EvalKit scores every video it finds")
+            if evalkit is None:
+                raise BadInput("collabvr score vbvr needs --evalkit EVALKIT_DIR, your clone of VBVR-EvalKit "
+                               "(git clone https://github.com/Video-Reason/VBVR-EvalKit)")
+            _, table, where = score_vbvr(tree, evalkit=evalkit, entry=entry, gt_base=gt_base, python=python, out=out_dir,
+                                         on_line=_KitOutput(quiet))
+        elif benchmark == "genvire":
+            if evalkit is not None or gt_base is not None or python is not None:
+                raise BadInput("--evalkit, --gt-base and --python are for vbvr; collabvr score genvire reads score files")
+            _, table, where = score_genvire(tree, strict=strict, runs=runs, out=out_dir)
+        else:
+            raise BadInput(f"unknown benchmark {benchmark!r}: collabvr score vbvr EXPORT_DIR --evalkit DIR, or collabvr score genvire GEN_DIR")
     except BadInput as exc:
         _fail(str(exc))
-    out.print(table, highlight=False, markup=False)
+    out.print(table, highlight=False, markup=False, soft_wrap=True)  # Markdown tables: never wrapped
+    console.print(f"wrote {where}", highlight=False, soft_wrap=True)
+
+
+class _KitOutput:
+    """VBVR-EvalKit's output while it runs: its lines on stderr, its progress bar redrawn in place on a
+    terminal (and left out of a log); nothing with --quiet."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def __call__(self, text: str, transient: bool) -> None:
+        if self.quiet or (transient and not console.is_terminal):
+            return
+        console.print(f"  evalkit: {escape(text)}", highlight=False, soft_wrap=True, end="\r" if transient else "\n")
 
 
 @app.command("export-suite")
@@ -372,17 +444,27 @@ def export_suite(
 
 
 @app.command()
-def report(bench_dir: Annotated[Path, typer.Argument(help="A benchmark directory (collabvr bench --out).")]) -> None:
-    """Write DIR/report/: index.html (table, plots, one row per episode with its timeline) and two PNG plots."""
+def report(
+    bench_dir: Annotated[Path, typer.Argument(help="A benchmark directory (collabvr bench --out).")],
+    evalkit: Annotated[Path | None, typer.Option(help="VBVR: first score the videos, floors and ceilings with this VBVR-EvalKit clone.")] = None,
+    evalkit_entry: Annotated[str, typer.Option(help="VBVR-EvalKit entry point: run_evaluation (task-specific score) or evaluate (weighted score).")] = "run_evaluation",
+    evalkit_python: Annotated[str | None, typer.Option(help="The interpreter that has VBVR-EvalKit's requirements (default: this one).")] = None,
+) -> None:
+    """Write DIR/report/: index.html (tables, paired differences, plots, one row per episode with its timeline)
+    and two PNG plots. With --evalkit, VBVR-EvalKit's scores join the tables (and summary.json)."""
+    from collabvr.bench.export import add_official
     from collabvr.bench.report import write_report
 
     try:
+        _local_only(bench_dir, "report")
         if not (bench_dir / "results.jsonl").is_file():
             raise BadInput(f"{bench_dir} has no results.jsonl; run collabvr bench --out {bench_dir} first")
         try:
             import matplotlib  # noqa: F401
         except ModuleNotFoundError:
             raise BadInput('collabvr report needs matplotlib: pip install "collabvr[report]"') from None
+        if evalkit is not None:
+            add_official(bench_dir, evalkit=evalkit, entry=evalkit_entry, python=evalkit_python, on_line=_KitOutput(False))
         index = write_report(bench_dir)
     except BadInput as exc:
         _fail(str(exc))
@@ -430,13 +512,16 @@ class _Progress:
     being generated. Events are completed through their schema first, so no field is missing; a
     kind this CLI does not know is shown as its name and fields."""
 
-    def __init__(self) -> None:
+    def __init__(self, skip: set[str] | None = None) -> None:
         self.bar: Any = None
+        self.skip = skip or set()
 
     def __call__(self, raw: dict[str, Any]) -> None:
         from collabvr import events
 
         kind = str(raw.get("event", "?"))
+        if kind in self.skip:
+            return
         try:
             event = events.make(kind, **{k: v for k, v in raw.items() if k != "event"})
         except (ValueError, TypeError):

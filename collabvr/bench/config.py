@@ -8,15 +8,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import re
-from pathlib import Path
 from typing import Any
 
 from collabvr import prices as price_table
 from collabvr.bench.suites import Suite, parse_suite
+from collabvr.bench.suites.evalkit import ENTRIES as EVALKIT_ENTRIES
 from collabvr.context import make_context
 from collabvr.errors import BadInput
 from collabvr.graph import parse_method
+from collabvr.location import RunPath
 
 # settings that change what an episode does: a rerun into the same DIR must keep them
 _PINNED = ("vgm", "vlm", "vgm_options", "vlm_options", "budget", "size", "context", "cache")
@@ -26,7 +26,7 @@ _PINNED = ("vgm", "vlm", "vgm_options", "vlm_options", "budget", "size", "contex
 class BenchConfig:
     """One benchmark: what to run, on which backends, how many, how fast, where."""
 
-    out: Path
+    out: RunPath  # a directory, or a URL (s3://bucket/prefix): see collabvr.location
     suite: str = "sim"
     methods: list[str] = dataclasses.field(default_factory=lambda: ["collabvr"])
     n: int = 50
@@ -50,6 +50,11 @@ class BenchConfig:
     judge_vlm_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     judge_repeats: int = 1  # judge calls per video (the paper's protocol; not Gen-ViRe's official one)
     strict: bool = False  # tables score a failed judge call 0 instead of dropping it (the official way)
+    all_samples: bool = False  # Gen-ViRe: every id of the eval jsons, not only the official three per subtask
+    # VBVR: score the videos, floors and ceilings with this VBVR-EvalKit clone when the bench ends (not pinned)
+    evalkit: str = ""
+    evalkit_entry: str = "run_evaluation"  # or "evaluate": the kit's two entry points give different scores
+    evalkit_python: str = ""  # the interpreter with the kit's requirements ("": this one)
     # where episodes run (not pinned: a run started on one executor resumes on the other; docs/scaling.md)
     executor: str = "local"  # "local": threads of this process; "ray": Ray tasks on a cluster
     address: str = ""  # ray: the cluster to connect to ("auto", "HOST:PORT", "ray://HOST:PORT"); "": start a local one
@@ -77,7 +82,11 @@ class BenchConfig:
             raise BadInput(f"--methods names a method twice: {','.join(self.methods)}")
         for method in self.methods:
             parse_method(method)
-        self.suite_of()
+        suite = self.suite_of()
+        if self.evalkit and suite.kind != "vbvr":
+            raise BadInput(f"--evalkit scores a VBVR-Bench suite with VBVR-EvalKit; suite {self.suite!r} is not one")
+        if self.evalkit_entry not in EVALKIT_ENTRIES:
+            raise BadInput(f"--evalkit-entry must be one of {', '.join(EVALKIT_ENTRIES)}, got {self.evalkit_entry!r}")
         self.match_method()
         self.fixed_budget()
         for key, value in self.instance_budgets.items():
@@ -88,10 +97,6 @@ class BenchConfig:
     def check_executor(self) -> None:
         if self.executor not in EXECUTORS:
             raise BadInput(f"--executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
-        if _URL.match(str(self.out)):
-            url = _URL.sub(lambda m: m.group(0) + "/", str(self.out))  # a Path made s3://b of s3:/b
-            raise BadInput(f"--out {url}: URLs (fsspec) are not supported yet; give a directory, on a file system "
-                           "every node can reach when episodes run on several machines")
         for name, least in (("gpus_per_model", 1), ("ray_workers", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
@@ -140,22 +145,22 @@ class BenchConfig:
 
     def suite_of(self) -> Suite:
         """The suite, loaded and checked once per spec in this process."""
-        return _suite(self.suite)
+        return _suite(self.suite, self.all_samples)
 
     def pinned(self) -> dict[str, Any]:
         pinned = {k: getattr(self, k) for k in _PINNED}
         # only when set: sim runs keep their bench.json
-        for k in ("judge_vlm", "judge_vlm_options", "judge_repeats", "runs", "instance_budgets"):
+        for k in ("judge_vlm", "judge_vlm_options", "judge_repeats", "runs", "all_samples", "instance_budgets"):
             if getattr(self, k) != _DEFAULTS[k]:
                 pinned[k] = getattr(self, k)
         return json.loads(json.dumps(pinned, default=str))
 
 
 EXECUTORS = ("local", "ray")
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # s3://..., gs://... (a Path keeps one slash); not C:\\
-_DEFAULTS = {"judge_vlm": "", "judge_vlm_options": {}, "judge_repeats": 1, "runs": 1, "instance_budgets": {}}
+_DEFAULTS = {"judge_vlm": "", "judge_vlm_options": {}, "judge_repeats": 1, "runs": 1, "all_samples": False,
+             "instance_budgets": {}}
 
 
 @functools.lru_cache(maxsize=16)
-def _suite(spec: str) -> Suite:
-    return parse_suite(spec)
+def _suite(spec: str, all_samples: bool = False) -> Suite:
+    return parse_suite(spec, all_samples=all_samples)

@@ -17,6 +17,7 @@ from collabvr.bench.config import BenchConfig
 from collabvr.bench.suites import Sample
 from collabvr.context import Context
 from collabvr.errors import redact
+from collabvr.location import local_dir, path_of
 from collabvr.runner import run
 from collabvr.scoring import JudgeSpec
 from collabvr.task import Task
@@ -32,6 +33,7 @@ class Job:
     seed: int
     sample: str | None = None  # a benchmark sample's id; None for sim (the seed is the instance)
     run: int = 0  # which generated video of the sample (benchmarks: 0 .. runs-1)
+    suite: str = ""  # benchmarks: the suite's kind (vbvr, genvire), part of the instance paired statistics match
 
     @property
     def key(self) -> tuple[str, str, str, int, str | None]:
@@ -45,9 +47,10 @@ class Job:
         return f"episodes/{self.method}/{self.family}/{self.difficulty}/{self.sample.rsplit('/', 1)[-1]}-r{self.run}"
 
     def record(self) -> dict[str, Any]:
-        """The keys of its results line (sim lines keep their four)."""
+        """The keys of its results line (sim lines keep their four; benchmark lines add what makes the
+        instance: suite, sample and run)."""
         keys = {"method": self.method, "family": self.family, "difficulty": self.difficulty, "seed": self.seed}
-        return keys if self.sample is None else {**keys, "sample": self.sample, "run": self.run}
+        return keys if self.sample is None else {**keys, "suite": self.suite, "sample": self.sample, "run": self.run}
 
     @property
     def row(self) -> Sample:
@@ -63,7 +66,7 @@ def jobs_of(config: BenchConfig, methods: list[str] | None = None) -> list[Job]:
     methods = methods or config.ordered_methods()
     if suite.kind == "sim":
         return [Job(m, x.family, x.difficulty, x.seed) for m in methods for x in samples]
-    return [Job(m, x.family, x.difficulty, config.seed + r, x.id, r) for m in methods for x in samples
+    return [Job(m, x.family, x.difficulty, config.seed + r, x.id, r, suite.kind) for m in methods for x in samples
             for r in range(config.runs)]
 
 
@@ -84,8 +87,8 @@ def context_for(config: BenchConfig, job: Job, budget: float) -> Context:
     """The episode's run context: the bench's backends and context fields, its seed, run directory and budget."""
     return Context(**{
         **config.context, "vgm": config.vgm, "vlm": config.vlm, "vgm_options": dict(config.vgm_options),
-        "vlm_options": dict(config.vlm_options), "seed": job.seed, "out_dir": str(config.out / job.run_dir),
-        "budget_seconds": budget, "cache_dir": str(config.out / "cache") if config.cache else "",
+        "vlm_options": dict(config.vlm_options), "seed": job.seed, "out_dir": str(path_of(config.out) / job.run_dir),
+        "budget_seconds": budget, "cache_dir": str(local_dir(config.out) / "cache") if config.cache else "",
     })
 
 

@@ -6,8 +6,14 @@ fixed margin, Holm's adjustment over a table read at once: :func:`holm_family`).
 Every bootstrap here sorts its data before resampling, so the interval depends on the values
 only, never on the order in which episodes finished (``results.jsonl`` is in completion order,
 which changes from run to run): a rerun prints the same digits. A claim that one method scores
-above another is a paired difference on the instances both ran (same family, difficulty, seed),
-with the bootstrap CI of its mean, not two separate intervals.
+above another is a paired difference on the instances both ran, with the bootstrap CI of its mean,
+not two separate intervals.
+
+An instance is what makes two episodes comparable (:func:`instance`): the sim's (family,
+difficulty, seed), a benchmark's (suite, split or category, task, sample, run). Every paired
+number goes through :func:`matched_pairs`, and :func:`method_scores` refuses two episodes of one
+method on one instance: a key that lumped a benchmark's samples together once made four samples one
+"pair".
 """
 
 from __future__ import annotations
@@ -49,9 +55,34 @@ def bootstrap_ci(values: Any, *, seed: int = 0, resamples: int = RESAMPLES, leve
     return (float(lo), float(hi))
 
 
-def instance(result: dict[str, Any]) -> tuple[str, str, int]:
-    """What makes two methods' episodes comparable: the same task instance."""
-    return (result["family"], result["difficulty"], result["seed"])
+Instance = tuple[Any, ...]
+
+
+def instance(result: dict[str, Any]) -> Instance:
+    """What makes two methods' episodes comparable: the same task instance.
+
+    The sim: (family, difficulty, seed); the seed picks the instance. A benchmark (a line with a
+    ``sample``): (suite, split or category, task, sample, run); every sample of a run shares one seed,
+    so the seed says nothing there. Lines written before ``suite`` was recorded take it from ``task``.
+    """
+    if result.get("sample") is None:
+        return (result["family"], result["difficulty"], result["seed"])
+    suite = result.get("suite") or str(result.get("task") or "").partition(":")[0]
+    return (suite, result["family"], result["difficulty"], result["sample"], int(result.get("run") or 0))
+
+
+def _order(key: Any) -> tuple[str, ...]:
+    return tuple(str(part) for part in key) if isinstance(key, tuple) else (str(key),)
+
+
+def matched_pairs(scores_a: dict[Any, float], scores_b: dict[Any, float]) -> list[tuple[Any, float, float]]:
+    """(instance, a's value, b's value) for every instance both sides have, in a fixed order.
+
+    The one place paired statistics find their pairs: the differences, CIs, win/loss counts and
+    verdicts of this module (and any test built on them) read these and nothing else.
+    """
+    keys = sorted(scores_a.keys() & scores_b.keys(), key=_order)
+    return [(k, float(scores_a[k]), float(scores_b[k])) for k in keys]
 
 
 @dataclass(frozen=True)
@@ -104,23 +135,25 @@ class Paired:
 
 
 def differences(scores_a: dict[Any, float], scores_b: dict[Any, float], keys: Any = None) -> tuple[list[Any], np.ndarray]:
-    """(the keys both score, in sorted order; ``a - b`` on them); ``keys`` narrows them further."""
-    common = scores_a.keys() & scores_b.keys()
-    ordered = sorted(common if keys is None else common & set(keys))
-    return ordered, np.array([scores_a[k] - scores_b[k] for k in ordered], dtype=float)
+    """(the instances both score, in :func:`matched_pairs`' order; ``a - b`` on them); ``keys`` narrows them further."""
+    wanted = None if keys is None else set(keys)
+    pairs = [(k, x, y) for k, x, y in matched_pairs(scores_a, scores_b) if wanted is None or k in wanted]
+    return [k for k, _, _ in pairs], np.array([x - y for _, x, y in pairs], dtype=float)
 
 
 def paired(scores_a: dict[Any, float], scores_b: dict[Any, float], *, a: str = "a", b: str = "b", seed: int = 0) -> Paired:
-    """The paired difference ``a - b`` on the keys both score, with its bootstrap CI and its tests."""
-    keys, d = differences(scores_a, scores_b)
-    xs = np.array([scores_a[k] for k in keys], dtype=float)
-    ys = np.array([scores_b[k] for k in keys], dtype=float)
+    """The paired difference ``a - b`` on the keys both score (:func:`matched_pairs`), with its bootstrap CI and
+    its tests."""
+    pairs = matched_pairs(scores_a, scores_b)
+    xs = np.array([x for _, x, _ in pairs], dtype=float)
+    ys = np.array([y for _, _, y in pairs], dtype=float)
+    d = xs - ys
     nan = float("nan")
     means = bootstrap_means(d, seed=seed)
     wins, losses = int((d > 0).sum()), int((d < 0).sum())
     p, p_equiv = inference.permutation_p(d, seed=seed), inference.tost_p(means)
-    return Paired(a=a, b=b, n=len(keys), mean_a=float(xs.mean()) if keys else nan, mean_b=float(ys.mean()) if keys else nan,
-                  diff=float(d.mean()) if keys else nan, ci=bootstrap_ci(d, seed=seed),
+    return Paired(a=a, b=b, n=len(pairs), mean_a=float(xs.mean()) if pairs else nan, mean_b=float(ys.mean()) if pairs else nan,
+                  diff=float(d.mean()) if pairs else nan, ci=bootstrap_ci(d, seed=seed),
                   wins=wins, losses=losses, ties=int((d == 0).sum()), p=p, p_sign=inference.sign_test(wins, losses),
                   p_equiv=p_equiv, p_raw=p, p_equiv_raw=p_equiv)
 
@@ -133,10 +166,21 @@ def holm_family(pairs: list[Paired]) -> list[Paired]:
     return [replace(x, p=p[i], p_equiv=p_equiv[i], family=len(pairs)) for i, x in enumerate(pairs)]
 
 
-def method_scores(results: list[dict[str, Any]], method: str, value: Any = None) -> dict[tuple, float]:
-    """One method's per-instance values (its score unless ``value(result)`` says otherwise)."""
+def method_scores(results: list[dict[str, Any]], method: str, value: Any = None) -> dict[Instance, float]:
+    """One method's per-instance values (its score unless ``value(result)`` says otherwise).
+
+    ValueError when two of its episodes are one instance: pairing would keep one and drop the other.
+    """
     get = value or episode_score
-    return {instance(r): float(get(r)) for r in results if r["method"] == method}
+    scores: dict[Instance, float] = {}
+    for r in results:
+        if r["method"] != method:
+            continue
+        key = instance(r)
+        if key in scores:
+            raise ValueError(f"two {method} episodes are the same instance {key}: their pairing would be ambiguous")
+        scores[key] = float(get(r))
+    return scores
 
 
 def paired_methods(results: list[dict[str, Any]], a: str, b: str, *, seed: int = 0, where: Any = None) -> Paired:
