@@ -123,7 +123,7 @@ def test_timeline_escapes_every_text_from_the_trace(tmp_path):
 
 
 def test_the_html_report_shows_the_paired_differences_with_verdicts_and_says_when_a_bench_is_partial(tmp_path):
-    from collabvr.bench.report import write_report
+    from collabvr.bench.report import p_text, write_report
     from collabvr.bench.runner import write_summary
 
     config = BenchConfig(out=tmp_path / "b", suite="sim:maze/easy", methods=["single", "collabvr"], n=2, concurrency=2,
@@ -135,7 +135,9 @@ def test_the_html_report_shows_the_paired_differences_with_verdicts_and_says_whe
     assert "<h2>Paired differences</h2>" in html and "(family, difficulty, seed)" in html
     row = (f"<td>single</td><td>all</td><td>{pair['n']}</td><td>{pair['mean_a']:.3f}</td><td>{pair['mean_b']:.3f}</td>"
            f"<td>{pair['diff']:+.3f} [{pair['ci'][0]:+.3f}, {pair['ci'][1]:+.3f}]</td>"
-           f"<td>{pair['wins']} / {pair['losses']} / {pair['ties']}</td><td>{pair['verdict']}</td>")
+           f"<td>{pair['wins']} / {pair['losses']} / {pair['ties']}</td>"
+           f"<td>{p_text(pair['p_raw'])} / {p_text(pair['p'])}</td><td>{p_text(pair['p_equiv_raw'])} / {p_text(pair['p_equiv'])}</td>"
+           f"<td>{pair['verdict']}</td>")
     assert row in html  # the same pairs and verdict as results.md, recomputed from results.jsonl
     bigger = BenchConfig(**{**config.__dict__, "n": 3})  # the run as if killed before seed 2: 4 of 6 episodes
     write_summary(bigger)
