@@ -103,8 +103,11 @@ class ArtifactStore:
             seconds=video.seconds,
         )
         # Remember the stored bytes, not the caller's frames: H.264 is lossy, and every reader, in this
-        # process or another, must see the same pixels (a mid-motion frame can read either way).
-        self._remember(ref.sha256, video if video.decodes_stored else Video(mp4=video.mp4, fps=video.fps))
+        # process or another, must see the same pixels (a mid-motion frame can read either way). Only
+        # a clip its Video keeps decoded is worth remembering; a larger one is read again when asked.
+        if video.small:
+            self._remember(ref.sha256, video if video.decodes_stored else Video(
+                mp4=video.mp4, fps=video.fps, num_frames=ref.frames, width=ref.width, height=ref.height))
         return ref
 
     def _remember(self, sha: str, video: Video) -> None:
@@ -145,7 +148,8 @@ class ArtifactStore:
         return Image.from_png(self.get_bytes(ref))
 
     def load_video(self, ref: ArtifactRef | dict[str, Any]) -> Video:
-        """The clip, from the in-memory cache when this process made or read it recently."""
+        """The clip: from the in-memory cache when this process made or read it recently, else a
+        handle that reads the stored bytes (verified) only when, and as far as, pixels are needed."""
         ref = as_ref(ref)
         if ref.fps is None:
             raise ArtifactError(f"artifact {ref.sha256} has no fps; is it a video?")
@@ -153,8 +157,10 @@ class ArtifactStore:
             cached = self._videos.get(ref.sha256)
         if cached is not None:
             return cached
-        video = Video(mp4=self.get_bytes(ref), fps=ref.fps)
-        self._remember(ref.sha256, video)
+        video = Video(opener=lambda: self.get_bytes(ref), fps=ref.fps, num_frames=ref.frames, width=ref.width,
+                      height=ref.height)
+        if video.small:
+            self._remember(ref.sha256, video)
         return video
 
     def exists(self, ref: ArtifactRef | dict[str, Any]) -> bool:

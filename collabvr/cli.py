@@ -264,6 +264,7 @@ def bench(
     judge_vlm_option: Annotated[list[str] | None, typer.Option(help="Judge option key=value (repeatable).")] = None,
     judge_repeats: Annotated[int, typer.Option(help="Judge calls per video, averaged (the paper's protocol; not Gen-ViRe's official one).")] = _bench_default("judge_repeats"),
     strict: Annotated[bool, typer.Option("--strict", help="Tables score a failed judge call 0 instead of dropping it as the official scripts do.")] = False,
+    strict_memory: Annotated[bool, typer.Option("--strict-memory", help="Refuse (exit 2) instead of lowering --concurrency when the episodes' estimated memory exceeds what is available.")] = False,
     executor: Annotated[str, typer.Option(help="local: threads of this process; ray: Ray tasks on a cluster (docs/scaling.md).")] = _bench_default("executor"),
     address: Annotated[str | None, typer.Option(help="Ray: the cluster to join (auto, HOST:PORT); default: start a local one.")] = None,
     ray_workers: Annotated[int, typer.Option(help="Ray, local cluster: episodes at once on this machine's CPUs (0: all of them).")] = _bench_default("ray_workers"),
@@ -288,7 +289,7 @@ def bench(
             out=out_dir, suite=suite, methods=[m.strip() for m in methods.split(",") if m.strip()], n=n, seed=seed,
             concurrency=concurrency, backend_limit=backend_limit, budget=budget, cache=cache, size=size, context=fields,
             prices=load_prices(prices), max_cost=max_cost, runs=runs, judge_vlm=judge_vlm or "",
-            judge_vlm_options=_options(judge_vlm_option), judge_repeats=judge_repeats, strict=strict,
+            judge_vlm_options=_options(judge_vlm_option), judge_repeats=judge_repeats, strict=strict, strict_memory=strict_memory,
             executor=executor, address=address or "", ray_workers=ray_workers, gpus_per_model=gpus_per_model, **backends,
         )
         config.check()  # before a Ray cluster starts
@@ -296,7 +297,8 @@ def bench(
             _confirm(bench_bill(config), yes=yes, above=confirm_above)
             progress = _BenchProgress(quiet)
             with progress:
-                cells = run_bench(config, on_start=progress.start, on_result=progress.update, execute=execute)
+                cells = run_bench(config, on_start=progress.start, on_result=progress.update, execute=execute,
+                                  on_warning=lambda line: console.print(escape(line), highlight=False, soft_wrap=True))
     except BadInput as exc:
         _fail(str(exc))
     out.print(results_table(cells, title=f"{suite}: {out_dir}"))

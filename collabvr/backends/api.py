@@ -304,10 +304,11 @@ def ask_validated(
 
 # ----------------------------------------------------------------------------- prompts and media
 def sample_frames(video: Video, count: int) -> list[Image]:
-    """``count`` frames spread evenly over the clip, first and last included."""
+    """``count`` frames spread evenly over the clip, first and last included, decoded in one pass
+    that keeps only them (a request is built from the frames it sends, never from the whole clip)."""
     total = video.num_frames
     indices = np.unique(np.linspace(0, total - 1, max(1, min(count, total))).round().astype(int))
-    return [video.frame(int(i)) for i in indices]
+    return video.frames_at([int(i) for i in indices])
 
 
 def history_text(request: PlanRequest) -> str:

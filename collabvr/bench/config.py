@@ -48,6 +48,7 @@ class BenchConfig:
     judge_vlm_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     judge_repeats: int = 1  # judge calls per video (the paper's protocol; not Gen-ViRe's official one)
     strict: bool = False  # tables score a failed judge call 0 instead of dropping it (the official way)
+    strict_memory: bool = False  # refuse (BadInput) instead of lowering --concurrency when memory would run out
     # where episodes run (not pinned: a run started on one executor resumes on the other; docs/scaling.md)
     executor: str = "local"  # "local": threads of this process; "ray": Ray tasks on a cluster
     address: str = ""  # ray: the cluster to connect to ("auto", "HOST:PORT", "ray://HOST:PORT"); "": start a local one

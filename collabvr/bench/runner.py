@@ -25,6 +25,7 @@ import asyncio
 import dataclasses
 import json
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -35,6 +36,7 @@ import collabvr.backends.sim.score  # noqa: F401 - imported once here, not by ei
 from collabvr import prices as price_table
 from collabvr.backends import registry
 from collabvr.bench import limits
+from collabvr.bench import memory as bench_memory
 from collabvr.bench.config import BenchConfig
 from collabvr.bench.episode import Job, episode_record, jobs_of, judge_of, task_of
 from collabvr.bench.export import benchmark_tables
@@ -206,6 +208,7 @@ def run_bench(
     on_result: Callable[[dict[str, Any]], None] | None = None,
     on_start: Callable[[int, int], None] | None = None,
     execute: Execute | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> list[Cell]:
     """Run (or resume) a benchmark; write results.jsonl, results.md and summary.json; return the cells.
 
@@ -214,6 +217,12 @@ def run_bench(
     reaches it; the summary says how many were not started. ``execute`` is an executor already set
     up (``with executor(config) as execute``, to share it with :func:`bench_bill`); without it, one
     is set up for this call.
+
+    Before the first episode the peak memory per episode is estimated (:mod:`collabvr.bench.memory`);
+    when ``concurrency`` episodes would not fit in the memory available, fewer run at once and
+    ``on_warning`` gets one line saying so (a ``RuntimeWarning`` without it), or, with
+    ``config.strict_memory``, BadInput is raised before anything is written. The estimate and the
+    process's measured peak go to summary.json (``memory``).
     """
     config.check()
     config.out = Path(config.out)
@@ -226,6 +235,11 @@ def run_bench(
             registry.resolve_vlm(config.judge_vlm, config.judge_vlm_options)
         priced = (priced_spec(ctx.vgm, registry.resolve_vgm(ctx.vgm, ctx.vgm_options)),
                   priced_spec(ctx.vlm, registry.resolve_vlm(ctx.vlm, ctx.vlm_options)))
+        memory = bench_memory.plan(config, ctx)
+        config = dataclasses.replace(config)  # the caller's config keeps its --concurrency
+        notice = bench_memory.guard(config, memory)
+        if notice is not None:
+            on_warning(notice) if on_warning is not None else warnings.warn(notice, RuntimeWarning, stacklevel=2)
         _pin_settings(config)
         bench = _run_missing(config, on_start, on_result, priced, execute)
     stopped = None
@@ -233,7 +247,7 @@ def run_bench(
         stopped = {"reason": "max_cost", "max_cost": config.max_cost, "spent": round(bench.spent, 6),
                    "not_started": bench.skipped}
     registry.close_all()  # every episode is done: free the local models' (GPU) memory
-    return write_summary(config, stopped=stopped)
+    return write_summary(config, stopped=stopped, memory={**memory.public(), "peak_rss_bytes": bench_memory.peak_rss()})
 
 
 def _done(results_path: Path) -> set[tuple[str, str, str, int, str | None]]:
@@ -258,9 +272,11 @@ def _run_missing(config: BenchConfig, on_start: Callable[[int, int], None] | Non
     return bench
 
 
-def write_summary(config: BenchConfig, *, stopped: dict[str, Any] | None = None) -> list[Cell]:
+def write_summary(config: BenchConfig, *, stopped: dict[str, Any] | None = None,
+                  memory: dict[str, Any] | None = None) -> list[Cell]:
     """results.md and summary.json from results.jsonl, for this config's episodes only; ``stopped``
-    records why some episodes were not started (``--max-cost``)."""
+    records why some episodes were not started (``--max-cost``), ``memory`` the estimate per episode
+    and the measured peak (:mod:`collabvr.bench.memory`)."""
     wanted = {job.key for job in jobs_of(config)}
     results = [r for r in read_results(config.out / RESULTS) if result_key(r) in wanted]
     cells = summarize(results, seed=config.seed)
@@ -278,7 +294,7 @@ def write_summary(config: BenchConfig, *, stopped: dict[str, Any] | None = None)
     pairs = paired_against(results, reference, seed=config.seed)
     summary = {"config": {**config.pinned(), "suite": config.suite, "methods": config.methods, "n": config.n,
                           "seed": config.seed, "seeds": [config.seed, config.seed + config.n - 1]},
-               "totals": totals, "stopped": stopped, "cells": [c.public() for c in cells],
+               "totals": totals, "stopped": stopped, "memory": memory, "cells": [c.public() for c in cells],
                "paired": [{"other": other, "difficulty": level, **p.public()} for other, level, p in pairs]}
     suite = config.suite_of()
     tables = ""

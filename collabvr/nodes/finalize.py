@@ -59,7 +59,7 @@ def score_of(task: dict[str, Any], ctx: Context, final: dict | None) -> dict[str
     store = store_of(ctx)
     family = FAMILIES[task["family"]]
     start = family.read(store.load_image(task["first_frame"]).array)
-    return dataclasses.asdict(score_video(family, store.load_video(final).frames, start))
+    return dataclasses.asdict(score_video(family, store.load_video(final).iter_frames(), start))
 
 
 def conclude(state: State, runtime: Runtime[Context], status: str, reason: str, chosen: dict | None = None) -> dict[str, Any]:
