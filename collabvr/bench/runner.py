@@ -247,7 +247,8 @@ def run_bench(
         stopped = {"reason": "max_cost", "max_cost": config.max_cost, "spent": round(bench.spent, 6),
                    "not_started": bench.skipped}
     registry.close_all()  # every episode is done: free the local models' (GPU) memory
-    return write_summary(config, stopped=stopped, memory={**memory.public(), "peak_rss_bytes": bench_memory.peak_rss()})
+    measured = {"concurrency": config.concurrency, "peak_rss_bytes": bench_memory.peak_rss()}  # what ran, what it took
+    return write_summary(config, stopped=stopped, memory={**memory.public(), **measured})
 
 
 def _done(results_path: Path) -> set[tuple[str, str, str, int, str | None]]:
