@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image as PILImage
@@ -139,6 +140,14 @@ class Video:
         self._size = (int(height), int(width)) if frames is None and width and height else None
         self._header_count: int | None = None
         self.decodes_stored = frames is None  # frames (once read) are exactly what the MP4 decodes to
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What pickling sends (Ray moves clips between processes): a handle travels as its MP4 bytes,
+        read here once, because its opener reads a store the other process may not reach."""
+        state = self.__dict__.copy()
+        if state["_opener"] is not None:
+            state["_mp4"], state["_opener"] = self.mp4, None
+        return state
 
     @classmethod
     def _of_parts(cls, parts: Sequence[tuple[Video, int, int]], fps: float) -> Video:

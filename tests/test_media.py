@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 from pathlib import Path
 
 import av
@@ -367,3 +368,12 @@ def test_an_mp4_without_a_recorded_length_is_counted_by_decoding_it(large) -> No
 def test_a_handle_needs_exactly_one_source() -> None:
     with pytest.raises(ValueError, match="exactly one"):
         Video(mp4=b"x", opener=lambda: b"x", fps=8)
+
+
+def test_a_handle_pickles_as_its_bytes_and_a_trim_with_its_parts(large) -> None:
+    data = Video(frames=moving(8, 7), fps=8).mp4
+    handle = Video(opener=Opener(data), fps=8, num_frames=8, width=64, height=64)
+    back = pickle.loads(pickle.dumps(handle))
+    assert back.mp4 == data and back.num_frames == 8 and back._opener is None
+    part = pickle.loads(pickle.dumps(handle.trim(2, 5)))
+    assert np.array_equal(part.frames, np.stack(list(mp4.decode(data)))[2:5])
