@@ -336,8 +336,9 @@ class Video:
         depth = max((-i for i in indices if i < 0), default=0)  # unknown length: keep the last frames
         tail: deque[np.ndarray] = deque(maxlen=depth or 1)
         found: dict[int, np.ndarray] = {}
-        seen = 0
-        for seen, frame in enumerate(self._stream(0, None if depth else max(wanted, default=-1) + 1), 1):
+        first = 0 if depth else min(wanted, default=0)  # frames before it are decoded, never converted to RGB
+        seen = first
+        for seen, frame in enumerate(self._stream(first, None if depth else max(wanted, default=-1) + 1), first + 1):
             if seen - 1 in wanted:
                 found[seen - 1] = frame
             if depth:
