@@ -5,9 +5,9 @@ Each case runs the real CLI in a fresh subprocess and reads that child's peak re
 
 * ``sim``: ``sim:maze/medium``, CollabVR, the default sim backends (128 px frames);
 * ``vbvr``: the ``still`` floor (``--methods single --vgm still``) on a synthetic VBVR-Bench suite
-  of five samples at 1024x1024, one 12-s clip at 16 fps per episode (192 frames, 604 MB of RGB);
+  of five samples at 1024x1024, one 12-s clip at 16 fps per episode (192 frames, 576 MiB of RGB);
 * ``veo``: CollabVR with ``veo:`` and ``gemini:`` against the loopback fakes of tests/fakes, whose
-  Veo returns a 720p 8-s clip at 24 fps (192 frames, 531 MB of RGB) on the same suite.
+  Veo returns a 720p 8-s clip at 24 fps (192 frames, 506 MiB of RGB) on the same suite.
 
 Each VBVR and Veo case runs at every ``--concurrency`` and also on a copy of its suite at 64 px (the
 fake Veo then returns a 64 px clip): that run's peak is the process's *baseline*, everything but the
@@ -51,7 +51,7 @@ from tests.fakes import Brain, FakeGoogle  # noqa: E402
 TASK = "O-47_sliding_puzzle_data-generator"
 SAMPLES = 5
 BASELINE_SIZE = 64
-MB = 2**20
+MiB = 2**20
 
 
 # -- media written straight with PyAV, so the fixtures do not depend on the code under test ---------
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
         for server in (google, small_google):
             _serve_bytes(server)
         table = cases(args, work, google, small_google)
-        print(f"\n{'case':<6} {'conc':>4} {'clip MB':>8} {'base MB':>8} {'peak MB':>8}  {'copies/ep':>9}  runs (peak MB)")
+        print(f"\n{'case':<6} {'conc':>4} {'clip MiB':>8} {'base MiB':>8} {'peak MiB':>8}  {'copies/ep':>9}  runs (peak MiB)")
         for name in [c.strip() for c in args.cases.split(",") if c.strip()]:
             case = table[name]
             for c in [int(x) for x in args.concurrency.split(",")]:
@@ -214,10 +214,10 @@ def main(argv: list[str] | None = None) -> None:
                         argv_ = [sys.executable, "-m", "collabvr.cli", *case.argv(out, small, c)]
                         into.append(peak_rss(argv_, env, work / f"{out.name}.log"))
                 peak, clip = statistics.median(peaks), case.clip_bytes(False)
-                base = f"{statistics.median(bases) / MB:.0f}" if bases else "-"
+                base = f"{statistics.median(bases) / MiB:.0f}" if bases else "-"
                 copies = f"{(peak - statistics.median(bases)) / (c * clip):.2f}" if bases else "-"
-                runs = ", ".join(f"{p / MB:.0f}" for p in peaks)
-                print(f"{name:<6} {c:>4} {clip / MB:>8.1f} {base:>8} {peak / MB:>8.0f}  {copies:>9}  {runs}", flush=True)
+                runs = ", ".join(f"{p / MiB:.0f}" for p in peaks)
+                print(f"{name:<6} {c:>4} {clip / MiB:>8.1f} {base:>8} {peak / MiB:>8.0f}  {copies:>9}  {runs}", flush=True)
 
 
 def _serve_bytes(server: FakeGoogle) -> None:

@@ -115,9 +115,8 @@ def plan(config: BenchConfig, ctx: Context, *, available: int | None = None) -> 
     else:  # samples may differ in size: the largest counts (a header read each)
         samples = {job.row: job for job in jobs_of(config)}
         width, height = max((frame_size(task_of(config, job)) for job in samples.values()), key=lambda s: s[0] * s[1])
-    clips = [longest_clip(method, ctx) for method in config.methods]
-    frames = max(max(2, round(seconds * ctx.fps)) for seconds, _ in clips)
-    at_once = max(n for _, n in clips)
+    clips = [(max(2, round(seconds * ctx.fps)), n) for seconds, n in (longest_clip(m, ctx) for m in config.methods)]
+    frames, at_once = max(clips, key=lambda clip: clip[0] * clip[1])  # the method that holds the most
     per_episode = COPIES * at_once * frames * width * height * 3
     checked = config.executor != "ray"
     available = available_bytes() if available is None and checked else available
