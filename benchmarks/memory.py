@@ -156,17 +156,17 @@ def cases(args: argparse.Namespace, work: Path, google: FakeGoogle, small_google
     def vbvr(out: Path, small: bool, c: int) -> list[str]:
         server = small_google if small else google
         return ["bench", "--suite", f"vbvr:{suites[small]}", "--methods", "single", "--vgm", "still", *gemini(server),
-                "--n", str(SAMPLES), "--first-seconds", str(args.clip_seconds), "--max-steps", "1", *common(out, c)]
+                "--n", str(args.samples), "--first-seconds", str(args.clip_seconds), "--max-steps", "1", *common(out, c)]
 
     def veo(out: Path, small: bool, c: int) -> list[str]:
         server = small_google if small else google
         return ["bench", "--suite", f"vbvr:{suites[small]}", "--methods", "collabvr", "--vgm", "veo:veo-3.0-generate-001",
                 "--vgm-option", "api_key=fake-key-000", "--vgm-option", f"base_url={server.url}", "--vgm-option", "poll_s=0.01",
-                *gemini(server), "--n", str(SAMPLES), "--first-seconds", str(args.veo_seconds), "--max-steps", "1",
+                *gemini(server), "--n", str(args.samples), "--first-seconds", str(args.veo_seconds), "--max-steps", "1",
                 *common(out, c)]
 
     def sim(out: Path, small: bool, c: int) -> list[str]:
-        return ["bench", "--suite", "sim:maze/medium", "--methods", "collabvr", "--n", str(SAMPLES), "--size", "128",
+        return ["bench", "--suite", "sim:maze/medium", "--methods", "collabvr", "--n", str(args.samples), "--size", "128",
                 *common(out, c)]
 
     return {
@@ -181,6 +181,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cases", default="sim,vbvr,veo", help="comma-separated: sim, vbvr, veo")
     parser.add_argument("--concurrency", default="1,4", help="comma-separated concurrencies")
     parser.add_argument("--repeats", type=int, default=3, help="runs per case and concurrency (median reported)")
+    parser.add_argument("--samples", type=int, default=SAMPLES, choices=range(1, SAMPLES + 1), metavar="1-5",
+                        help="episodes per run (the suite's first N samples)")
     parser.add_argument("--vbvr-size", type=int, default=1024, help="the VBVR suite's frame side")
     parser.add_argument("--clip-seconds", type=int, default=12, help="the still floor's clip length")
     parser.add_argument("--veo-size", type=lambda s: tuple(int(x) for x in s.split("x")), default=(1280, 720),
