@@ -14,6 +14,7 @@ from typing import Any
 
 from collabvr import prices as price_table
 from collabvr.bench.suites import Suite, parse_suite
+from collabvr.bench.suites.evalkit import ENTRIES as EVALKIT_ENTRIES
 from collabvr.context import make_context
 from collabvr.errors import BadInput
 from collabvr.graph import parse_method
@@ -49,6 +50,11 @@ class BenchConfig:
     judge_repeats: int = 1  # judge calls per video (the paper's protocol; not Gen-ViRe's official one)
     strict: bool = False  # tables score a failed judge call 0 instead of dropping it (the official way)
     strict_memory: bool = False  # refuse (BadInput) instead of lowering --concurrency when memory would run out
+    all_samples: bool = False  # Gen-ViRe: every id of the eval jsons, not only the official three per subtask
+    # VBVR: score the videos, floors and ceilings with this VBVR-EvalKit clone when the bench ends (not pinned)
+    evalkit: str = ""
+    evalkit_entry: str = "run_evaluation"  # or "evaluate": the kit's two entry points give different scores
+    evalkit_python: str = ""  # the interpreter with the kit's requirements ("": this one)
     # where episodes run (not pinned: a run started on one executor resumes on the other; docs/scaling.md)
     executor: str = "local"  # "local": threads of this process; "ray": Ray tasks on a cluster
     address: str = ""  # ray: the cluster to connect to ("auto", "HOST:PORT", "ray://HOST:PORT"); "": start a local one
@@ -76,7 +82,11 @@ class BenchConfig:
             raise BadInput(f"--methods names a method twice: {','.join(self.methods)}")
         for method in self.methods:
             parse_method(method)
-        self.suite_of()
+        suite = self.suite_of()
+        if self.evalkit and suite.kind != "vbvr":
+            raise BadInput(f"--evalkit scores a VBVR-Bench suite with VBVR-EvalKit; suite {self.suite!r} is not one")
+        if self.evalkit_entry not in EVALKIT_ENTRIES:
+            raise BadInput(f"--evalkit-entry must be one of {', '.join(EVALKIT_ENTRIES)}, got {self.evalkit_entry!r}")
         self.match_method()
         self.fixed_budget()
         make_context(**self.context)  # validates the other context fields
@@ -136,11 +146,11 @@ class BenchConfig:
 
     def suite_of(self) -> Suite:
         """The suite, loaded and checked once per spec in this process."""
-        return _suite(self.suite)
+        return _suite(self.suite, self.all_samples)
 
     def pinned(self) -> dict[str, Any]:
         pinned = {k: getattr(self, k) for k in _PINNED}
-        for k in ("judge_vlm", "judge_vlm_options", "judge_repeats", "runs"):  # only when set: sim runs keep their bench.json
+        for k in ("judge_vlm", "judge_vlm_options", "judge_repeats", "runs", "all_samples"):  # only when set: sim runs keep their bench.json
             if getattr(self, k) != _DEFAULTS[k]:
                 pinned[k] = getattr(self, k)
         return json.loads(json.dumps(pinned, default=str))
@@ -148,9 +158,9 @@ class BenchConfig:
 
 EXECUTORS = ("local", "ray")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # s3://..., gs://... (a Path keeps one slash); not C:\\
-_DEFAULTS = {"judge_vlm": "", "judge_vlm_options": {}, "judge_repeats": 1, "runs": 1}
+_DEFAULTS = {"judge_vlm": "", "judge_vlm_options": {}, "judge_repeats": 1, "runs": 1, "all_samples": False}
 
 
 @functools.lru_cache(maxsize=16)
-def _suite(spec: str) -> Suite:
-    return parse_suite(spec)
+def _suite(spec: str, all_samples: bool = False) -> Suite:
+    return parse_suite(spec, all_samples=all_samples)
