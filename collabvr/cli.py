@@ -20,11 +20,25 @@ from rich.table import Table
 from collabvr.bench.config import BenchConfig
 from collabvr.context import Context, make_context
 from collabvr.errors import BadInput, redact
+from collabvr.location import is_remote, location, path_of
 from collabvr.status import EXIT_INCOMPLETE, EXIT_INTERNAL, exit_code
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Collaborative video reasoning (CollabVR).")
 console = Console(stderr=True)
 out = Console()
+
+
+def _where(path: Path) -> str:
+    """--out as the user meant it: a URL that typer's Path collapsed (s3:/bucket) gets its // back."""
+    return location(str(path)) if is_remote(str(path)) else str(path)
+
+
+def _local_only(bench_dir: Path, command: str) -> None:
+    """BadInput for a benchmark directory given as a URL: this command reads a local one."""
+    if is_remote(str(bench_dir)):
+        url = location(str(bench_dir))
+        raise BadInput(f"collabvr {command} reads a local directory; copy {url} first (e.g. aws s3 sync {url} DIR), "
+                       f"then: collabvr {command} DIR")
 
 
 def _fail(message: str) -> None:
@@ -148,14 +162,14 @@ def run(
             raise BadInput("give either --task or --image/--prompt, not both")
         given = {"vlm": vlm, "vgm": vgm, "max_steps": max_steps, "max_attempts": max_attempts,
                  "first_seconds": first_seconds, "seconds": seconds, "fps": fps, "partial_threshold": partial_threshold,
-                 "seed": seed, "seed_policy": seed_policy, "out_dir": str(out_dir) if out_dir else None, "budget": budget,
+                 "seed": seed, "seed_policy": seed_policy, "out_dir": _where(out_dir) if out_dir else None, "budget": budget,
                  "approve": True if approve else None}
         base, the_task = _from_config(config_file), None
         if resume is not None:  # the run's own task, method and context; flags given now override them
             if task is not None or image is not None or out_dir is not None:
                 raise BadInput("--resume continues a run directory's own task in it: leave out --task, --image and --out")
             the_task, method, base = _saved_run(resume, base)
-            given["out_dir"] = str(resume)
+            given["out_dir"] = _where(resume)
         fields = _context_of(base, {_RUN_FIELDS[k]: v for k, v in given.items()}, vlm_option, vgm_option)
         ctx = make_context(**fields)
         if the_task is None:
@@ -166,7 +180,7 @@ def run(
         preflight(the_task, ctx)
         references = len(reference_paths(the_task.meta or {}))
         _confirm(bill(method, ctx, judge=judge_for(the_task, ctx, judge), references=references), yes=yes, above=confirm_above)
-        progress = None if quiet else _Progress()
+        progress = None if quiet else _Progress(skip={"plan"} if ctx.approve_plans else set())  # the approval shows it
         episode = run_episode(the_task, context=ctx, method=method, on_event=progress, judge=judge, durable=True,
                               resume=resume is not None, on_interrupt=_ask_approval if ctx.approve_plans else None)
     except BadInput as exc:
@@ -182,7 +196,7 @@ def _saved_run(run_dir: Path, base: dict[str, Any]) -> tuple[Any, str, dict[str,
     from collabvr.task import Task
 
     try:
-        saved = json.loads((run_dir / RUN).read_text())
+        saved = json.loads((path_of(str(run_dir)) / RUN).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise BadInput(f"--resume {run_dir}: not a run directory of collabvr run ({RUN}: {exc})") from None
     context = {k: v for k, v in saved["context"].items() if v != "***"}
@@ -192,17 +206,30 @@ def _saved_run(run_dir: Path, base: dict[str, Any]) -> tuple[Any, str, dict[str,
     return Task.model_validate(saved["task"]), saved["method"], {**context, **rest}
 
 
+_ANSWERS = {"a": "approve", "approve": "approve", "e": "edit", "edit": "edit", "s": "stop", "stop": "stop"}
+
+
 def _ask_approval(payload: dict[str, Any]) -> Any:
-    """Show the plan and its frame, then ask: approve, edit or stop (the resume values of nodes/approve)."""
+    """Show the plan and its frame once, then ask until the answer is approve, edit or stop (or their
+    first letters): a typo never spends a paid generation. Returns a resume value of nodes/approve."""
     plan = payload["plan"]
     console.print(f"[cyan]step {payload['step'] + 1}[/] plan: {escape(plan['instruction'])}", highlight=False)
-    console.print(f"  target: {escape(plan['target_state'])}\n  frame: {payload.get('frame_path', '(none)')}", highlight=False)
-    choice = typer.prompt("  [a]pprove, [e]dit or [s]top", default="a", err=True).strip().lower()
-    if choice.startswith("s"):
-        return {"action": "stop", "reason": "at the terminal"}
-    if choice.startswith("e"):
-        return {"action": "edit", "instruction": typer.prompt("  new instruction", default=plan["instruction"], err=True)}
-    return "approve"
+    if plan.get("target_state"):
+        console.print(f"  target: {escape(plan['target_state'])}", highlight=False)
+    console.print(f"  frame: {payload.get('frame_path', '(none)')}", highlight=False)
+    if payload.get("error"):
+        console.print(f"  [red]{escape(payload['error'])}[/]", highlight=False)
+    while True:
+        choice = _ANSWERS.get(typer.prompt("  [a]pprove, [e]dit or [s]top", err=True).strip().lower())
+        if choice == "stop":
+            return {"action": "stop", "reason": "at the terminal"}
+        if choice == "approve":
+            return "approve"
+        if choice == "edit":
+            instruction = typer.prompt("  new instruction", default=plan["instruction"], err=True).strip()
+            if instruction:
+                return {"action": "edit", "instruction": instruction}
+        console.print("  answer approve, edit or stop (a, e or s)", highlight=False)
 
 
 def _judged(task: Any, ctx: Context, rubric: Path | None, judge_vlm: str | None, options: list[str] | None) -> tuple[Any, Any]:
@@ -289,6 +316,7 @@ def bench(
                              "max_attempts": max_attempts, "first_clip_seconds": first_seconds, "clip_seconds": seconds},
                              vlm_option, vgm_option)
         backends = {k: fields.pop(k) for k in ("vgm", "vlm", "vgm_options", "vlm_options") if k in fields}
+        out_dir = path_of(str(out_dir))  # a directory, or a URL (s3://bucket/prefix)
         config = BenchConfig(
             out=out_dir, suite=suite, methods=[m.strip() for m in methods.split(",") if m.strip()], n=n, seed=seed,
             concurrency=concurrency, backend_limit=backend_limit, budget=budget, cache=cache, size=size, context=fields,
@@ -308,7 +336,8 @@ def bench(
     except BadInput as exc:
         _fail(str(exc))
     out.print(results_table(cells, title=f"{suite}: {out_dir}"))
-    out.print(f"wrote {out_dir / 'results.md'}, {out_dir / 'summary.json'}; report: collabvr report {out_dir}", highlight=False)
+    report = f"collabvr report {out_dir}" if not is_remote(out_dir) else "copy it to a local DIR, then collabvr report DIR"
+    out.print(f"wrote {out_dir / 'results.md'}, {out_dir / 'summary.json'}; report: {report}", highlight=False)
     summary = json.loads((out_dir / "summary.json").read_text())
     if summary.get("stopped"):
         console.print(f"stopped early: --max-cost reached; {summary['stopped']['not_started']} episode(s) not started", highlight=False)
@@ -329,6 +358,7 @@ def export(
     from collabvr.bench.export import export_run
 
     try:
+        _local_only(bench_dir, "export")
         written, note = export_run(bench_dir, fmt, out_dir, runs=runs)
     except BadInput as exc:
         _fail(str(exc))
@@ -428,6 +458,7 @@ def report(
     from collabvr.bench.report import write_report
 
     try:
+        _local_only(bench_dir, "report")
         if not (bench_dir / "results.jsonl").is_file():
             raise BadInput(f"{bench_dir} has no results.jsonl; run collabvr bench --out {bench_dir} first")
         try:
@@ -483,13 +514,16 @@ class _Progress:
     being generated. Events are completed through their schema first, so no field is missing; a
     kind this CLI does not know is shown as its name and fields."""
 
-    def __init__(self) -> None:
+    def __init__(self, skip: set[str] | None = None) -> None:
         self.bar: Any = None
+        self.skip = skip or set()
 
     def __call__(self, raw: dict[str, Any]) -> None:
         from collabvr import events
 
         kind = str(raw.get("event", "?"))
+        if kind in self.skip:
+            return
         try:
             event = events.make(kind, **{k: v for k, v in raw.items() if k != "event"})
         except (ValueError, TypeError):

@@ -398,15 +398,44 @@ class Video:
             raise MediaError(f"trim [{start}:{stop}] of {self.num_frames} frames is empty")
         return Video._of_parts([(self, a, b)], self.fps)
 
+    def resample(self, fps: float) -> Video:
+        """The clip at another frame rate, same duration: each output frame is the source frame on
+        screen at its time (frames dropped or repeated, never blended), and the last frame stays
+        last. Only on explicit request: nothing in the framework changes a clip's rate silently."""
+        if fps <= 0:
+            raise MediaError(f"fps must be positive, got {fps}")
+        if float(fps) == self.fps:
+            return self
+        count = max(1, round(self.num_frames * fps / self.fps))
+        picks = np.minimum(np.floor(np.arange(count) * self.fps / fps + 1e-9).astype(int), self.num_frames - 1)
+        picks[-1] = self.num_frames - 1  # the last frame stays: the next step starts where the clip ended
+        if self._keeps():
+            return Video(frames=self.frames[picks], fps=fps)
+        height, width = self._shape()  # a large clip: one pass, filling the one array the result holds
+        out = np.empty((count, height, width, 3), np.uint8)
+        at = 0
+        for index, frame in enumerate(self.iter_frames(0, int(picks[-1]) + 1)):
+            while at < count and picks[at] == index:
+                out[at] = frame
+                at += 1
+        return Video(frames=out, fps=fps)
+
     @staticmethod
-    def concat(videos: Sequence[Video]) -> Video:
-        """Join clips of equal size; the result takes the first clip's fps.
+    def concat(videos: Sequence[Video], *, fps: float | None = None) -> Video:
+        """Join clips of equal size and frame rate. Clips of different rates are refused unless
+        ``fps`` asks for every part to be :meth:`resample`-d to it (each keeps its duration).
 
         When every part is stored H.264 (it has MP4 bytes) and they can be joined as they are, the
         result is that join, and shows what the parts' bytes decode to; otherwise it is the parts'
         frames in order, read from the parts when needed (and encoded when its MP4 is asked for)."""
         if not videos:
             raise MediaError("cannot concat an empty list of videos")
+        rates = sorted({v.fps for v in videos})
+        if fps is not None:
+            videos = [v.resample(fps) for v in videos]
+        elif len(rates) > 1:
+            raise MediaError(f"cannot concat clips of different frame rates ({', '.join(f'{r:g}' for r in rates)} fps) "
+                             "without resampling: pass fps= to resample every clip to one rate")
         sizes = {(v.width, v.height) for v in videos}
         if len(sizes) > 1:
             names = ", ".join(f"{w}x{h}" for w, h in sorted(sizes))
@@ -429,11 +458,12 @@ class Video:
                 return video
         return Video._of_parts([(v, 0, v.num_frames) for v in videos], fps)
 
-    def splice(self, tail: Video) -> Video:
-        """Append a continuation whose first frame repeats our last frame (partial regeneration)."""
+    def splice(self, tail: Video, *, fps: float | None = None) -> Video:
+        """Append a continuation whose first frame repeats our last frame (partial regeneration).
+        Both must have one frame rate, unless ``fps`` resamples them to it (see :meth:`concat`)."""
         if tail.num_frames <= 1:
-            return self
-        return Video.concat([self, tail.trim(1, tail.num_frames)])
+            return self if fps is None else self.resample(fps)
+        return Video.concat([self, tail.trim(1, tail.num_frames)], fps=fps)
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, fps: float | None = None) -> Video:

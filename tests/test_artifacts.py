@@ -33,8 +33,8 @@ def test_same_content_gives_same_ref_and_one_file(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path)
     first, second = store.put_image(image(1)), store.put_image(image(1))
     assert first == second
-    assert stored_files(tmp_path) == [tmp_path / first.uri]
-    assert first.uri == f"{first.sha256[:2]}/{first.sha256}.png"
+    assert stored_files(tmp_path) == [store.path(first)]
+    assert first.uri == f"file://{tmp_path / first.sha256[:2] / first.sha256}.png"  # absolute: means the same anywhere
 
 
 def test_different_content_gives_different_files(tmp_path: Path) -> None:

@@ -157,13 +157,28 @@ def test_trim_uses_slice_semantics_and_rejects_empty() -> None:
 
 
 def test_concat_counts_frames_and_rejects_size_mismatch() -> None:
-    joined = Video.concat([numbered(3), Video(frames=blocks(4, 8, 8), fps=30)])
+    joined = Video.concat([numbered(3), Video(frames=blocks(4, 8, 8), fps=10)])
     assert joined.num_frames == 7
     assert joined.fps == 10
     with pytest.raises(MediaError, match="8x8"):
         Video.concat([numbered(3), numbered(3, 8, 10)])
     with pytest.raises(MediaError):
         Video.concat([])
+
+
+def test_clips_of_different_frame_rates_are_joined_only_by_an_explicit_resample() -> None:
+    slow, fast = numbered(4), Video(frames=numbered(6).frames, fps=30)  # 0.4 s at 10 fps, 0.2 s at 30 fps
+    with pytest.raises(MediaError, match="different frame rates \\(10, 30 fps\\).*pass fps="):
+        Video.concat([slow, fast])
+    with pytest.raises(MediaError, match="different frame rates"):
+        slow.splice(fast)
+    joined = Video.concat([slow, fast], fps=10)
+    assert joined.fps == 10 and joined.num_frames == 6 and joined.seconds == pytest.approx(0.6)
+    # each part kept its duration: the fast clip's frame 0 (on screen at 0 s) and its last frame
+    assert [int(f[0, 0, 0]) for f in joined.frames] == [0, 1, 2, 3, 0, 5]
+    up = slow.resample(20)
+    assert up.seconds == pytest.approx(slow.seconds) and [int(f[0, 0, 0]) for f in up.frames] == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert slow.resample(10) is slow
 
 
 def moving(t: int, seed: int, size: int = 64) -> np.ndarray:
@@ -205,8 +220,7 @@ def test_concat_falls_back_to_frames_when_the_streams_cannot_be_joined() -> None
     short = Video(mp4=Video(frames=moving(1, 0), fps=8).mp4, fps=8)  # no B-frame delay
     long = Video(mp4=Video(frames=moving(6, 1), fps=8).mp4, fps=8)  # two frames of delay after it
     assert mp4.join([short.mp4, long.mp4]) is None
-    other_fps = Video(mp4=long.mp4, fps=4)
-    for parts in ([short, long], [long, other_fps], [long, Video(frames=moving(3, 2), fps=8)]):
+    for parts in ([short, long], [long, Video(frames=moving(3, 2), fps=8)]):
         joined = Video.concat(parts)
         assert not joined.decodes_stored  # frames joined in memory; the MP4 is encoded from them
         assert np.array_equal(joined.frames, np.concatenate([p.frames for p in parts]))
@@ -377,3 +391,13 @@ def test_a_handle_pickles_as_its_bytes_and_a_trim_with_its_parts(large) -> None:
     assert back.mp4 == data and back.num_frames == 8 and back._opener is None
     part = pickle.loads(pickle.dumps(handle.trim(2, 5)))
     assert np.array_equal(part.frames, np.stack(list(mp4.decode(data)))[2:5])
+
+
+def test_resampling_a_large_clip_reads_it_once_and_picks_the_same_frames(large) -> None:
+    data = Video(frames=moving(12, 8), fps=8).mp4
+    whole = np.stack(list(mp4.decode(data)))
+    handle = Video(opener=Opener(data), fps=8, num_frames=12, width=64, height=64)
+    for fps in (3, 20):
+        ours = handle.resample(fps)
+        assert np.array_equal(ours.frames, Video(frames=whole, fps=8).resample(fps).frames)
+        assert ours.seconds == pytest.approx(handle.seconds, abs=1 / fps)

@@ -48,6 +48,7 @@ from collabvr.bench.suites.evalkit import OnLine, open_evalkit
 from collabvr.context import Context, make_context
 from collabvr.errors import BadInput, scrub
 from collabvr.graph import compiled, parse_method
+from collabvr.location import is_remote, local_dir, path_of, write_atomic
 from collabvr.prices import Estimate
 from collabvr.rundir import CHECKPOINTS, write_json
 from collabvr.runner import bill, preflight, priced_spec, sqlite_saver
@@ -116,7 +117,8 @@ async def _run_jobs(bench: Bench, jobs: list[Job], graphs: dict[str, Any]) -> No
 def _run_in_threads(bench: Bench, jobs: list[Job]) -> None:
     """The local executor: episodes in threads of this process, checkpoints in ``DIR/checkpoints.sqlite``."""
     config = bench.config
-    with sqlite_saver(config.out / CHECKPOINTS) as saver, \
+    local_dir(config.out).mkdir(parents=True, exist_ok=True)
+    with sqlite_saver(local_dir(config.out) / CHECKPOINTS) as saver, \
             ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="episode") as pool:
         graphs = {name: compiled(name).copy(update={"checkpointer": saver})
                   for name in dict.fromkeys(parse_method(job.method)[0] for job in jobs)}
@@ -188,7 +190,7 @@ def bench_bill(config: BenchConfig) -> Estimate:
     config.check()
     probe, ctx = _probe_context(config)
     preflight(probe, ctx)
-    done = _done(Path(config.out) / RESULTS)
+    done = _done(path_of(config.out) / RESULTS)
     total = price_table.NOTHING
     bill_ctx = make_context(ctx, budget_seconds=config.fixed_budget())
     bills: dict[tuple[str, bool, int], Estimate] = {}
@@ -229,8 +231,9 @@ def run_bench(
     process's measured peak go to summary.json (``memory``).
     """
     config.check()
-    config.out = Path(config.out)
-    config.out.mkdir(parents=True, exist_ok=True)
+    config.out = path_of(config.out)  # a directory, or a URL: the same files either way
+    if not is_remote(config.out):
+        config.out.mkdir(parents=True, exist_ok=True)
     with nullcontext(execute) if execute is not None else executor(config) as execute:
         # fail on a bad backend before any work; this also builds the backends before the episodes start
         probe, ctx = _probe_context(config)
@@ -287,7 +290,8 @@ def write_summary(config: BenchConfig, *, stopped: dict[str, Any] | None = None,
     scores the videos, floors and ceilings first (its output lines to ``on_official``)."""
     planned = jobs_of(config)
     wanted = {job.key for job in planned}
-    results = [r for r in read_results(config.out / RESULTS) if result_key(r) in wanted]
+    out = path_of(config.out)
+    results = [r for r in read_results(out / RESULTS) if result_key(r) in wanted]
     cells = summarize(results, seed=config.seed)
     totals = {
         "episodes": len(results),
@@ -313,12 +317,12 @@ def write_summary(config: BenchConfig, *, stopped: dict[str, Any] | None = None,
                               "strict": config.strict}
         official = None
         if config.evalkit and results:
-            official = official_for_bench(config.out, suite, results, evalkit=config.evalkit, entry=config.evalkit_entry,
+            official = official_for_bench(out, suite, results, evalkit=config.evalkit, entry=config.evalkit_entry,
                                           python=config.evalkit_python or None, on_line=on_official)
-        extra, tables = benchmark_tables(config.out, suite, results, runs=config.runs, repeats=config.judge_repeats,
+        extra, tables = benchmark_tables(out, suite, results, runs=config.runs, repeats=config.judge_repeats,
                                          strict=config.strict, official=official)
         summary["benchmark"] = extra
-    write_json(config.out / "summary.json", scrub(summary))
+    write_json(out / "summary.json", scrub(summary))
     header = (f"# Benchmark results\n\nsuite `{config.suite}`, methods `{','.join(config.methods)}`, {instances_text(summary['config'])}, "
               f"VGM `{config.vgm}`, VLM `{config.vlm}`, budget `{config.budget or 'none'}`. Scores: mean [95% percentile "
               f"bootstrap CI, 2000 resamples, seed {config.seed}]; clip-s, VLM calls and cost are means per episode.\n\n")
@@ -332,6 +336,6 @@ def write_summary(config: BenchConfig, *, stopped: dict[str, Any] | None = None,
         paired_text = ("\n## Paired differences\n\n" + paired_intro(reference, suite.kind, config.seed) + "\n\n"
                        + paired_markdown(pairs, reference))
     samples_text = "" if suite.kind == "sim" else "\n" + samples_markdown(summary["config"])
-    (config.out / "results.md").write_text(header + results_markdown(cells) + paired_text + ("\n" + tables if tables else "")
-                                           + samples_text)
+    text = header + results_markdown(cells) + paired_text + ("\n" + tables if tables else "") + samples_text
+    write_atomic(out / "results.md", text.encode())
     return cells
