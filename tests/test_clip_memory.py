@@ -175,23 +175,34 @@ def test_trimming_and_splicing_a_large_clip_then_storing_it_adds_no_copy(stored)
     assert spliced.frames == len(whole)
 
 
+def verify_copies(vlm: Any, handle: Video, whole: np.ndarray) -> float:
+    """The clip copies ``vlm.verify`` made for a request on ``handle``, after a first call on a tiny clip
+    (the SDK's first call builds its schemas and imports)."""
+
+    def verify(clip: Video) -> Any:
+        return vlm.verify(VerifyRequest(task="t", clip=clip, start_frame=Image(whole[0]), instruction="go",
+                                        target_state="there"))
+
+    verify(Video(frames=whole[:2], fps=FPS))
+    return extra_copies(lambda: verify(handle))[1]
+
+
+def sent_as_sampled(frames: list[np.ndarray], whole: np.ndarray, count: int) -> bool:
+    """Whether ``frames`` are the clip's ``count`` evenly sampled frames, with the pixels of a whole decode."""
+    picked = np.unique(np.linspace(0, len(whole) - 1, count).round().astype(int))
+    return len(frames) == len(picked) and all(np.array_equal(f, whole[i]) for f, i in zip(frames, picked, strict=True))
+
+
 def test_a_vlm_request_is_built_from_the_frames_it_sends_without_decoding_the_clip(stored) -> None:
     store, ref, whole = stored
     handle = store.load_video(ref)
     with FakeOpenAI() as server:
         vlm = OpenAIVLM("gpt-4o", openai_options(server))
-
-        def verify(clip: Video) -> Any:
-            return vlm.verify(VerifyRequest(task="t", clip=clip, start_frame=Image(whole[0]), instruction="go",
-                                            target_state="there"))
-
-        verify(Video(frames=whole[:2], fps=FPS))  # the SDK's first call builds its schemas and imports
-        _, copies = extra_copies(lambda: verify(handle))
+        copies = verify_copies(vlm, handle, whole)
         _, images = server.decode(server.calls("chat")[-1])
     assert copies < 0.5, f"building the request made {copies:.2f} clip copies"
-    picked = np.unique(np.linspace(0, len(whole) - 1, vlm.frames_per_clip).round().astype(int))
     sent = [image.array for image in images[1:]]  # after the start frame: the clip's sampled frames
-    assert len(sent) == len(picked) and all(np.array_equal(s, whole[i]) for s, i in zip(sent, picked, strict=True))
+    assert sent_as_sampled(sent, whole, vlm.frames_per_clip)
     assert [f.array.tobytes() for f in sample_frames(handle, vlm.frames_per_clip)] == [s.tobytes() for s in sent]
 
 
@@ -200,15 +211,7 @@ def test_a_gemini_request_on_vertex_sends_sampled_frames_of_a_large_clip_without
     handle = store.load_video(ref)
     with FakeGoogle() as server:  # Vertex has no Files API: a clip over the inline limit goes as sampled frames
         vlm = GeminiVLM("gemini-2.5-pro", gemini_options(server, vertexai=True, inline_limit_bytes=1000))
-
-        def verify(clip: Video) -> Any:
-            return vlm.verify(VerifyRequest(task="t", clip=clip, start_frame=Image(whole[0]), instruction="go",
-                                            target_state="there"))
-
-        verify(Video(frames=whole[:2], fps=FPS))  # the SDK's first call builds its schemas and imports
-        _, copies = extra_copies(lambda: verify(handle))
+        copies = verify_copies(vlm, handle, whole)
         _, media_sent = server.decode(server.calls("generateContent")[-1])
     assert copies < 0.5, f"building the request made {copies:.2f} clip copies"
-    picked = np.unique(np.linspace(0, len(whole) - 1, vlm.frames_per_clip).round().astype(int))
-    sent = [m.array for m in media_sent[1:]]  # after the start frame: the clip's sampled frames, at full size
-    assert len(sent) == len(picked) and all(np.array_equal(s, whole[i]) for s, i in zip(sent, picked, strict=True))
+    assert sent_as_sampled([m.array for m in media_sent[1:]], whole, vlm.frames_per_clip)  # at full size
