@@ -84,6 +84,40 @@ _opened: dict[str, ArtifactStore] = {}
 _opened_lock = threading.Lock()
 
 
+class _DecodedClips:
+    """Clips this process made or read recently, most recent last, for every store at once: a clip just
+    generated is verified without decoding it again. One budget for the process, not one per store: a
+    long sweep opens a store per run directory, and a budget per store grew the process by gigabytes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._clips: OrderedDict[tuple[str, str], Video] = OrderedDict()
+        self._held = 0  # bytes held by the clips as they were put (a Video's nbytes only grows once read)
+        self._sizes: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> Video | None:
+        with self._lock:
+            video = self._clips.get(key)
+            if video is not None:
+                self._clips.move_to_end(key)
+            return video
+
+    def put(self, key: tuple[str, str], video: Video) -> None:
+        with self._lock:
+            self._held -= self._sizes.pop(key, 0)
+            self._clips[key] = video
+            self._clips.move_to_end(key)
+            self._sizes[key] = size = max(video.nbytes, video.decoded_nbytes or 0)
+            self._held += size
+            while self._held > self.limit and len(self._clips) > 1:
+                dropped, _ = self._clips.popitem(last=False)
+                self._held -= self._sizes.pop(dropped)
+
+
+_DECODED = _DecodedClips(512 * 2**20)
+
+
 def opened() -> list[ArtifactStore]:
     """Every store this process has opened, oldest first."""
     with _opened_lock:
@@ -94,13 +128,9 @@ class ArtifactStore:
     """Content-addressed files under a root (a path or an fsspec URL): <root>/<sha[:2]>/<sha>.<ext>.
     Writing the same content twice is a no-op."""
 
-    def __init__(self, root: str | os.PathLike, *, cache_bytes: int = 512 * 2**20) -> None:
+    def __init__(self, root: str | os.PathLike) -> None:
         self.url = location(root)
         self.fs, self._base = filesystem(self.url)
-        # Decoded clips, most recent last: a clip just generated is verified without decoding it again.
-        self._videos: OrderedDict[str, Video] = OrderedDict()
-        self._cache_limit = cache_bytes
-        self._cache_lock = threading.Lock()
         with _opened_lock:
             _opened.setdefault(self.url, self)
 
@@ -141,18 +171,15 @@ class ArtifactStore:
             seconds=video.seconds,
         )
         # Remember the stored bytes, not the caller's frames: H.264 is lossy, and every reader, in this
-        # process or another, must see the same pixels (a mid-motion frame can read either way).
-        self._remember(ref.sha256, video if video.decodes_stored else Video(mp4=video.mp4, fps=video.fps))
+        # process or another, must see the same pixels (a mid-motion frame can read either way). Only
+        # a clip its Video keeps decoded is worth remembering; a larger one is read again when asked.
+        if video.small:
+            self._remember(ref.sha256, video if video.decodes_stored else Video(
+                mp4=video.mp4, fps=video.fps, num_frames=ref.frames, width=ref.width, height=ref.height))
         return ref
 
     def _remember(self, sha: str, video: Video) -> None:
-        with self._cache_lock:
-            self._videos[sha] = video
-            self._videos.move_to_end(sha)
-            total = sum(v.nbytes for v in self._videos.values())
-            while total > self._cache_limit and len(self._videos) > 1:
-                _, dropped = self._videos.popitem(last=False)
-                total -= dropped.nbytes
+        _DECODED.put((self.url, sha), video)
 
     def path(self, ref: ArtifactRef | dict[str, Any]) -> Path:
         """On-disk location of a local store, derived from the hash so a tampered uri cannot escape the
@@ -194,16 +221,18 @@ class ArtifactStore:
         return Image.from_png(self.get_bytes(ref))
 
     def load_video(self, ref: ArtifactRef | dict[str, Any]) -> Video:
-        """The clip, from the in-memory cache when this process made or read it recently."""
+        """The clip: from the in-memory cache when this process made or read it recently, else a
+        handle that reads the stored bytes (verified) only when, and as far as, pixels are needed."""
         ref = as_ref(ref)
         if ref.fps is None:
             raise ArtifactError(f"artifact {ref.sha256} has no fps; is it a video?")
-        with self._cache_lock:
-            cached = self._videos.get(ref.sha256)
+        cached = _DECODED.get((self.url, ref.sha256))
         if cached is not None:
             return cached
-        video = Video(mp4=self.get_bytes(ref), fps=ref.fps)
-        self._remember(ref.sha256, video)
+        video = Video(opener=lambda: self.get_bytes(ref), fps=ref.fps, num_frames=ref.frames, width=ref.width,
+                      height=ref.height)
+        if video.small:
+            self._remember(ref.sha256, video)
         return video
 
     def exists(self, ref: ArtifactRef | dict[str, Any]) -> bool:

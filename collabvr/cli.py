@@ -291,6 +291,7 @@ def bench(
     judge_vlm_option: Annotated[list[str] | None, typer.Option(help="Judge option key=value (repeatable).")] = None,
     judge_repeats: Annotated[int, typer.Option(help="Judge calls per video, averaged (the paper's protocol; not Gen-ViRe's official one).")] = _bench_default("judge_repeats"),
     strict: Annotated[bool, typer.Option("--strict", help="Tables score a failed judge call 0 instead of dropping it as the official scripts do.")] = False,
+    strict_memory: Annotated[bool, typer.Option("--strict-memory", help="Refuse (exit 2) instead of lowering --concurrency when the episodes' estimated memory exceeds what is available.")] = False,
     all_samples: Annotated[bool, typer.Option("--all-samples", help="Gen-ViRe: every id of the eval jsons, not only the official three per subtask.")] = False,
     evalkit: Annotated[Path | None, typer.Option(help="VBVR: score the videos, floors and ceilings with this VBVR-EvalKit clone when the bench ends.")] = None,
     evalkit_entry: Annotated[str, typer.Option(help="VBVR-EvalKit entry point: run_evaluation (task-specific score) or evaluate (weighted score).")] = _bench_default("evalkit_entry"),
@@ -320,7 +321,7 @@ def bench(
             out=out_dir, suite=suite, methods=[m.strip() for m in methods.split(",") if m.strip()], n=n, seed=seed,
             concurrency=concurrency, backend_limit=backend_limit, budget=budget, cache=cache, size=size, context=fields,
             prices=load_prices(prices), max_cost=max_cost, runs=runs, judge_vlm=judge_vlm or "",
-            judge_vlm_options=_options(judge_vlm_option), judge_repeats=judge_repeats, strict=strict,
+            judge_vlm_options=_options(judge_vlm_option), judge_repeats=judge_repeats, strict=strict, strict_memory=strict_memory,
             all_samples=all_samples, evalkit=str(evalkit or ""), evalkit_entry=evalkit_entry, evalkit_python=evalkit_python or "",
             executor=executor, address=address or "", ray_workers=ray_workers, gpus_per_model=gpus_per_model, **backends,
         )
@@ -330,7 +331,8 @@ def bench(
             progress = _BenchProgress(quiet)
             with progress:
                 cells = run_bench(config, on_start=progress.start, on_result=progress.update, execute=execute,
-                                  on_official=_KitOutput(quiet))
+                                  on_official=_KitOutput(quiet),
+                                  on_warning=lambda line: console.print(escape(line), highlight=False, soft_wrap=True))
     except BadInput as exc:
         _fail(str(exc))
     out.print(results_table(cells, title=f"{suite}: {out_dir}"))

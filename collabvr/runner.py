@@ -283,7 +283,8 @@ def score_episode(task: Task, store: ArtifactStore, state: dict[str, Any], *, ju
         return state.get("score")
     video = store.load_video(final)
     if task.suite == "vbvr" and judge is None:
-        return first_order_score(video.frames, Image.open(task.meta["first_frame_path"]).array,
+        first, last = video.frames_at([0, -1])  # all the scorer reads: never the whole clip
+        return first_order_score([first.array, last.array], Image.open(task.meta["first_frame_path"]).array,
                                  Image.open(task.meta["final_frame_path"]).array)
     if judge is not None:
         return judge_video(task, video, store.load_image(task.first_frame), judge)

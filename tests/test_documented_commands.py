@@ -41,6 +41,8 @@ NARROW = [
     (re.compile(r"(benchmarks/api_fault_soak\.py)(?!\S)"), r"\1 --n 4"),
     (re.compile(r"(benchmarks/local_gpu\.py)(?!\S)"), r"\1 --episodes 1"),
     (re.compile(r"(benchmarks/ray_scaling\.py)(?!\S)"), r"\1 --n 1 --repeats 1 --vgm-latency 0.05 --vlm-latency 0.01"),
+    (re.compile(r"(benchmarks/memory\.py)(?!\S)"), r"\1 --cases vbvr,veo --concurrency 1 --repeats 1 --samples 1 "
+                                                   r"--vbvr-size 128 --veo-size 128x72 --clip-seconds 1 --veo-seconds 1"),
     (re.compile(r"pip install [^&\n]*&&\s*"), ""),
     (re.compile(r"--predict(?=\s|$)"), "--predict --predict-draws 1"),  # one posterior draw, not 8
 ]

@@ -367,8 +367,9 @@ def sample_indices(total: int, count: int) -> list[int]:
 
 
 def sample_frames(video: Video, count: int) -> list[Image]:
-    """``count`` frames spread evenly over the clip, first and last included."""
-    return [video.frame(i) for i in sample_indices(video.num_frames, count)]
+    """``count`` frames spread evenly over the clip, first and last included, decoded in one pass
+    that keeps only them (a request is built from the frames it sends, never from the whole clip)."""
+    return video.frames_at(sample_indices(video.num_frames, count))
 
 
 def history_text(request: PlanRequest) -> str:

@@ -307,17 +307,21 @@ def _shrink(image: Image, side: int | None) -> Image:
 
 
 class _Frames:
-    """Sampled frames of the clips of one request, as PNG, at each level tried (cached)."""
+    """Sampled frames of the clips of one request, as PNG, at each level tried (cached). Each count
+    of frames is decoded once, keeping only those frames, and shrunk from there for every side."""
 
     def __init__(self) -> None:
         self._pngs: dict[tuple[int, int, int | None], list[bytes]] = {}
+        self._sampled: dict[tuple[int, int], list[Image]] = {}
 
     def parts(self, clip: Video, count: int, side: int | None) -> list[types.Part]:
         if side is not None and max(clip.width, clip.height) <= side:
             side = None  # already that small: the same frames
         key = (id(clip), count, side)
         if key not in self._pngs:
-            self._pngs[key] = [_shrink(frame, side).to_png() for frame in sample_frames(clip, count)]
+            if (id(clip), count) not in self._sampled:
+                self._sampled[id(clip), count] = sample_frames(clip, count)
+            self._pngs[key] = [_shrink(frame, side).to_png() for frame in self._sampled[id(clip), count]]
         pngs = self._pngs[key]
         return [types.Part.from_text(text=f"({len(pngs)} frames sampled in order)")] + [
             types.Part.from_bytes(data=png, mime_type="image/png") for png in pngs

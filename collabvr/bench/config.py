@@ -50,6 +50,7 @@ class BenchConfig:
     judge_vlm_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     judge_repeats: int = 1  # judge calls per video (the paper's protocol; not Gen-ViRe's official one)
     strict: bool = False  # tables score a failed judge call 0 instead of dropping it (the official way)
+    strict_memory: bool = False  # refuse (BadInput) instead of lowering --concurrency when memory would run out
     all_samples: bool = False  # Gen-ViRe: every id of the eval jsons, not only the official three per subtask
     # VBVR: score the videos, floors and ceilings with this VBVR-EvalKit clone when the bench ends (not pinned)
     evalkit: str = ""

@@ -25,6 +25,7 @@ import asyncio
 import dataclasses
 import json
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -35,6 +36,7 @@ import collabvr.backends.sim.score  # noqa: F401 - imported once here, not by ei
 from collabvr import prices as price_table
 from collabvr.backends import registry
 from collabvr.bench import limits
+from collabvr.bench import memory as bench_memory
 from collabvr.bench.config import BenchConfig
 from collabvr.bench.episode import Job, episode_record, jobs_of, judge_of, task_of
 from collabvr.bench.export import benchmark_tables, official_for_bench
@@ -215,6 +217,7 @@ def run_bench(
     on_start: Callable[[int, int], None] | None = None,
     execute: Execute | None = None,
     on_official: OnLine | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> list[Cell]:
     """Run (or resume) a benchmark; write results.jsonl, results.md and summary.json; return the cells.
 
@@ -224,6 +227,12 @@ def run_bench(
     up (``with executor(config) as execute``, to share it with :func:`bench_bill`); without it, one
     is set up for this call. With ``config.evalkit`` the clone is checked before any episode, and the
     finished bench is scored with it (its output lines go to ``on_official``).
+
+    Before the first episode the peak memory per episode is estimated (:mod:`collabvr.bench.memory`);
+    when ``concurrency`` episodes would not fit in the memory available, fewer run at once and
+    ``on_warning`` gets one line saying so (a ``RuntimeWarning`` without it), or, with
+    ``config.strict_memory``, BadInput is raised before anything is written. The estimate and the
+    process's measured peak go to summary.json (``memory``).
     """
     config.check()
     config.out = path_of(config.out)  # a directory, or a URL: the same files either way
@@ -239,6 +248,11 @@ def run_bench(
             open_evalkit(config.evalkit, python=config.evalkit_python or None, entry=config.evalkit_entry)
         priced = (priced_spec(ctx.vgm, registry.resolve_vgm(ctx.vgm, ctx.vgm_options)),
                   priced_spec(ctx.vlm, registry.resolve_vlm(ctx.vlm, ctx.vlm_options)))
+        memory = bench_memory.plan(config, ctx)
+        config = dataclasses.replace(config)  # the caller's config keeps its --concurrency
+        notice = bench_memory.guard(config, memory)
+        if notice is not None:
+            on_warning(notice) if on_warning is not None else warnings.warn(notice, RuntimeWarning, stacklevel=2)
         _pin_settings(config)
         bench = _run_missing(config, on_start, on_result, priced, execute)
     stopped = None
@@ -246,7 +260,8 @@ def run_bench(
         stopped = {"reason": "max_cost", "max_cost": config.max_cost, "spent": round(bench.spent, 6),
                    "not_started": bench.skipped}
     registry.close_all()  # every episode is done: free the local models' (GPU) memory
-    return write_summary(config, stopped=stopped, on_official=on_official)
+    measured = {"concurrency": config.concurrency, "peak_rss_bytes": bench_memory.peak_rss()}  # what ran, what it took
+    return write_summary(config, stopped=stopped, memory={**memory.public(), **measured}, on_official=on_official)
 
 
 def _done(results_path: Path) -> set[tuple[str, str, str, int, str | None]]:
@@ -272,9 +287,10 @@ def _run_missing(config: BenchConfig, on_start: Callable[[int, int], None] | Non
 
 
 def write_summary(config: BenchConfig, *, stopped: dict[str, Any] | None = None,
-                  on_official: OnLine | None = None) -> list[Cell]:
+                  memory: dict[str, Any] | None = None, on_official: OnLine | None = None) -> list[Cell]:
     """results.md and summary.json from results.jsonl, for this config's episodes only; ``stopped``
-    records why some episodes were not started (``--max-cost``). With ``config.evalkit``, VBVR-EvalKit
+    records why some episodes were not started (``--max-cost``), ``memory`` the estimate per episode
+    and the measured peak (:mod:`collabvr.bench.memory`). With ``config.evalkit``, VBVR-EvalKit
     scores the videos, floors and ceilings first (its output lines to ``on_official``)."""
     planned = jobs_of(config)
     wanted = {job.key for job in planned}
@@ -297,7 +313,7 @@ def write_summary(config: BenchConfig, *, stopped: dict[str, Any] | None = None,
     suite = config.suite_of()
     summary = {"config": {**config.pinned(), "suite": config.suite, "methods": config.methods, "n": config.n,
                           "seed": config.seed, **run_of(config, suite)},
-               "totals": totals, "stopped": stopped, "cells": [c.public() for c in cells],
+               "totals": totals, "stopped": stopped, "memory": memory, "cells": [c.public() for c in cells],
                "paired": [{"other": other, "difficulty": level, **p.public()} for other, level, p in pairs]}
     tables = ""
     if suite.kind != "sim":

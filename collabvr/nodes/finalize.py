@@ -63,7 +63,7 @@ def score_of(task: dict[str, Any], ctx: Context, final: dict | None) -> dict[str
     store = store_of(ctx)
     family = FAMILIES[task["family"]]
     start = family.read(store.load_image(task["first_frame"]).array)
-    return dataclasses.asdict(score_video(family, store.load_video(final).frames, start))
+    return dataclasses.asdict(score_video(family, store.load_video(final).iter_frames(), start))
 
 
 def finished(state: State, ctx: Context, chosen: dict | None) -> tuple[dict, dict[str, Any] | None]:

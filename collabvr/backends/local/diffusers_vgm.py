@@ -354,12 +354,17 @@ class DiffusersVGM:
         return await asyncio.to_thread(self.generate, frame, prompt, seconds=seconds, fps=fps, seed=seed)
 
     def _to_clip(self, video: np.ndarray, frame: Image) -> Video:
-        """Float frames in [0, 1] as uint8 at the episode's frame size (even, for H.264), at the
-        rate they were generated at."""
-        array = (np.clip(np.nan_to_num(video), 0.0, 1.0) * 255).round().astype(np.uint8)
+        """Float frames in [0, 1] as uint8 at the episode's frame size (even, for H.264), at the rate
+        they were generated at, converted a frame at a time into the one array the clip holds:
+        whole-clip float temporaries would each be four times the clip (float32), and the pipeline's
+        own output is already one of them."""
         width, height = max(2, frame.width - frame.width % 2), max(2, frame.height - frame.height % 2)
-        if array.shape[1:3] != (height, width):
-            array = np.stack([np.asarray(PILImage.fromarray(f).resize((width, height), PILImage.BICUBIC)) for f in array])
+        array = np.empty((len(video), height, width, 3), np.uint8)
+        for i, floats in enumerate(video):
+            pixels = (np.clip(np.nan_to_num(floats), 0.0, 1.0) * 255).round().astype(np.uint8)
+            if pixels.shape[:2] != (height, width):
+                pixels = np.asarray(PILImage.fromarray(pixels).resize((width, height), PILImage.BICUBIC))
+            array[i] = pixels
         clip = Video(frames=array, fps=self.fps)
         if self.condition_frames > 1:
             # keep what the store will hold: the next step's frame is read back from the encoded clip
