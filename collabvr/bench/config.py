@@ -14,7 +14,8 @@ from typing import Any
 
 from collabvr import prices as price_table
 from collabvr.bench.suites import Suite, parse_suite
-from collabvr.context import make_context
+from collabvr.bench.suites.sim import SimSuite
+from collabvr.context import SEED_MAX, make_context
 from collabvr.errors import BadInput
 from collabvr.graph import parse_method
 
@@ -58,6 +59,9 @@ class BenchConfig:
         """Fail before any work, naming the bad argument and what it accepts."""
         if not isinstance(self.n, int) or self.n < 1:
             raise BadInput(f"--n must be a whole number >= 1, got {self.n!r}")
+        if not isinstance(self.seed, int) or not 0 <= self.seed <= SEED_MAX - self.n + 1:
+            raise BadInput(f"--seed must be a whole number >= 0 whose seeds SEED..SEED+N-1 stay at most {SEED_MAX}, "
+                           f"got --seed {self.seed!r} with --n {self.n}")
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
             raise BadInput(f"--concurrency must be a whole number >= 1, got {self.concurrency!r}")
         if not isinstance(self.backend_limit, int) or self.backend_limit < 0:
@@ -79,6 +83,21 @@ class BenchConfig:
         self.match_method()
         self.fixed_budget()
         make_context(**self.context)  # validates the other context fields
+        total, made_of = self.episodes()
+        if total > MOST_EPISODES:
+            raise BadInput(f"--n {self.n} names {total:,} episodes ({made_of}); one benchmark runs at most "
+                           f"{MOST_EPISODES:,}: lower --n, or split the seeds (--seed) over several --out directories")
+
+    def episodes(self) -> tuple[int, str]:
+        """(how many episodes this benchmark names, how that count is made up), counted without
+        listing them, so a huge --n is answered at once."""
+        methods, suite = len(self.ordered_methods()), self.suite_of()
+        if isinstance(suite, SimSuite):
+            cells = len(suite.cells)
+            return methods * cells * self.n, f"{counted(methods, 'method')} x {counted(cells, 'cell')} x {counted(self.n, 'seed')}"
+        samples = len(suite.samples(self.n, self.seed))
+        return (methods * samples * self.runs,
+                f"{counted(methods, 'method')} x {counted(samples, 'sample')} x {counted(self.runs, 'run')}")
 
     def check_executor(self) -> None:
         if self.executor not in EXECUTORS:
@@ -146,8 +165,14 @@ class BenchConfig:
 
 
 EXECUTORS = ("local", "ray")
+MOST_EPISODES = 1_000_000  # every episode is listed before the first starts: a typo in --n must not fill the memory
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # s3://..., gs://... (a Path keeps one slash); not C:\\
 _DEFAULTS = {"judge_vlm": "", "judge_vlm_options": {}, "judge_repeats": 1, "runs": 1}
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 episode``, ``1,800 episodes``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 @functools.lru_cache(maxsize=16)

@@ -27,7 +27,7 @@ from collabvr.bench.suites.genvire import (
     write_summary_csv,
 )
 from collabvr.bench.suites.vbvr import floor_and_ceiling, vbvr_table
-from collabvr.errors import BadInput
+from collabvr.errors import BadInput, unmasked
 from collabvr.rundir import FINAL, TRACE
 
 FORMATS = ("vbvr", "genvire")
@@ -123,7 +123,7 @@ def export_run(bench_dir: str | Path, fmt: str, out: str | Path) -> list[Path]:
         written.append(dest)
         if score_file is not None:
             (dest.parent / f"{sid}_score.json").write_text(json.dumps(score_file, indent=2, ensure_ascii=False), encoding="utf-8")
-    suite = parse_suite(config["suite"])
+    suite = parse_suite(unmasked(config["suite"], f"the suite in {bench_dir / 'summary.json'}"))
     _, tables = benchmark_tables(bench_dir, suite, results, runs=int(config.get("runs", 1)), repeats=repeats,
                                  strict=bool(config.get("strict", False)))
     (out / "genvire_summary.md").write_text(tables)
