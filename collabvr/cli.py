@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from collabvr.bench.config import BenchConfig
-from collabvr.cli_guard import Guarded, fail, working_in
+from collabvr.cli_guard import Guarded, fail, working_in, writable
 from collabvr.context import RANGES, Context, make_context
 from collabvr.errors import BadInput, unmasked
 from collabvr.rundir import RUN, TRACE
@@ -612,6 +612,7 @@ def calibrate(
             raise BadInput(f"--size must be an even number, got {size}")
         if predict and source:
             raise BadInput("--predict works from the sim set only (it needs the plan rates); drop --from or --predict")
+        writable(out_dir)  # before the measuring, not after it
         if predict:
             cal.suite_specs(suite)
             cal.check_predict(suite, vgm=predict_vgm, n=predict_n, concurrency=concurrency)  # before any VLM call

@@ -65,6 +65,15 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
+def writable(directory: Path) -> None:
+    """Make ``directory`` and write a file in it, or raise the OSError (one line, through the guard):
+    for a command that writes only at the end of long work."""
+    directory.mkdir(parents=True, exist_ok=True)
+    probe = directory / ".collabvr-write-probe"
+    probe.write_bytes(b"")
+    probe.unlink()
+
+
 class Guarded(TyperGroup):
     """The command group: runs the command and turns what a user can fix into one line (see the module)."""
 
