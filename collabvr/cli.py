@@ -308,6 +308,10 @@ def bench(
     judge_vlm_option: Annotated[list[str] | None, typer.Option(help="Judge option key=value (repeatable).")] = None,
     judge_repeats: Annotated[int, typer.Option(help="Judge calls per video, averaged (the paper's protocol; not Gen-ViRe's official one).")] = _bench_default("judge_repeats"),
     strict: Annotated[bool, typer.Option("--strict", help="Tables score a failed judge call 0 instead of dropping it as the official scripts do.")] = False,
+    all_samples: Annotated[bool, typer.Option("--all-samples", help="Gen-ViRe: every id of the eval jsons, not only the official three per subtask.")] = False,
+    evalkit: Annotated[Path | None, typer.Option(help="VBVR: score the videos, floors and ceilings with this VBVR-EvalKit clone when the bench ends.")] = None,
+    evalkit_entry: Annotated[str, typer.Option(help="VBVR-EvalKit entry point: run_evaluation (task-specific score) or evaluate (weighted score).")] = _bench_default("evalkit_entry"),
+    evalkit_python: Annotated[str | None, typer.Option(help="The interpreter that has VBVR-EvalKit's requirements (default: this one).")] = None,
     executor: Annotated[str, typer.Option(help="local: threads of this process; ray: Ray tasks on a cluster (docs/scaling.md).")] = _bench_default("executor"),
     address: Annotated[str | None, typer.Option(help="Ray: the cluster to join (auto, HOST:PORT); default: start a local one.")] = None,
     ray_workers: Annotated[int, typer.Option(help="Ray, local cluster: episodes at once on this machine's CPUs (0: all of them).")] = _bench_default("ray_workers"),
@@ -334,6 +338,7 @@ def bench(
             concurrency=concurrency, backend_limit=backend_limit, budget=budget, cache=cache, size=size, context=fields,
             prices=load_prices(prices), max_cost=max_cost, runs=runs, judge_vlm=judge_vlm or "",
             judge_vlm_options=_options(judge_vlm_option), judge_repeats=judge_repeats, strict=strict,
+            all_samples=all_samples, evalkit=str(evalkit or ""), evalkit_entry=evalkit_entry, evalkit_python=evalkit_python or "",
             executor=executor, address=address or "", ray_workers=ray_workers, gpus_per_model=gpus_per_model, **backends,
         )
         config.check()  # before a Ray cluster starts
@@ -344,7 +349,8 @@ def bench(
             _confirm(bench_bill(config), yes=yes, above=confirm_above)
             progress = _BenchProgress(quiet, concurrency=config.concurrency)
             with progress:
-                cells = run_bench(config, on_start=progress.start, on_result=progress.update, execute=execute)
+                cells = run_bench(config, on_start=progress.start, on_result=progress.update, execute=execute,
+                                  on_official=_KitOutput(quiet))
     except BadInput as exc:
         _fail(str(exc))
     out.print(results_table(cells, title=f"{suite}: {out_dir}"))
@@ -363,39 +369,75 @@ def export(
     bench_dir: Annotated[Path, typer.Argument(help="A benchmark directory (collabvr bench --out) of a vbvr or genvire suite.")],
     fmt: Annotated[str, typer.Option("--format", help="vbvr (OUT/<method>/<split>/<task>/<id>.mp4) or genvire (OUT/0_generated_videos/...).")],
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write the official tree.")],
+    runs: Annotated[int | None, typer.Option(help="Gen-ViRe: export run folders _0 .. _{RUNS-1} (default: the runs made, at most the official five).")] = None,
 ) -> None:
     """Export the final videos (and Gen-ViRe score files) in a benchmark's official layout, for its own scorers."""
     from collabvr.bench.export import export_run
 
     try:
         _warn_unreadable(bench_dir / "results.jsonl")
-        written = export_run(bench_dir, fmt, out_dir)
+        written, note = export_run(bench_dir, fmt, out_dir, runs=runs)
     except BadInput as exc:
         _fail(str(exc))
     out.print(f"wrote {len(written)} video(s) under {out_dir}", highlight=False)
+    if note:
+        console.print(note, highlight=False)
     if fmt == "vbvr":
-        out.print(f"official score: python run_evaluation.py --model_path {out_dir}/<method> --gt_base <VBVR-Bench DIR>", highlight=False)
+        out.print(f"official score: collabvr score vbvr {out_dir} --evalkit <VBVR-EvalKit clone>", highlight=False)
     else:
         out.print(f"official tables: collabvr score genvire {out_dir}/0_generated_videos (see {out_dir}/genvire_summary.md)", highlight=False)
 
 
 @app.command()
 def score(
-    benchmark: Annotated[str, typer.Argument(help="genvire")],
-    gen_dir: Annotated[Path, typer.Argument(help="0_generated_videos/<model> (or 0_generated_videos) holding official <id>_score.json files.")],
-    strict: Annotated[bool, typer.Option("--strict", help="Score videos without a score file 0, and read score keys in any case.")] = False,
-    runs: Annotated[int | None, typer.Option(help="Read only run folders <model>_0 .. <model>_{runs-1}.")] = None,
+    benchmark: Annotated[str, typer.Argument(help="vbvr or genvire.")],
+    tree: Annotated[Path, typer.Argument(help="vbvr: an export (collabvr export --format vbvr), or one model folder of it; "
+                                              "genvire: 0_generated_videos, or 0_generated_videos/<model>.")],
+    evalkit: Annotated[Path | None, typer.Option(help="vbvr: your clone of VBVR-EvalKit, run unchanged.")] = None,
+    entry: Annotated[str, typer.Option(help="vbvr: run_evaluation (task-specific score) or evaluate (weighted score).")] = "run_evaluation",
+    gt_base: Annotated[Path | None, typer.Option(help="vbvr: the VBVR-Bench download (default: the one the export recorded).")] = None,
+    python: Annotated[str | None, typer.Option(help="vbvr: the interpreter that has VBVR-EvalKit's requirements (default: this one).")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="genvire: score videos without a score file 0, and read score keys in any case.")] = False,
+    runs: Annotated[int, typer.Option(help="genvire: read run folders <model>_0 .. <model>_{RUNS-1} (step4 reads 5).")] = 5,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Where to write the scores (default: a new folder beside the tree; never inside it).")] = None,
+    quiet: Annotated[bool, typer.Option(help="vbvr: do not show VBVR-EvalKit's output as it runs.")] = False,
 ) -> None:
-    """Print and write Gen-ViRe's official tables (both aggregations, dropped counts) for a tree of score files."""
-    from collabvr.bench.export import score_genvire
+    """Score an exported tree with the benchmark's official rules: VBVR-EvalKit for vbvr (run for you),
+    Gen-ViRe's step4 aggregation for genvire. Prints the tables and writes them to --out."""
+    from collabvr.bench.export import score_genvire, score_vbvr
 
     try:
-        if benchmark != "genvire":
-            raise BadInput(f"unknown benchmark {benchmark!r}: collabvr score genvire GEN_DIR (VBVR: use VBVR-EvalKit on collabvr export --format vbvr)")
-        _, table = score_genvire(gen_dir, strict=strict, runs=runs)
+        if benchmark == "vbvr":
+            if strict:
+                raise BadInput("--strict is for genvire; VBVR-EvalKit scores every video it finds")
+            if evalkit is None:
+                raise BadInput("collabvr score vbvr needs --evalkit EVALKIT_DIR, your clone of VBVR-EvalKit "
+                               "(git clone https://github.com/Video-Reason/VBVR-EvalKit)")
+            _, table, where = score_vbvr(tree, evalkit=evalkit, entry=entry, gt_base=gt_base, python=python, out=out_dir,
+                                         on_line=_KitOutput(quiet))
+        elif benchmark == "genvire":
+            if evalkit is not None or gt_base is not None or python is not None:
+                raise BadInput("--evalkit, --gt-base and --python are for vbvr; collabvr score genvire reads score files")
+            _, table, where = score_genvire(tree, strict=strict, runs=runs, out=out_dir)
+        else:
+            raise BadInput(f"unknown benchmark {benchmark!r}: collabvr score vbvr EXPORT_DIR --evalkit DIR, or collabvr score genvire GEN_DIR")
     except BadInput as exc:
         _fail(str(exc))
-    out.print(table, highlight=False, markup=False)
+    out.print(table, highlight=False, markup=False, soft_wrap=True)  # Markdown tables: never wrapped
+    console.print(f"wrote {where}", highlight=False, soft_wrap=True)
+
+
+class _KitOutput:
+    """VBVR-EvalKit's output while it runs: its lines on stderr, its progress bar redrawn in place on a
+    terminal (and left out of a log); nothing with --quiet."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def __call__(self, text: str, transient: bool) -> None:
+        if self.quiet or (transient and not console.is_terminal):
+            return
+        console.print(f"  evalkit: {escape(text)}", highlight=False, soft_wrap=True, end="\r" if transient else "\n")
 
 
 @app.command("export-suite")
@@ -421,8 +463,15 @@ def export_suite(
 
 
 @app.command()
-def report(bench_dir: Annotated[Path, typer.Argument(help="A benchmark directory (collabvr bench --out).")]) -> None:
-    """Write DIR/report/: index.html (table, plots, one row per episode with its timeline) and two PNG plots."""
+def report(
+    bench_dir: Annotated[Path, typer.Argument(help="A benchmark directory (collabvr bench --out).")],
+    evalkit: Annotated[Path | None, typer.Option(help="VBVR: first score the videos, floors and ceilings with this VBVR-EvalKit clone.")] = None,
+    evalkit_entry: Annotated[str, typer.Option(help="VBVR-EvalKit entry point: run_evaluation (task-specific score) or evaluate (weighted score).")] = "run_evaluation",
+    evalkit_python: Annotated[str | None, typer.Option(help="The interpreter that has VBVR-EvalKit's requirements (default: this one).")] = None,
+) -> None:
+    """Write DIR/report/: index.html (tables, paired differences, plots, one row per episode with its timeline)
+    and two PNG plots. With --evalkit, VBVR-EvalKit's scores join the tables (and summary.json)."""
+    from collabvr.bench.export import add_official
     from collabvr.bench.report import write_report
 
     try:
@@ -433,6 +482,8 @@ def report(bench_dir: Annotated[Path, typer.Argument(help="A benchmark directory
         except ModuleNotFoundError:
             raise BadInput('collabvr report needs matplotlib: pip install "collabvr[report]"') from None
         _warn_unreadable(bench_dir / "results.jsonl")
+        if evalkit is not None:
+            add_official(bench_dir, evalkit=evalkit, entry=evalkit_entry, python=evalkit_python, on_line=_KitOutput(False))
         index = write_report(bench_dir)
     except BadInput as exc:
         _fail(str(exc))

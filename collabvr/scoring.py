@@ -88,7 +88,8 @@ def judge_video(task: Any, video: Video, first_frame: Image, spec: JudgeSpec) ->
         if isinstance(answer, RubricJudgement):
             official = official_answer(answer, rubric)
             if task.suite == "genvire":
-                scored = gvr_score_file(official, meta.get("subtask", ""), meta.get("max_score"), task.sample or "")
+                sid = str(meta.get("id") or (task.sample or "").rsplit("/", 1)[-1])  # the bare id, as --task_id gives it
+                scored = gvr_score_file(official, meta.get("subtask", ""), meta.get("max_score"), sid)
             else:  # a user's rubric: points over the points the rubric allows
                 total = sum(c.score for c in answer.criteria)
                 most = sum(c.max_score for c in answer.criteria) or float(len(answer.criteria))

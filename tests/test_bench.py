@@ -228,6 +228,8 @@ def _thread_checkpoints(bench: Path, thread: str) -> list:
     (["--suite", "sim:maze/extreme"], "unknown suite"),
     (["--n", "0"], "--n"),
     (["--concurrency", "0"], "--concurrency"),
+    (["--all-samples"], "--all-samples widens a Gen-ViRe suite"),
+    (["--evalkit-entry", "nonsense"], "--evalkit-entry must be one of run_evaluation, evaluate"),
 ])
 def test_bad_bench_input_exits_2_with_one_line(args, words, tmp_path):
     result = CliRunner().invoke(app, ["bench", "--out", str(tmp_path / "b"), *args])

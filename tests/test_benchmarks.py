@@ -17,7 +17,7 @@ from collabvr.bench.export import export_run, score_genvire
 from collabvr.bench.results import read_results
 from collabvr.bench.runner import run_bench
 from collabvr.bench.suites import parse_suite
-from collabvr.bench.suites.genvire import aggregate, read_scores
+from collabvr.bench.suites.genvire_official import aggregate, read_scores
 from collabvr.bench.suites.vbvr import EPSILON, export_sim_suite
 from collabvr.cli import app
 from collabvr.errors import BadInput
@@ -234,10 +234,10 @@ def _score_file(folder: Path, sid: str, value: float | None) -> None:
 
 
 def test_official_aggregation_on_a_synthetic_tree_matches_the_hand_computation(tmp_path):
-    m = tmp_path / "0_generated_videos" / "wan"
-    for run_, values in ((0, {"sym": [1.0, 0.5], "raven": [0.25], "maze": [1.0, None]}),
-                        (1, {"sym": [0.0, 0.5], "raven": [0.75], "maze": [0.5, 0.5]})):
-        for sub, dim in (("sym", "abstract_reasoning"), ("raven", "abstract_reasoning"), ("maze", "spatial_reasoning")):
+    m = tmp_path / "0_generated_videos" / "wan"  # subtasks Gen-ViRe does not have: no official ids are expected
+    for run_, values in ((0, {"sym": [1.0, 0.5], "raven": [0.25], "path": [1.0, None]}),
+                        (1, {"sym": [0.0, 0.5], "raven": [0.75], "path": [0.5, 0.5]})):
+        for sub, dim in (("sym", "abstract_reasoning"), ("raven", "abstract_reasoning"), ("path", "spatial_reasoning")):
             for i, v in enumerate(values[sub]):
                 _score_file(m / f"wan_{run_}" / dim / sub, f"0{i}", v)
     agg = aggregate(read_scores(m))
@@ -249,9 +249,13 @@ def test_official_aggregation_on_a_synthetic_tree_matches_the_hand_computation(t
     assert agg["score_files"] == 9 and agg["dropped"] == 1
     strict = aggregate(read_scores(m, strict=True))["dimensions"]["spatial_reasoning"]
     assert strict["pooled"] == pytest.approx((1 + 0 + 0.5 + 0.5) / 4)
-    _, table = score_genvire(tmp_path / "0_generated_videos")
-    assert "| wan | 9 | " in table and "[1]" in table
-    assert (m / "wan_summary.csv").read_text().splitlines()[1].startswith("wan,9,")
+    before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "0_generated_videos").rglob("*"))
+    _, table, where = score_genvire(tmp_path / "0_generated_videos")
+    assert f"| wan | 9 | {agg['avg_pooled']:.3f} | {abstract['pooled']:.3f} | 0.000 | 0.000 | 0.000 | 0.000 | {spatial['pooled']:.3f} |" in table
+    assert "| wan | wan_0, wan_1 | 10 | 9 | 1 | 0 |  |  |  |  | 1 |" in table  # the dropped judgement, apart from step4's table
+    assert (where / "wan_summary.csv").read_text().splitlines()[1].startswith("wan,9,")
+    assert where == tmp_path / "0_generated_videos-step4"  # beside the tree ...
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "0_generated_videos").rglob("*")) == before  # ... never inside
 
 
 # -- VBVR: ground-truth replay, floors, export --------------------------------------------------------------------
@@ -275,7 +279,7 @@ def test_ground_truth_replay_scores_at_the_top_and_exports_the_official_layout(t
     assert still["score"] < 0.5
     table = (tmp_path / "groundtruth" / "results.md").read_text()
     assert "NOT the official VBVR-EvalKit score" in table and "| In-Domain_50 | sim-maze-easy |" in table
-    written = export_run(tmp_path / "groundtruth", "vbvr", tmp_path / "export")
+    written, _ = export_run(tmp_path / "groundtruth", "vbvr", tmp_path / "export")
     assert [p.relative_to(tmp_path / "export").as_posix() for p in written] == ["single/In-Domain_50/sim-maze-easy/00000.mp4"]
     from collabvr.scoring import first_order_score
 
@@ -332,21 +336,23 @@ def test_genvire_end_to_end_with_the_api_fakes_exports_official_score_files(tmp_
     assert maze["compute"]["vlm_calls"] == 2  # plan and verify: the two judge calls are counted apart
     export_run(tmp_path / "bench", "genvire", tmp_path / "out")
     gen = tmp_path / "out" / "0_generated_videos" / "collabvr"
-    video = gen / "collabvr_1" / "spatial_reasoning" / "maze" / "01.mp4"
+    video = gen / "collabvr_0" / "spatial_reasoning" / "maze" / "01.mp4"
     assert video.is_file() and (gen / "collabvr_0" / "abstract_reasoning" / "symmetry" / "random_01.mp4").is_file()
+    assert sorted(p.name for p in gen.iterdir() if p.is_dir()) == ["collabvr_0"]  # one run: one folder, the repeats inside
     official = json.loads((video.parent / "01_score.json").read_text())
-    assert official["Criterion_1_Path_Validity"]["Score"] == 1.0 and official["normalized_score"] == 1.0  # maze's own key
+    assert [r["Criterion_1_Path_Validity"]["Score"] for r in official["repeats"]] == [1.0, 1.0]  # maze's own key
+    assert official["normalized_score"] == 1.0 and official["judge_calls"] == 2 and official["task_id"] == "01"
     assert not (gen / "collabvr_0" / "abstract_reasoning" / "raven_matrix" / "01_score.json").exists()
-    aggs, table = score_genvire(tmp_path / "out" / "0_generated_videos")
+    aggs, table, _ = score_genvire(tmp_path / "out" / "0_generated_videos")
     abstract = aggs[0]["dimensions"]["abstract_reasoning"]
-    assert abstract["pooled"] == 1.0 and abstract["dropped"] == 2  # raven dropped twice, officially
-    strict, _ = score_genvire(tmp_path / "out" / "0_generated_videos", strict=True)
+    assert abstract["pooled"] == 1.0 and abstract["dropped"] == 1  # raven's one video dropped, officially
+    strict, _, _ = score_genvire(tmp_path / "out" / "0_generated_videos", strict=True)
     assert strict[0]["dimensions"]["abstract_reasoning"]["pooled"] == pytest.approx(0.5)
-    assert "NOT the official protocol" in (tmp_path / "bench" / "results.md").read_text()
+    assert "NOT the official one" in (tmp_path / "bench" / "results.md").read_text()
     from collabvr.bench.report import write_report
 
     html = write_report(tmp_path / "bench").read_text()  # the same Gen-ViRe tables in the HTML report
-    assert "NOT the official protocol" in html and "<th>Abstract</th>" in html and "<td>1.000 [2]</td>" in html
+    assert "NOT the official one" in html and "<th>Abstract</th>" in html and "<td>1.000</td>" in html
 
 
 def test_a_user_task_with_a_rubric_is_judged_by_a_separate_judge(user_task, tmp_path):

@@ -120,3 +120,24 @@ def test_timeline_escapes_every_text_from_the_trace(tmp_path):
     page = write_timeline(tmp_path).read_text()
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert links_of(tmp_path / "episode.html") == []  # no clip files exist, so none is linked
+
+
+def test_the_html_report_shows_the_paired_differences_with_verdicts_and_says_when_a_bench_is_partial(tmp_path):
+    from collabvr.bench.report import write_report
+    from collabvr.bench.runner import write_summary
+
+    config = BenchConfig(out=tmp_path / "b", suite="sim:maze/easy", methods=["single", "collabvr"], n=2, concurrency=2,
+                         context=FAST, cache=False)
+    run_bench(config)
+    html = write_report(config.out).read_text()
+    assert "Partial bench" not in html
+    (pair,) = [p for p in json.loads((config.out / "summary.json").read_text())["paired"] if p["difficulty"] == "all"]
+    assert "<h2>Paired differences</h2>" in html and "(family, difficulty, seed)" in html
+    row = (f"<td>single</td><td>all</td><td>{pair['n']}</td><td>{pair['mean_a']:.3f}</td><td>{pair['mean_b']:.3f}</td>"
+           f"<td>{pair['diff']:+.3f} [{pair['ci'][0]:+.3f}, {pair['ci'][1]:+.3f}]</td>"
+           f"<td>{pair['wins']} / {pair['losses']} / {pair['ties']}</td><td>{pair['verdict']}</td>")
+    assert row in html  # the same pairs and verdict as results.md, recomputed from results.jsonl
+    bigger = BenchConfig(**{**config.__dict__, "n": 3})  # the run as if killed before seed 2: 4 of 6 episodes
+    write_summary(bigger)
+    assert "**Partial bench:** 4 of 6 planned episodes finished" in (config.out / "results.md").read_text()
+    assert "<strong>Partial bench:</strong> 4 of 6 planned episodes finished" in write_report(config.out).read_text()

@@ -14,6 +14,7 @@ from typing import Any
 
 from collabvr import prices as price_table
 from collabvr.bench.suites import Suite, parse_suite
+from collabvr.bench.suites.evalkit import ENTRIES as EVALKIT_ENTRIES
 from collabvr.bench.suites.sim import SimSuite
 from collabvr.context import SEED_MAX, make_context
 from collabvr.errors import BadInput
@@ -49,6 +50,11 @@ class BenchConfig:
     judge_vlm_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     judge_repeats: int = 1  # judge calls per video (the paper's protocol; not Gen-ViRe's official one)
     strict: bool = False  # tables score a failed judge call 0 instead of dropping it (the official way)
+    all_samples: bool = False  # Gen-ViRe: every id of the eval jsons, not only the official three per subtask
+    # VBVR: score the videos, floors and ceilings with this VBVR-EvalKit clone when the bench ends (not pinned)
+    evalkit: str = ""
+    evalkit_entry: str = "run_evaluation"  # or "evaluate": the kit's two entry points give different scores
+    evalkit_python: str = ""  # the interpreter with the kit's requirements ("": this one)
     # where episodes run (not pinned: a run started on one executor resumes on the other; docs/scaling.md)
     executor: str = "local"  # "local": threads of this process; "ray": Ray tasks on a cluster
     address: str = ""  # ray: the cluster to connect to ("auto", "HOST:PORT", "ray://HOST:PORT"); "": start a local one
@@ -59,7 +65,8 @@ class BenchConfig:
         """Fail before any work, naming the bad argument and what it accepts."""
         if not isinstance(self.n, int) or self.n < 1:
             raise BadInput(f"--n must be a whole number >= 1, got {self.n!r}")
-        if not isinstance(self.seed, int) or not 0 <= self.seed <= SEED_MAX - self.n + 1:
+        span = max(self.n, self.runs) if isinstance(self.runs, int) else self.n  # sim seeds, or a sample's runs
+        if not isinstance(self.seed, int) or not 0 <= self.seed <= SEED_MAX - span + 1:
             raise BadInput(f"--seed must be a whole number >= 0 whose seeds SEED..SEED+N-1 stay at most {SEED_MAX}, "
                            f"got --seed {self.seed!r} with --n {self.n}")
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
@@ -79,7 +86,11 @@ class BenchConfig:
             raise BadInput(f"--methods names a method twice: {','.join(self.methods)}")
         for method in self.methods:
             parse_method(method)
-        self.suite_of()
+        suite = self.suite_of()
+        if self.evalkit and suite.kind != "vbvr":
+            raise BadInput(f"--evalkit scores a VBVR-Bench suite with VBVR-EvalKit; suite {self.suite!r} is not one")
+        if self.evalkit_entry not in EVALKIT_ENTRIES:
+            raise BadInput(f"--evalkit-entry must be one of {', '.join(EVALKIT_ENTRIES)}, got {self.evalkit_entry!r}")
         self.match_method()
         self.fixed_budget()
         make_context(**self.context)  # validates the other context fields
@@ -154,11 +165,11 @@ class BenchConfig:
 
     def suite_of(self) -> Suite:
         """The suite, loaded and checked once per spec in this process."""
-        return _suite(self.suite)
+        return _suite(self.suite, self.all_samples)
 
     def pinned(self) -> dict[str, Any]:
         pinned = {k: getattr(self, k) for k in _PINNED}
-        for k in ("judge_vlm", "judge_vlm_options", "judge_repeats", "runs"):  # only when set: sim runs keep their bench.json
+        for k in ("judge_vlm", "judge_vlm_options", "judge_repeats", "runs", "all_samples"):  # only when set: sim runs keep their bench.json
             if getattr(self, k) != _DEFAULTS[k]:
                 pinned[k] = getattr(self, k)
         return json.loads(json.dumps(pinned, default=str))
@@ -167,7 +178,7 @@ class BenchConfig:
 EXECUTORS = ("local", "ray")
 MOST_EPISODES = 1_000_000  # every episode is listed before the first starts: a typo in --n must not fill the memory
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # s3://..., gs://... (a Path keeps one slash); not C:\\
-_DEFAULTS = {"judge_vlm": "", "judge_vlm_options": {}, "judge_repeats": 1, "runs": 1}
+_DEFAULTS = {"judge_vlm": "", "judge_vlm_options": {}, "judge_repeats": 1, "runs": 1, "all_samples": False}
 
 
 def counted(n: int, noun: str) -> str:
@@ -176,5 +187,5 @@ def counted(n: int, noun: str) -> str:
 
 
 @functools.lru_cache(maxsize=16)
-def _suite(spec: str) -> Suite:
-    return parse_suite(spec)
+def _suite(spec: str, all_samples: bool = False) -> Suite:
+    return parse_suite(spec, all_samples=all_samples)

@@ -32,6 +32,7 @@ class Job:
     seed: int
     sample: str | None = None  # a benchmark sample's id; None for sim (the seed is the instance)
     run: int = 0  # which generated video of the sample (benchmarks: 0 .. runs-1)
+    suite: str = ""  # benchmarks: the suite's kind (vbvr, genvire), part of the instance paired statistics match
 
     @property
     def key(self) -> tuple[str, str, str, int, str | None]:
@@ -45,9 +46,10 @@ class Job:
         return f"episodes/{self.method}/{self.family}/{self.difficulty}/{self.sample.rsplit('/', 1)[-1]}-r{self.run}"
 
     def record(self) -> dict[str, Any]:
-        """The keys of its results line (sim lines keep their four)."""
+        """The keys of its results line (sim lines keep their four; benchmark lines add what makes the
+        instance: suite, sample and run)."""
         keys = {"method": self.method, "family": self.family, "difficulty": self.difficulty, "seed": self.seed}
-        return keys if self.sample is None else {**keys, "sample": self.sample, "run": self.run}
+        return keys if self.sample is None else {**keys, "suite": self.suite, "sample": self.sample, "run": self.run}
 
     @property
     def row(self) -> Sample:
@@ -63,7 +65,7 @@ def jobs_of(config: BenchConfig, methods: list[str] | None = None) -> list[Job]:
     methods = methods or config.ordered_methods()
     if suite.kind == "sim":
         return [Job(m, x.family, x.difficulty, x.seed) for m in methods for x in samples]
-    return [Job(m, x.family, x.difficulty, config.seed + r, x.id, r) for m in methods for x in samples
+    return [Job(m, x.family, x.difficulty, config.seed + r, x.id, r, suite.kind) for m in methods for x in samples
             for r in range(config.runs)]
 
 

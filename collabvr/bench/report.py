@@ -21,8 +21,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from collabvr.bench.export import tables_of_summary
 from collabvr.bench.results import read_results
-from collabvr.bench.stats import Cell, Paired, summarize, summarize_group
+from collabvr.bench.stats import Cell, Paired, paired_against, summarize, summarize_group
 from collabvr.rundir import FINAL, SHEET, TIMELINE, href, page, write_timeline
 
 # -- the benchmark report ---------------------------------------------------------------------
@@ -46,11 +47,14 @@ def write_report(bench_dir: str | Path) -> Path:
                        escape(_money(r.get("cost")))]
         cells_html.append(" ".join(f'<a href="{href(path)}">{label}</a>' for label, path in links))
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells_html) + "</tr>")
+    summary = _summary(bench_dir)
     body = [
         f"<h1>Benchmark report: {escape(bench_dir.resolve().name)}</h1>",
         f"<p>{len(results)} episode(s). Scores are means with 95% bootstrap confidence intervals.</p>",
+        _partial_html(partial_text(summary.get("totals") or {})),
         results_html(cells),
-        markdown_html(_benchmark_tables(bench_dir, results)),
+        paired_section(results, summary),
+        markdown_html(tables_of_summary(summary, results)),
         "".join(f'<p><img alt="{escape(p.stem)}" src="{href(p.name)}"></p>' for p in plots),
         "<h2>Episodes</h2><table><tr>" + "".join(f"<th>{h}</th>" for h in (
             "method", "family", "difficulty", "seed", "status", "score", "solved", "clip-s", "cost", "files")) + "</tr>",
@@ -61,16 +65,17 @@ def write_report(bench_dir: str | Path) -> Path:
     return index
 
 
-def _benchmark_tables(bench_dir: Path, results: list[dict[str, Any]]) -> str:
-    """results.md's suite tables (VBVR floors, ceilings and normalized scores; Gen-ViRe's official
-    aggregation), from summary.json."""
-    from collabvr.bench.export import tables_of_summary
+def _partial_html(sentence: str) -> str:
+    return f"<p><strong>Partial bench:</strong> {escape(sentence)}</p>" if sentence else ""
 
+
+def _summary(bench_dir: Path) -> dict[str, Any]:
+    """summary.json (what results.md was made from), or {} when there is none."""
     try:
         summary = json.loads((bench_dir / "summary.json").read_text())
     except (OSError, ValueError):
-        return ""
-    return tables_of_summary(summary, results) if isinstance(summary, dict) else ""
+        return {}
+    return summary if isinstance(summary, dict) else {}
 
 
 def markdown_html(text: str) -> str:
@@ -176,6 +181,34 @@ def paired_markdown(pairs: list[tuple[str, str, Paired]], reference: str) -> str
               f"{_verdict(p, reference, other)} |"
               for other, level, p in pairs]
     return "\n".join(lines) + "\n"
+
+
+def paired_intro(reference: str, kind: str, seed: int) -> str:
+    """What the paired table pairs, and how its CI is made: one sentence before it."""
+    identity = "family, difficulty, seed" if kind == "sim" else "suite, split or category, task, sample, run"
+    return (f"{reference} minus each other method on the same instances ({identity}), pooled over families; 95% "
+            f"percentile bootstrap CI of the mean difference (2000 resamples, seed {seed}, differences sorted before resampling).")
+
+
+def partial_text(totals: dict[str, Any]) -> str:
+    """When fewer episodes finished than the bench planned, a sentence saying so; empty otherwise."""
+    done, planned = totals.get("episodes", 0), totals.get("planned")
+    if planned is None or done >= planned:
+        return ""
+    return f"{done:,} of {planned:,} planned episodes finished; every table covers those only. Rerun the same command to continue."
+
+
+def paired_section(results: list[dict[str, Any]], summary: dict[str, Any]) -> str:
+    """The paired-differences section results.md has, recomputed from the results lines, as HTML."""
+    config = summary.get("config") or {}
+    methods = config.get("methods") or list(dict.fromkeys(r["method"] for r in results))
+    reference = "collabvr" if "collabvr" in methods else methods[0] if methods else ""
+    seed = int(config.get("seed", 0))
+    pairs = paired_against(results, reference, seed=seed) if reference else []
+    if not pairs:
+        return ""
+    kind = "sim" if all(r.get("sample") is None for r in results) else "benchmark"
+    return markdown_html("## Paired differences\n\n" + paired_intro(reference, kind, seed) + "\n\n" + paired_markdown(pairs, reference))
 
 
 def results_table(cells: list[Cell], title: str = "Results") -> Any:

@@ -37,10 +37,12 @@ from collabvr.backends import registry
 from collabvr.bench import limits
 from collabvr.bench.config import BenchConfig
 from collabvr.bench.episode import Job, episode_record, jobs_of, judge_of, task_of
-from collabvr.bench.export import benchmark_tables
-from collabvr.bench.report import paired_markdown, results_markdown
+from collabvr.bench.export import benchmark_tables, official_for_bench
+from collabvr.bench.report import paired_intro, paired_markdown, partial_text, results_markdown
 from collabvr.bench.results import RESULTS, ResultsFile, read_results, result_key
+from collabvr.bench.samples import instances_text, run_of, samples_markdown
 from collabvr.bench.stats import Cell, paired_against, summarize
+from collabvr.bench.suites.evalkit import OnLine, open_evalkit
 from collabvr.context import Context, make_context
 from collabvr.errors import BadInput, scrub
 from collabvr.graph import compiled, parse_method
@@ -209,6 +211,7 @@ def run_bench(
     on_result: Callable[[dict[str, Any]], None] | None = None,
     on_start: Callable[[int, int], None] | None = None,
     execute: Execute | None = None,
+    on_official: OnLine | None = None,
 ) -> list[Cell]:
     """Run (or resume) a benchmark; write results.jsonl, results.md and summary.json; return the cells.
 
@@ -216,7 +219,8 @@ def run_bench(
     each one. With ``config.max_cost``, no episode starts once the cost of the episodes run so far
     reaches it; the summary says how many were not started. ``execute`` is an executor already set
     up (``with executor(config) as execute``, to share it with :func:`bench_bill`); without it, one
-    is set up for this call.
+    is set up for this call. With ``config.evalkit`` the clone is checked before any episode, and the
+    finished bench is scored with it (its output lines go to ``on_official``).
     """
     config.check()
     config.out = Path(config.out)
@@ -227,6 +231,8 @@ def run_bench(
         preflight(probe, ctx)
         if config.judge_vlm:
             registry.resolve_vlm(config.judge_vlm, config.judge_vlm_options)
+        if config.evalkit:  # a clone or interpreter that cannot score fails now, before anything is spent
+            open_evalkit(config.evalkit, python=config.evalkit_python or None, entry=config.evalkit_entry)
         priced = (priced_spec(ctx.vgm, registry.resolve_vgm(ctx.vgm, ctx.vgm_options)),
                   priced_spec(ctx.vlm, registry.resolve_vlm(ctx.vlm, ctx.vlm_options)))
         _pin_settings(config)
@@ -236,7 +242,7 @@ def run_bench(
         stopped = {"reason": "max_cost", "max_cost": config.max_cost, "spent": round(bench.spent, 6),
                    "not_started": bench.skipped}
     registry.close_all()  # every episode is done: free the local models' (GPU) memory
-    return write_summary(config, stopped=stopped)
+    return write_summary(config, stopped=stopped, on_official=on_official)
 
 
 def _done(results_path: Path) -> set[tuple[str, str, str, int, str | None]]:
@@ -261,14 +267,18 @@ def _run_missing(config: BenchConfig, on_start: Callable[[int, int], None] | Non
     return bench
 
 
-def write_summary(config: BenchConfig, *, stopped: dict[str, Any] | None = None) -> list[Cell]:
+def write_summary(config: BenchConfig, *, stopped: dict[str, Any] | None = None,
+                  on_official: OnLine | None = None) -> list[Cell]:
     """results.md and summary.json from results.jsonl, for this config's episodes only; ``stopped``
-    records why some episodes were not started (``--max-cost``)."""
-    wanted = {job.key for job in jobs_of(config)}
+    records why some episodes were not started (``--max-cost``). With ``config.evalkit``, VBVR-EvalKit
+    scores the videos, floors and ceilings first (its output lines to ``on_official``)."""
+    planned = jobs_of(config)
+    wanted = {job.key for job in planned}
     results = [r for r in read_results(config.out / RESULTS) if result_key(r) in wanted]
     cells = summarize(results, seed=config.seed)
     totals = {
         "episodes": len(results),
+        "planned": len(planned),
         "errors": sum(r.get("status") == "error" for r in results),
         "clip_seconds": round(sum((r.get("compute") or {}).get("clip_seconds", 0.0) for r in results), 3),
         "vgm_calls": sum((r.get("compute") or {}).get("vgm_calls", 0) for r in results),
@@ -279,31 +289,36 @@ def write_summary(config: BenchConfig, *, stopped: dict[str, Any] | None = None)
     }
     reference = "collabvr" if "collabvr" in config.methods else config.methods[0]
     pairs = paired_against(results, reference, seed=config.seed)
+    suite = config.suite_of()
     summary = {"config": {**config.pinned(), "suite": config.suite, "methods": config.methods, "n": config.n,
-                          "seed": config.seed, "seeds": [config.seed, config.seed + config.n - 1]},
+                          "seed": config.seed, **run_of(config, suite)},
                "totals": totals, "stopped": stopped, "cells": [c.public() for c in cells],
                "paired": [{"other": other, "difficulty": level, **p.public()} for other, level, p in pairs]}
-    suite = config.suite_of()
     tables = ""
     if suite.kind != "sim":
         summary["config"] |= {"runs": config.runs, "judge_repeats": config.judge_repeats, "judge_vlm": config.judge_vlm,
                               "strict": config.strict}
+        official = None
+        if config.evalkit and results:
+            official = official_for_bench(config.out, suite, results, evalkit=config.evalkit, entry=config.evalkit_entry,
+                                          python=config.evalkit_python or None, on_line=on_official)
         extra, tables = benchmark_tables(config.out, suite, results, runs=config.runs, repeats=config.judge_repeats,
-                                         strict=config.strict)
+                                         strict=config.strict, official=official)
         summary["benchmark"] = extra
     write_json(config.out / "summary.json", scrub(summary))
-    header = (f"# Benchmark results\n\nsuite `{config.suite}`, methods `{','.join(config.methods)}`, seeds "
-              f"{config.seed}..{config.seed + config.n - 1}, VGM `{config.vgm}`, VLM `{config.vlm}`, "
-              f"budget `{config.budget or 'none'}`. Scores: mean [95% percentile bootstrap CI, 2000 resamples, "
-              f"seed {config.seed}]; clip-s, VLM calls and cost are means per episode.\n\n")
+    header = (f"# Benchmark results\n\nsuite `{config.suite}`, methods `{','.join(config.methods)}`, {instances_text(summary['config'])}, "
+              f"VGM `{config.vgm}`, VLM `{config.vlm}`, budget `{config.budget or 'none'}`. Scores: mean [95% percentile "
+              f"bootstrap CI, 2000 resamples, seed {config.seed}]; clip-s, VLM calls and cost are means per episode.\n\n")
+    if partial_text(totals):
+        header += f"**Partial bench:** {partial_text(totals)}\n\n"
     if stopped:
         header += (f"**Stopped early:** `--max-cost {stopped['max_cost']:g}` was reached (${stopped['spent']:.2f} spent); "
                    f"{stopped['not_started']} episode(s) were not started. Rerun the same command to continue.\n\n")
     paired_text = ""
     if pairs:
-        paired_text = (f"\n## Paired differences\n\n{reference} minus each other method on the same instances (family, "
-                       f"difficulty, seed), pooled over families; 95% percentile bootstrap CI of the mean difference "
-                       f"(2000 resamples, seed {config.seed}, differences sorted before resampling).\n\n"
+        paired_text = ("\n## Paired differences\n\n" + paired_intro(reference, suite.kind, config.seed) + "\n\n"
                        + paired_markdown(pairs, reference))
-    (config.out / "results.md").write_text(header + results_markdown(cells) + paired_text + ("\n" + tables if tables else ""))
+    samples_text = "" if suite.kind == "sim" else "\n" + samples_markdown(summary["config"])
+    (config.out / "results.md").write_text(header + results_markdown(cells) + paired_text + ("\n" + tables if tables else "")
+                                           + samples_text)
     return cells

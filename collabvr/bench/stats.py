@@ -4,8 +4,14 @@ differences between methods on the same instances.
 Every bootstrap here sorts its data before resampling, so the interval depends on the values
 only, never on the order in which episodes finished (``results.jsonl`` is in completion order,
 which changes from run to run): a rerun prints the same digits. A claim that one method scores
-above another is a paired difference on the instances both ran (same family, difficulty, seed),
-with the bootstrap CI of its mean, not two separate intervals.
+above another is a paired difference on the instances both ran, with the bootstrap CI of its mean,
+not two separate intervals.
+
+An instance is what makes two episodes comparable (:func:`instance`): the sim's (family,
+difficulty, seed), a benchmark's (suite, split or category, task, sample, run). Every paired
+number goes through :func:`matched_pairs`, and :func:`method_scores` refuses two episodes of one
+method on one instance: a key that lumped a benchmark's samples together once made four samples one
+"pair".
 """
 
 from __future__ import annotations
@@ -38,9 +44,34 @@ def bootstrap_ci(values: Any, *, seed: int = 0, resamples: int = RESAMPLES, leve
     return (float(lo), float(hi))
 
 
-def instance(result: dict[str, Any]) -> tuple[str, str, int]:
-    """What makes two methods' episodes comparable: the same task instance."""
-    return (result["family"], result["difficulty"], result["seed"])
+Instance = tuple[Any, ...]
+
+
+def instance(result: dict[str, Any]) -> Instance:
+    """What makes two methods' episodes comparable: the same task instance.
+
+    The sim: (family, difficulty, seed); the seed picks the instance. A benchmark (a line with a
+    ``sample``): (suite, split or category, task, sample, run); every sample of a run shares one seed,
+    so the seed says nothing there. Lines written before ``suite`` was recorded take it from ``task``.
+    """
+    if result.get("sample") is None:
+        return (result["family"], result["difficulty"], result["seed"])
+    suite = result.get("suite") or str(result.get("task") or "").partition(":")[0]
+    return (suite, result["family"], result["difficulty"], result["sample"], int(result.get("run") or 0))
+
+
+def _order(key: Any) -> tuple[str, ...]:
+    return tuple(str(part) for part in key) if isinstance(key, tuple) else (str(key),)
+
+
+def matched_pairs(scores_a: dict[Any, float], scores_b: dict[Any, float]) -> list[tuple[Any, float, float]]:
+    """(instance, a's value, b's value) for every instance both sides have, in a fixed order.
+
+    The one place paired statistics find their pairs: the differences, CIs, win/loss counts and
+    verdicts of this module (and any test built on them) read these and nothing else.
+    """
+    keys = sorted(scores_a.keys() & scores_b.keys(), key=_order)
+    return [(k, float(scores_a[k]), float(scores_b[k])) for k in keys]
 
 
 @dataclass(frozen=True)
@@ -77,21 +108,32 @@ class Paired:
 
 
 def paired(scores_a: dict[Any, float], scores_b: dict[Any, float], *, a: str = "a", b: str = "b", seed: int = 0) -> Paired:
-    """The paired difference ``a - b`` on the keys both score, with its bootstrap CI."""
-    keys = sorted(scores_a.keys() & scores_b.keys())
-    xs = np.array([scores_a[k] for k in keys], dtype=float)
-    ys = np.array([scores_b[k] for k in keys], dtype=float)
+    """The paired difference ``a - b`` on the keys both score (:func:`matched_pairs`), with its bootstrap CI."""
+    pairs = matched_pairs(scores_a, scores_b)
+    xs = np.array([x for _, x, _ in pairs], dtype=float)
+    ys = np.array([y for _, _, y in pairs], dtype=float)
     d = xs - ys
     nan = float("nan")
-    return Paired(a=a, b=b, n=len(keys), mean_a=float(xs.mean()) if keys else nan, mean_b=float(ys.mean()) if keys else nan,
-                  diff=float(d.mean()) if keys else nan, ci=bootstrap_ci(d, seed=seed),
+    return Paired(a=a, b=b, n=len(pairs), mean_a=float(xs.mean()) if pairs else nan, mean_b=float(ys.mean()) if pairs else nan,
+                  diff=float(d.mean()) if pairs else nan, ci=bootstrap_ci(d, seed=seed),
                   wins=int((d > 0).sum()), losses=int((d < 0).sum()), ties=int((d == 0).sum()))
 
 
-def method_scores(results: list[dict[str, Any]], method: str, value: Any = None) -> dict[tuple, float]:
-    """One method's per-instance values (its score unless ``value(result)`` says otherwise)."""
+def method_scores(results: list[dict[str, Any]], method: str, value: Any = None) -> dict[Instance, float]:
+    """One method's per-instance values (its score unless ``value(result)`` says otherwise).
+
+    ValueError when two of its episodes are one instance: pairing would keep one and drop the other.
+    """
     get = value or episode_score
-    return {instance(r): float(get(r)) for r in results if r["method"] == method}
+    scores: dict[Instance, float] = {}
+    for r in results:
+        if r["method"] != method:
+            continue
+        key = instance(r)
+        if key in scores:
+            raise ValueError(f"two {method} episodes are the same instance {key}: their pairing would be ambiguous")
+        scores[key] = float(get(r))
+    return scores
 
 
 def paired_methods(results: list[dict[str, Any]], a: str, b: str, *, seed: int = 0, where: Any = None) -> Paired:
@@ -102,8 +144,6 @@ def paired_methods(results: list[dict[str, Any]], a: str, b: str, *, seed: int =
 
 def paired_against(results: list[dict[str, Any]], reference: str, *, seed: int = 0) -> list[tuple[str, str, Paired]]:
     """(other method, difficulty or 'all', reference - other) for every other method in the results."""
-    from collabvr.backends.sim.families import DIFFICULTIES
-
     methods = [m for m in dict.fromkeys(r["method"] for r in results) if m != reference]
     levels = [d for d in DIFFICULTIES if any(r["difficulty"] == d for r in results)]
     out = []

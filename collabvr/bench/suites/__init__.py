@@ -55,9 +55,14 @@ class Suite(Protocol):
         ...
 
 
-def parse_suite(spec: str) -> Suite:
-    """The suite a spec names; BadInput naming the spec and what is accepted if it is unknown or its data is bad."""
+def parse_suite(spec: str, *, all_samples: bool = False) -> Suite:
+    """The suite a spec names; BadInput naming the spec and what is accepted if it is unknown or its data is bad.
+
+    ``all_samples`` (Gen-ViRe): every id of the eval jsons, not only the official three per subtask.
+    """
     kind = spec.strip().partition(":")[0]
+    if all_samples and kind != "genvire":
+        raise BadInput(f"--all-samples widens a Gen-ViRe suite to every id of its eval jsons; suite {spec!r} is not one")
     if kind == "sim":
         from collabvr.bench.suites.sim import SimSuite
 
@@ -69,7 +74,7 @@ def parse_suite(spec: str) -> Suite:
     if kind == "genvire":
         from collabvr.bench.suites.genvire import GenViReSuite
 
-        return GenViReSuite.parse(spec)
+        return GenViReSuite.parse(spec, all_samples=all_samples)
     raise BadInput(f"unknown suite {spec!r}: use sim, sim:FAMILY, sim:FAMILY/DIFFICULTY, vbvr:DIR, vbvr:DIR:SPLIT/TASK, "
                    "genvire:DIR or genvire:DIR:CATEGORY/SUBTASK (docs/benchmarks.md)")
 

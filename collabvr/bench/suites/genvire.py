@@ -1,24 +1,22 @@
-"""Gen-ViRe: the loader (``--suite genvire:DIR[:CATEGORY[/SUBTASK]]``), the official generation tree,
-and the official score aggregation.
+"""Gen-ViRe: the loader (``--suite genvire:DIR[:CATEGORY[/SUBTASK]]``) and the official sample set. The
+generation tree and step4's aggregation are in :mod:`.genvire_official`.
 
-Read from the official toolkit (github.com/L-CodingSpace/GVR; paths below are in that repository):
+Read from the official toolkit (github.com/L-CodingSpace/GVR at dd532d1; paths below are in that repository):
 
 * layout: ``DIR/<cN_category>/<subtask>/<name>_eval.json`` maps sample ids (strings, not always
   numeric: ``random_01`` in c1_abstract_reasoning/symmetry/symmetry_eval.json) to
   ``{input_image_path, i2v_prompt, eval_task_description, ...}``; ``input_image_path`` is relative to
   the subtask folder (``input_images/``, ``input_images_green/``, ...), and a json may list ids that
   have no image in the clone: those are skipped and listed in ``suite.skipped``;
+* the official sample set: three per subtask, the dataset's ids ``01``-``03`` (README.md: "all 72
+  samples" of 24 subtasks; code/sample_psdl.py ``determine_video_filename``, which also names the
+  four subtasks whose eval json keys differ: symmetry ``random_01``.., color, reflect, resize). An eval
+  json lists more for some subtasks (tool_use_selection/04): those are left out of a suite read from
+  the folders, counted in ``suite.left_out``, unless ``all_samples``;
 * the Hugging Face dataset ``ciciciciliu/Gen-Vire_ds`` (split ``train``), exported to a local JSONL
   or parquet file: rows ``id, main_category, sub_category, i2v_prompt, image, eval_json_path``;
   ``main_category`` maps to the category folders with code/step2_generate_configs.py's
   ``CATEGORY_MAPPING`` (folder names keep the toolkit's spellings: c3_perceptural_reasoning, ...);
-* generation tree (README.md, code/step3_batch_eval.py): ``0_generated_videos/<model>/<model>_<run>/
-  <main_category>/<subtask>/<id>.mp4`` with the judge's ``<id>_score.json`` beside each video;
-* aggregation (code/step4_generate_summary.py): per score file ``normalized_score`` (0 if absent);
-  batch mode pools every score file of a dimension over its subtasks and runs; dimension mode
-  averages the subtask means; ``Avg.`` is the mean over the dimensions present. A video whose
-  judge failed has no score file and is silently left out of every mean: we count these
-  ``dropped`` beside every score, and ``strict`` scores them 0.
 """
 
 from __future__ import annotations
@@ -34,7 +32,6 @@ from typing import Any
 from collabvr.bench.suites import Sample, first_per_group
 from collabvr.errors import BadInput
 from collabvr.media import Image, MediaError
-from collabvr.scoring import gvr_video_score
 from collabvr.task import Task
 
 # code/step2_generate_configs.py CATEGORY_MAPPING (dataset main_category -> folder)
@@ -47,14 +44,34 @@ CATEGORY_FOLDERS = {
     "spatial_reasoning": "c6_spatial_reasoning",
 }
 FOLDER_CATEGORIES = {v: k for k, v in CATEGORY_FOLDERS.items()}
-# code/step4_generate_summary.py, batch CSV columns
-COLUMNS = [("abstract_reasoning", "Abstract"), ("algorithmic_logical_reasoning", "Algorithmic & Logical"),
-           ("analogy_reasoning", "Analogy"), ("perceptual_reasoning", "Perceptual"),
-           ("planning_reasoning", "Planning"), ("spatial_reasoning", "Spatial")]
 GET = ("get it with: git clone https://github.com/L-CodingSpace/GVR (the toolkit holds every eval json and "
        "image), or export the dataset ciciciciliu/Gen-Vire_ds to JSONL (docs/benchmarks.md)")
 _CATEGORY_DIR = re.compile(r"c\d+_[a-z_]+")
 RUNS_OFFICIAL = 5
+OFFICIAL_IDS = ("01", "02", "03")  # the dataset's ids, three per subtask (README.md: 72 samples, 24 subtasks)
+SUBTASKS = {  # README.md, "Detailed Subcategories"
+    "abstract_reasoning": ("2d_rule_extrapolation", "3d_rule_extrapolation", "raven_matrix", "symmetry"),
+    "algorithmic_logical_reasoning": ("cross_word", "geometric_reasoning", "graph_tr", "sudoku"),
+    "perceptual_reasoning": ("matching_color", "matching_num", "matching_pairs", "matching_shape"),
+    "analogy_reasoning": ("color", "reflect", "resize", "rotation"),
+    "planning_reasoning": ("assemble_reasoning", "gui_reasoning", "multi_step_procedural_planning", "tool_use_selection"),
+    "spatial_reasoning": ("auto_drive", "maze", "spatial_obstacle", "vla"),
+}
+# code/sample_psdl.py determine_video_filename: the subtasks whose eval json keys are not the dataset's ids
+ID_NAMES = {
+    "symmetry": ("random_01", "random_02", "random_03"),
+    "color": ("ColourBlue_42", "ColourBlue_43", "ColourRed_32"),
+    "reflect": ("ReflectY_19", "ReflectY_24", "ReflectY_43"),
+    "resize": ("Resize0.5XY_44", "Resize2XY_27", "Resize2XY_41"),
+}
+
+
+def official_ids(subtask: str) -> tuple[str, ...] | None:
+    """The eval json keys of one of the 24 subtasks' official samples (its dataset ids 01-03, or the
+    names sample_psdl.py gives them); None for a subtask Gen-ViRe does not have."""
+    if not any(subtask in subs for subs in SUBTASKS.values()):
+        return None
+    return ID_NAMES.get(subtask, OFFICIAL_IDS)
 
 
 @dataclass(frozen=True)
@@ -128,7 +145,7 @@ def _sample(path: Path, sid: str, entry: Any, main_category: str, subtask: str, 
     return GenViReSample(main_category, subtask, sid, image, entry["i2v_prompt"].strip(), entry["eval_task_description"], meta)
 
 
-def _from_folders(root: Path, skipped: list[str]) -> list[GenViReSample]:
+def _from_folders(root: Path, skipped: list[str], left_out: list[str], all_samples: bool) -> list[GenViReSample]:
     samples = []
     for cat_dir in sorted(p for p in root.iterdir() if p.is_dir() and _CATEGORY_DIR.fullmatch(p.name)):
         main_category = FOLDER_CATEGORIES.get(cat_dir.name, cat_dir.name.split("_", 1)[1])
@@ -137,6 +154,10 @@ def _from_folders(root: Path, skipped: list[str]) -> list[GenViReSample]:
             if path is None:
                 continue
             for sid, entry in _read_eval(path).items():
+                official = official_ids(sub_dir.name)
+                if not all_samples and official is not None and str(sid) not in official:
+                    left_out.append(f"{main_category}/{sub_dir.name}/{sid}")
+                    continue
                 s = _sample(path, str(sid), entry, main_category, sub_dir.name, None, skipped)
                 if s is not None:
                     samples.append(s)
@@ -207,7 +228,8 @@ def _from_dataset(path: Path, skipped: list[str]) -> list[GenViReSample]:
         if row.get("eval_json_path") and eval_path.is_file():
             if eval_path not in evals:
                 evals[eval_path] = _read_eval(eval_path)
-            entry = {**evals[eval_path].get(str(row["id"]), {}), **{k: v for k, v in entry.items() if v}}
+            entry = {**_eval_entry(evals[eval_path], str(row["id"]), str(row["sub_category"])),
+                     **{k: v for k, v in entry.items() if v}}
         if not entry.get("eval_task_description"):
             raise BadInput(f"{path}: row {n} ({row['id']}): no rubric: eval_json_path {eval_path} is missing and the row "
                            "has no eval_task_description")
@@ -219,10 +241,21 @@ def _from_dataset(path: Path, skipped: list[str]) -> list[GenViReSample]:
     return samples
 
 
-def load_genvire(root: str | Path) -> tuple[list[GenViReSample], list[str]]:
-    """Every sample under a GVR clone, or in a dataset export file; and the ids skipped for lack of an image."""
+def _eval_entry(evals: dict[str, Any], sid: str, subtask: str) -> dict[str, Any]:
+    """A dataset row's eval json entry: under its id, or under the name sample_psdl.py gives that id."""
+    if sid in evals:
+        return evals[sid]
+    names = dict(zip(OFFICIAL_IDS, official_ids(subtask) or OFFICIAL_IDS, strict=True))
+    return evals.get(names.get(sid, sid), {})
+
+
+def load_genvire(root: str | Path, *, all_samples: bool = False) -> tuple[list[GenViReSample], list[str], list[str]]:
+    """The official samples under a GVR clone (every one in its eval jsons with ``all_samples``), or
+    every row of a dataset export file; the ids skipped for lack of an image; the ids left out as
+    not official."""
     root = Path(root).expanduser()
     skipped: list[str] = []
+    left_out: list[str] = []
     if root.is_file() and root.suffix in (".jsonl", ".parquet"):
         samples = _from_dataset(root, skipped)
     elif root.is_dir():
@@ -231,12 +264,12 @@ def load_genvire(root: str | Path) -> tuple[list[GenViReSample], list[str]]:
         if not has_folders and not exports:
             raise BadInput(f"{root}: expected category folders c1_abstract_reasoning ... c6_spatial_reasoning, or a "
                            f"dataset export (*.jsonl, *.parquet). {GET}")
-        samples = _from_folders(root, skipped) if has_folders else _from_dataset(exports[0], skipped)
+        samples = _from_folders(root, skipped, left_out, all_samples) if has_folders else _from_dataset(exports[0], skipped)
     else:
         raise BadInput(f"{root}: no such directory or dataset file. {GET}")
     if not samples:
         raise BadInput(f"{root}: no samples with an image found. {GET}")
-    return samples, skipped
+    return samples, skipped, left_out
 
 
 @dataclass(frozen=True)
@@ -245,11 +278,12 @@ class GenViReSuite:
     root: Path
     rows: tuple[GenViReSample, ...]
     skipped: tuple[str, ...] = ()
+    left_out: tuple[str, ...] = ()  # ids in an eval json beyond the official three per subtask
     kind: str = "genvire"
     by_key: dict[str, GenViReSample] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def parse(cls, spec: str) -> GenViReSuite:
+    def parse(cls, spec: str, *, all_samples: bool = False) -> GenViReSuite:
         rest = spec.strip().removeprefix("genvire:")
         head, sep, tail = rest.rpartition(":")
         category = subtask = None
@@ -259,7 +293,7 @@ class GenViReSuite:
             category, _, subtask = tail.partition("/")
         if not rest:
             raise BadInput(f"suite {spec!r}: give the benchmark directory, genvire:DIR or genvire:DIR:CATEGORY/SUBTASK")
-        rows, skipped = load_genvire(rest)
+        rows, skipped, left_out = load_genvire(rest, all_samples=all_samples)
         if category:
             main = FOLDER_CATEGORIES.get(category, category)
             known = sorted({r.main_category for r in rows})
@@ -271,7 +305,10 @@ class GenViReSuite:
             rows = [r for r in rows if r.subtask == subtask]
             if not rows:
                 raise BadInput(f"suite {spec!r}: no subtask {subtask!r}; known: {', '.join(known)}")
-        return cls(spec, Path(rest).expanduser(), tuple(rows), tuple(skipped), by_key={r.key: r for r in rows})
+        if category:  # only the left-out ids of the chosen category or subtask
+            main = FOLDER_CATEGORIES.get(category, category)
+            left_out = [k for k in left_out if k.split("/")[0] == main and (not subtask or k.split("/")[1] == subtask)]
+        return cls(spec, Path(rest).expanduser(), tuple(rows), tuple(skipped), tuple(left_out), by_key={r.key: r for r in rows})
 
     def samples(self, n: int, seed: int) -> list[Sample]:
         return first_per_group([(r.main_category, r.subtask, r.key) for r in self.rows], n, seed)
@@ -279,127 +316,3 @@ class GenViReSuite:
     def task(self, sample: Sample, size: int) -> Task:
         r = self.by_key[sample.id]
         return Task.benchmark("genvire", r.key, r.image, r.prompt, rubric=r.rubric, meta=r.meta)
-
-
-# -- the official generation tree and its aggregation -----------------------------------------------------
-
-
-def video_path(gen_dir: Path, model: str, run: int, main_category: str, subtask: str, sid: str) -> Path:
-    """``<gen_dir>/<model>/<model>_<run>/<main_category>/<subtask>/<id>.mp4`` (gen_dir: ``0_generated_videos``)."""
-    return gen_dir / model / f"{model}_{run}" / main_category / subtask / f"{sid}.mp4"
-
-
-@dataclass
-class Scores:
-    """What a generation tree holds: per (dimension, subtask), the video scores and the dropped count."""
-
-    model: str
-    strict: bool = False
-    scores: dict[str, dict[str, list[float]]] = field(default_factory=dict)
-    dropped: dict[str, dict[str, int]] = field(default_factory=dict)
-    videos: int = 0
-    score_files: int = 0
-
-    def add(self, dim: str, sub: str, score_file: dict[str, Any] | None) -> None:
-        """One video: its official score file, or None when its judge failed (dropped; 0 when strict)."""
-        bucket = self.scores.setdefault(dim, {}).setdefault(sub, [])
-        drops = self.dropped.setdefault(dim, {})
-        drops.setdefault(sub, 0)
-        self.videos += 1
-        if score_file is None:
-            drops[sub] += 1
-            if self.strict:
-                bucket.append(0.0)
-            return
-        self.score_files += 1
-        if self.strict:
-            bucket.append(gvr_video_score(score_file, sub, score_file.get("max_score"), any_case=True)[0])
-        else:
-            bucket.append(float(score_file.get("normalized_score", 0)))
-
-
-def read_scores(model_dir: str | Path, *, strict: bool = False, runs: int | None = None) -> Scores:
-    """The ``<id>_score.json`` files of ``0_generated_videos/<model>`` (as step4_generate_summary.py reads
-    them: ``normalized_score``, 0 if absent), in run folders ``<model>_0 ..``. A video without a score file
-    (its judge failed) is dropped, as officially, and counted; with ``strict`` it scores 0. ``strict`` also
-    rescores each file from its criteria reading the score key in any case (the maze quirk)."""
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise BadInput(f"{model_dir}: no such directory; expected 0_generated_videos/<model>")
-    model = model_dir.name
-    result = Scores(model, strict)
-    run_dirs = sorted(p for p in model_dir.iterdir() if p.is_dir() and re.fullmatch(re.escape(model) + r"_\d+", p.name))
-    if runs is not None:
-        run_dirs = [p for p in run_dirs if int(p.name.rsplit("_", 1)[1]) < runs]
-    if not run_dirs:
-        raise BadInput(f"{model_dir}: no run folders {model}_0 .. {model}_{RUNS_OFFICIAL - 1}")
-    for run_dir in run_dirs:
-        for sub_dir in sorted(p for p in run_dir.glob("*/*") if p.is_dir()):
-            files = {p.name[: -len("_score.json")]: p for p in sub_dir.glob("*_score.json")}
-            stems = sorted({p.stem for p in sub_dir.glob("*.mp4")} | set(files))
-            for sid in stems:
-                data = None
-                if sid in files:
-                    try:
-                        data = json.loads(files[sid].read_text(encoding="utf-8"))
-                    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                        raise BadInput(f"{files[sid]}: not valid JSON ({exc}); expected an official <id>_score.json") from None
-                result.add(sub_dir.parent.name, sub_dir.name, data)
-    return result
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-def aggregate(scores: Scores) -> dict[str, Any]:
-    """Both official aggregations: ``pooled`` (batch CSV: all score files of a dimension) and
-    ``subtask_mean`` (dimension CSV: the mean of its subtask means); ``avg`` over the dimensions present."""
-    dims: dict[str, Any] = {}
-    for dim, subs in scores.scores.items():
-        pooled = _mean([v for vs in subs.values() for v in vs])
-        sub_means = {s: _mean(vs) for s, vs in subs.items() if vs}
-        dims[dim] = {"pooled": pooled, "subtask_mean": _mean(list(sub_means.values())), "subtasks": sub_means,
-                     "n": sum(len(vs) for vs in subs.values()), "dropped": sum(scores.dropped.get(dim, {}).values())}
-    present = [d for d in dims.values() if d["pooled"] is not None]
-    return {"model": scores.model, "videos": scores.videos, "score_files": scores.score_files,
-            "dropped": sum(d["dropped"] for d in dims.values()),
-            "avg_pooled": _mean([d["pooled"] for d in present]) if present else None,
-            "avg_subtask_mean": _mean([d["subtask_mean"] for d in present]) if present else None,
-            "dimensions": dims}
-
-
-def _f(x: float | None) -> str:
-    return "" if x is None else f"{x:.3f}"
-
-
-def summary_markdown(aggs: list[dict[str, Any]], *, protocol: str, strict: bool) -> str:
-    """The official batch table (both aggregations), with dropped counts beside every score."""
-    mode = "strict: failed judge calls score 0, score keys read in any case" if strict else \
-        "official: failed judge calls dropped from the means (counted in [dropped])"
-    lines = [f"## Gen-ViRe ({protocol}; {mode})", ""]
-    for label, key, avg in (("pooled mean over all score files (leaderboard, step4 batch mode)", "pooled", "avg_pooled"),
-                            ("mean of subtask means (step4 dimension mode)", "subtask_mean", "avg_subtask_mean")):
-        lines += [f"### {label}", "", "| Methods | #Videos | Avg. | " + " | ".join(c for _, c in COLUMNS) + " |",
-                  "|---|---|---|" + "---|" * len(COLUMNS)]
-        for a in aggs:
-            cells = []
-            for dim, _ in COLUMNS:
-                d = a["dimensions"].get(dim)
-                cells.append("" if d is None else f"{_f(d[key])} [{d['dropped']}]")
-            lines.append(f"| {a['model']} | {a['score_files']} | {_f(a[avg])} [{a['dropped']}] | " + " | ".join(cells) + " |")
-        lines.append("")
-    lines.append("[n]: videos dropped because their judge failed (no score file).")
-    return "\n".join(lines) + "\n"
-
-
-def write_summary_csv(agg: dict[str, Any], path: Path) -> None:
-    """``<model>_summary.csv`` in step4_generate_summary.py's batch format (pooled means)."""
-    import csv
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["Methods", "#Videos", "Avg.", *[c for _, c in COLUMNS]])
-        writer.writerow([agg["model"], agg["score_files"], f"{agg['avg_pooled'] or 0:.3f}",
-                         *[f"{(agg['dimensions'].get(d) or {}).get('pooled') or 0:.3f}" for d, _ in COLUMNS]])
