@@ -34,8 +34,7 @@ console = Console(stderr=True, width=None if sys.stderr.isatty() or os.environ.g
 out = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200)
 
 
-def _fail(message: str) -> None:
-    fail(message)
+_fail = fail  # what the commands call: one line, exit 2 (collabvr.cli_guard)
 
 
 def _within(bounds: tuple[int, int]) -> dict[str, int]:
@@ -343,9 +342,9 @@ def bench(
         )
         config.check()  # before a Ray cluster starts
         working_in(out_dir, kept=f"the finished episodes in {out_dir / 'results.jsonl'}")
-        console.print(plan_line(config), highlight=False, markup=False, soft_wrap=True)
-        _warn_unreadable(out_dir / "results.jsonl")
         with executor_for(config) as execute:  # the bill's preflight reaches the model hosts, not a copy here
+            console.print(plan_line(config), highlight=False, markup=False, soft_wrap=True)
+            _warn_unreadable(out_dir / "results.jsonl")
             _confirm(bench_bill(config), yes=yes, above=confirm_above)
             progress = _BenchProgress(quiet, concurrency=config.concurrency)
             with progress:

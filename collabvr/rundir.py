@@ -122,6 +122,8 @@ def is_stepwise(steps: list[dict[str, Any]], attempts: list[dict[str, Any]]) -> 
     """Whether a run went step by step (CollabVR, the up-front plan) rather than one whole video at a
     time (single, pass@k, the critique baselines): it kept a step, or verified an attempt."""
     return bool(steps) or any(a.get("status") in _VERIFIED for a in attempts)
+
+
 _GOOD = {"accepted", "selected"}  # an attempt that became (part of) the answer
 _NEUTRAL = {"generated", "not_selected"}  # neither good nor a failure: a baseline's clip, a candidate passed over
 

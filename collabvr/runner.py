@@ -318,7 +318,7 @@ def write_outputs(episode: Episode, store: ArtifactStore, ctx: Context) -> None:
             clips.append(name)
     if state.get("final"):
         store.export(state["final"], out / FINAL)
-    sheet = contact_sheet(_sheet_rows(state, store))
+    sheet = contact_sheet(_sheet_rows(state, attempts, store))
     (out / SHEET).write_bytes(sheet.to_png())
     trace = {
         "collabvr": __version__,
@@ -348,9 +348,9 @@ def _checkpoint(graph: CompiledStateGraph, config: dict[str, Any] | None) -> Any
     return snapshot if snapshot.values else None
 
 
-def _sheet_rows(state: dict[str, Any], store: ArtifactStore) -> list[tuple[Image, Image, str]]:
-    """Start and end frame of every accepted step; of a whole-video method (no steps), of every video it made."""
-    attempts = history(state, store.load_json)[0]
+def _sheet_rows(state: dict[str, Any], attempts: list[dict[str, Any]], store: ArtifactStore) -> list[tuple[Image, Image, str]]:
+    """Start and end frame of every accepted step; of a whole-video method (no steps), of every video it
+    made. ``attempts``: every attempt of the episode (:func:`collabvr.state.history`)."""
     if not is_stepwise(state.get("steps", []), attempts):
         return [(store.load_image(a["cond_frame"]), store.load_image(a["last_frame"]), _video_caption(a))
                 for a in attempts if a.get("cond_frame") and a.get("last_frame")]
