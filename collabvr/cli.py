@@ -343,10 +343,9 @@ def bench(
         config.check()  # before a Ray cluster starts
         working_in(out_dir, kept=f"the finished episodes in {out_dir / 'results.jsonl'}")
         with executor_for(config) as execute:  # the bill's preflight reaches the model hosts, not a copy here
-            console.print(plan_line(config), highlight=False, markup=False, soft_wrap=True)
             _warn_unreadable(out_dir / "results.jsonl")
             _confirm(bench_bill(config), yes=yes, above=confirm_above)
-            progress = _BenchProgress(quiet, concurrency=config.concurrency)
+            progress = _BenchProgress(quiet, concurrency=config.concurrency, plan=plan_line(config))
             with progress:
                 cells = run_bench(config, on_start=progress.start, on_result=progress.update, execute=execute,
                                   on_official=_KitOutput(quiet))
@@ -491,14 +490,15 @@ def report(
 
 class _BenchProgress:
     """A rich progress bar: episodes done/total, running mean score per method, compute spent; and,
-    once the first episodes have finished, how long the rest will take (also with --quiet)."""
+    also with --quiet, the plan before the first episode and, once the first episodes have finished,
+    how long the rest will take."""
 
-    def __init__(self, quiet: bool, concurrency: int = 1) -> None:
+    def __init__(self, quiet: bool, concurrency: int = 1, plan: str = "") -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         from collabvr.bench.pace import Pace
 
-        self.quiet = quiet
+        self.quiet, self.plan = quiet, plan
         self.pace = Pace(concurrency)
         self.progress = Progress(TextColumn("episodes"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                                  TextColumn("{task.description}"), console=console, disable=quiet)
@@ -514,6 +514,9 @@ class _BenchProgress:
         self.progress.__exit__(*exc)
 
     def start(self, total: int, done: int) -> None:
+        """Every check has passed and the first episode is about to start: the plan, and what is done already."""
+        if self.plan:
+            console.print(self.plan, highlight=False, markup=False, soft_wrap=True)
         self.pace.start(total, done)
         self.progress.update(self.task, total=total, completed=done)
         if done and not self.quiet:
