@@ -189,9 +189,9 @@ def run(
     ctx = make_context(context, **{**method_overrides, **overrides})
     if isinstance(task, str):
         task = Task.parse(task, seed=ctx.seed)
-    elif task.is_sim and task.seed and ctx.seed == Context.seed:
-        # the sim instance's seed seeds the run too, unless the context sets one: Task.sim("maze/hard", seed=7)
-        # runs the episode `collabvr run --task sim:maze/hard --seed 7` runs
+    elif task.is_sim and task.suite is None and task.seed and ctx.seed == Context.seed:
+        # a sim task's seed seeds the run too, unless the context sets one: Task.sim("maze/hard", seed=7) runs
+        # the episode `collabvr run --task sim:maze/hard --seed 7` runs (a benchmark sample's runs have their own seeds)
         ctx = make_context(ctx, seed=task.seed)
     if ctx.approve_plans and on_interrupt is None:
         raise BadInput("approve_plans pauses the graph after every plan: pass on_interrupt to answer it")
