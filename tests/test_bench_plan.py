@@ -28,18 +28,26 @@ def test_bench_prints_its_plan_then_the_pace_after_the_first_episodes(tmp_path):
     assert lines[0] == ("plan: 12 episodes (2 methods x 3 cells x 2 seeds; single, pass@2), 2 at once; "
                         "a time estimate follows the first episodes")
     pace = [line for line in lines if line.startswith("pace: ")]
-    assert len(pace) == 1 and pace[0].startswith("pace: 2 episodes in ") and "for the 10 left at this rate" in pace[0]
+    assert pace and pace[0].startswith("pace: 2 episodes in ") and "for the 10 left at this rate" in pace[0]
 
 
-def test_the_pace_is_the_rate_of_the_first_wave_applied_to_what_is_left():
+def test_the_pace_is_told_after_the_first_wave_and_again_only_when_it_moves():
     now = [100.0]
     pace = Pace(concurrency=3, clock=lambda: now[0])
-    pace.start(total=33, done=3)  # 30 left
-    now[0] += 10
-    assert pace.finished() is None and pace.finished() is None
-    now[0] += 20  # three episodes in 30 s: 10 s each, 27 left
-    assert pace.finished() == "pace: 3 episodes in 30 s; about 4 min for the 27 left at this rate"
-    assert pace.finished() is None  # said once
+    pace.start(total=63, done=3)  # 60 left
+
+    def episodes(count: int, seconds_each: float) -> list[str | None]:
+        said = []
+        for _ in range(count):
+            now[0] += seconds_each / 3  # three at once
+            said.append(pace.finished())
+        return said
+
+    first = episodes(3, 10)  # the first wave: 10 s an episode, three at once
+    assert first[:2] == [None, None] and first[2] == "pace: 3 episodes in 10 s; about 3 min for the 57 left at this rate"
+    assert [line for line in episodes(12, 11) if line] == []  # about the same pace: nothing more to say
+    slower = [line for line in episodes(12, 30) if line]  # three times slower (another method's episodes)
+    assert slower == ["pace: 6 episodes in 60 s; about 6 min for the 39 left at this rate"]
 
 
 def test_a_huge_n_is_answered_at_once_with_one_line(tmp_path):

@@ -18,29 +18,37 @@ def plan_line(config: BenchConfig) -> str:
 
 
 class Pace:
-    """Times the episodes this invocation runs; :meth:`finished` gives the estimate line once, when
-    the first wave (``concurrency`` episodes, or all that are left) has finished."""
+    """Times the episodes this invocation runs and says how long the rest will take: once the first
+    wave (``concurrency`` episodes, or all that are left) has finished, and again whenever the pace of
+    the latest tenth of the run moves the estimate by more than a quarter (methods differ in speed,
+    and the first wave holds the first method's episodes only)."""
 
     def __init__(self, concurrency: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.concurrency, self.clock = concurrency, clock
-        self.left = self.finished_now = 0
-        self.started = clock()
-        self.told = False
+        self.start(0, 0)
 
     def start(self, total: int, done: int) -> None:
-        self.left, self.finished_now, self.started, self.told = total - done, 0, self.clock(), False
+        self.left, self.finished_now = total - done, 0
+        self.mark = (self.clock(), 0)  # when the current window of episodes began, and how many had finished then
+        self.finish: float | None = None  # when the last estimate said the run would end
 
     def finished(self) -> str | None:
         self.finished_now += 1
-        if self.told or self.finished_now < min(self.concurrency, self.left):
-            return None
-        self.told = True
-        elapsed = max(self.clock() - self.started, 1e-9)
         left = self.left - self.finished_now
-        if left <= 0:
+        since, before = self.mark
+        window = self.finished_now - before
+        first = self.finish is None
+        if left <= 0 or window < (min(self.concurrency, self.left) if first else max(self.concurrency, self.left // 10)):
             return None
-        return (f"pace: {counted(self.finished_now, 'episode')} in {_duration(elapsed)}; about "
-                f"{_duration(left * elapsed / self.finished_now)} for the {left:,} left at this rate")
+        now = self.clock()
+        elapsed = max(now - since, 1e-9)
+        remaining = left * elapsed / window
+        self.mark = (now, self.finished_now)
+        if not first and abs(remaining - (self.finish - now)) <= 0.25 * max(remaining, self.finish - now):
+            return None
+        self.finish = now + remaining
+        return (f"pace: {counted(window, 'episode')} in {_duration(elapsed)}; about {_duration(remaining)} "
+                f"for the {left:,} left at this rate")
 
 
 def _duration(seconds: float) -> str:
