@@ -20,6 +20,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from collabvr.aio import run_inline
 from collabvr.context import Context
 from collabvr.graph import collabvr as method
 from collabvr.nodes.prepare import prepare
@@ -38,11 +39,11 @@ def plain_loop(initial: State, ctx: Context) -> tuple[State, int]:
     state: dict[str, Any] = dict(initial)
     node, transitions = "prepare", 0
     while node is not None:
-        update = NODES[node](state, runtime)
+        update = run_inline(NODES[node](state, runtime))  # the node's own body, driven without LangGraph
         for key, value in update.items():
             if key == "compute":
                 state[key] = add_counts(state.get(key), value)
-            elif key == "steps":
+            elif key in ("steps", "messages", "switches"):
                 state[key] = [*state.get(key, []), *value]
             else:
                 state[key] = value

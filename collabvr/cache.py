@@ -65,28 +65,27 @@ class CallCache:
         tmp.write_text(json.dumps(value))
         tmp.replace(path)
 
-    def generate(self, vgm: Any, spec: str, options: dict, frame: Image, prompt: str, *, seconds: float, fps: int,
-                 seed: int) -> tuple[Video, bool]:
-        """(clip, hit): the cached clip for these exact inputs, or a fresh one that is then cached."""
-        key = self.key("vgm", spec, scrub(options), frame, prompt, seconds, fps, seed)
-        entry = self.get(key)
-        if entry is not None and self.store.exists(entry):
-            return self.store.load_video(entry), True
-        video = vgm.generate(frame, prompt, seconds=seconds, fps=fps, seed=seed)
-        if isinstance(video, Video):
-            self.put(key, self.store.put_video(video).model_dump(mode="json"))
-        return video, False
+    def vgm_key(self, spec: str, options: dict, frame: Image, prompt: str, *, seconds: float, fps: int, seed: int) -> str:
+        return self.key("vgm", spec, scrub(options), frame, prompt, seconds, fps, seed)
 
-    def call(self, fn: Any, role: str, spec: str, options: dict, request: Any, expected: type[BaseModel]) -> tuple[Any, bool]:
-        """(record, hit) for one VLM role call. Only valid records are cached; failures never are."""
-        key = self.key("vlm", role, spec, scrub(options), request)
+    def get_clip(self, key: str) -> Video | None:
+        """The cached clip under ``key``, or None."""
         entry = self.get(key)
-        if entry is not None:
-            return expected.model_validate(entry), True
-        record = fn(request)
-        if isinstance(record, expected):
-            self.put(key, record.model_dump(mode="json"))
-        return record, False
+        return self.store.load_video(entry) if entry is not None and self.store.exists(entry) else None
+
+    def put_clip(self, key: str, video: Video) -> None:
+        self.put(key, self.store.put_video(video).model_dump(mode="json"))
+
+    def vlm_key(self, role: str, spec: str, options: dict, request: Any) -> str:
+        return self.key("vlm", role, spec, scrub(options), request)
+
+    def get_record(self, key: str, expected: type[BaseModel]) -> Any | None:
+        """The cached record under ``key``, or None. Only valid records are ever cached; failures never are."""
+        entry = self.get(key)
+        return expected.model_validate(entry) if entry is not None else None
+
+    def put_record(self, key: str, record: BaseModel) -> None:
+        self.put(key, record.model_dump(mode="json"))
 
 
 @lru_cache(maxsize=16)

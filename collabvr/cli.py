@@ -24,6 +24,7 @@ from collabvr.bench.config import BenchConfig
 from collabvr.cli_guard import Guarded, fail, working_in, writable
 from collabvr.context import RANGES, Context, make_context
 from collabvr.errors import BadInput, unmasked
+from collabvr.location import is_remote, local_dir, location, path_of
 from collabvr.rundir import RUN, TRACE
 from collabvr.status import EXIT_INCOMPLETE, EXIT_INTERNAL, exit_code
 from collabvr.task import SIM_SIZES
@@ -44,6 +45,19 @@ def _within(bounds: tuple[int, int]) -> dict[str, int]:
 
 SEEDS = _within(RANGES["seed"])
 SIZES = _within(SIM_SIZES)
+
+
+def _where(path: Path) -> str:
+    """--out as the user meant it: a URL that typer's Path collapsed (s3:/bucket) gets its // back."""
+    return location(str(path)) if is_remote(str(path)) else str(path)
+
+
+def _local_only(bench_dir: Path, command: str) -> None:
+    """BadInput for a benchmark directory given as a URL: this command reads a local one."""
+    if is_remote(str(bench_dir)):
+        url = location(str(bench_dir))
+        raise BadInput(f"collabvr {command} reads a local directory; copy {url} first (e.g. aws s3 sync {url} DIR), "
+                       f"then: collabvr {command} DIR")
 
 
 def _options(pairs: list[str] | None) -> dict[str, Any]:
@@ -174,14 +188,14 @@ def run(
             raise BadInput("give either --task or --image/--prompt, not both")
         given = {"vlm": vlm, "vgm": vgm, "max_steps": max_steps, "max_attempts": max_attempts,
                  "first_seconds": first_seconds, "seconds": seconds, "fps": fps, "partial_threshold": partial_threshold,
-                 "seed": seed, "seed_policy": seed_policy, "out_dir": str(out_dir) if out_dir else None, "budget": budget,
+                 "seed": seed, "seed_policy": seed_policy, "out_dir": _where(out_dir) if out_dir else None, "budget": budget,
                  "approve": True if approve else None}
         base, the_task = _from_config(config_file), None
         if resume is not None:  # the run's own task, method and context; flags given now override them
             if task is not None or image is not None or out_dir is not None:
                 raise BadInput("--resume continues a run directory's own task in it: leave out --task, --image and --out")
             the_task, method, base = _saved_run(resume, base)
-            given["out_dir"] = str(resume)
+            given["out_dir"] = _where(resume)
         fields = _context_of(base, {_RUN_FIELDS[k]: v for k, v in given.items()}, vlm_option, vgm_option)
         ctx = make_context(**fields)
         if the_task is None:
@@ -190,12 +204,12 @@ def run(
         if ctx.approve_plans and not sys.stdin.isatty():
             raise BadInput("--approve asks at the terminal, and there is none; in code, pass on_interrupt to collabvr.run")
         preflight(the_task, ctx)
-        working_in(Path(ctx.out_dir), _resume_command(Path(ctx.out_dir)))
+        working_in(local_dir(ctx.out_dir), _resume_command(ctx.out_dir))  # its checkpoints stay local
         if out_dir is None and resume is None and "out_dir" not in base:
             _replacing(Path(ctx.out_dir))
         references = len(reference_paths(the_task.meta or {}))
         _confirm(bill(method, ctx, judge=judge_for(the_task, ctx, judge), references=references), yes=yes, above=confirm_above)
-        progress = None if quiet else _Progress()
+        progress = None if quiet else _Progress(skip={"plan"} if ctx.approve_plans else set())  # the approval shows it
         episode = run_episode(the_task, context=ctx, method=method, on_event=progress, judge=judge, durable=True,
                               resume=resume is not None, on_interrupt=_ask_approval if ctx.approve_plans else None)
     except BadInput as exc:
@@ -211,9 +225,10 @@ def _replacing(run_dir: Path) -> None:
                       highlight=False, markup=False, soft_wrap=True)
 
 
-def _resume_command(run_dir: Path) -> Any:
-    """What resumes a run in ``run_dir``, once it has started there (its run.json); before that, the same command."""
-    return lambda: f"collabvr run --resume {shlex.quote(str(run_dir))}" if (run_dir / RUN).is_file() else ""
+def _resume_command(where: str) -> Any:
+    """What resumes a run in ``where`` (a directory or a URL), once it has started there (its run.json);
+    before that, the same command."""
+    return lambda: f"collabvr run --resume {shlex.quote(where)}" if (path_of(where) / RUN).is_file() else ""
 
 
 def _saved_run(run_dir: Path, base: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
@@ -222,7 +237,7 @@ def _saved_run(run_dir: Path, base: dict[str, Any]) -> tuple[Any, str, dict[str,
     from collabvr.task import Task
 
     try:
-        saved = json.loads((run_dir / RUN).read_text())
+        saved = json.loads((path_of(str(run_dir)) / RUN).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise BadInput(f"--resume {run_dir}: not a run directory of collabvr run ({RUN}: {exc})") from None
     context = {k: v for k, v in saved["context"].items() if v != "***"}
@@ -235,17 +250,30 @@ def _saved_run(run_dir: Path, base: dict[str, Any]) -> tuple[Any, str, dict[str,
     return Task.model_validate(saved["task"]), saved["method"], {**context, **rest}
 
 
+_ANSWERS = {"a": "approve", "approve": "approve", "e": "edit", "edit": "edit", "s": "stop", "stop": "stop"}
+
+
 def _ask_approval(payload: dict[str, Any]) -> Any:
-    """Show the plan and its frame, then ask: approve, edit or stop (the resume values of nodes/approve)."""
+    """Show the plan and its frame once, then ask until the answer is approve, edit or stop (or their
+    first letters): a typo never spends a paid generation. Returns a resume value of nodes/approve."""
     plan = payload["plan"]
     console.print(f"[cyan]step {payload['step'] + 1}[/] plan: {escape(plan['instruction'])}", highlight=False)
-    console.print(f"  target: {escape(plan['target_state'])}\n  frame: {payload.get('frame_path', '(none)')}", highlight=False)
-    choice = typer.prompt("  [a]pprove, [e]dit or [s]top", default="a", err=True).strip().lower()
-    if choice.startswith("s"):
-        return {"action": "stop", "reason": "at the terminal"}
-    if choice.startswith("e"):
-        return {"action": "edit", "instruction": typer.prompt("  new instruction", default=plan["instruction"], err=True)}
-    return "approve"
+    if plan.get("target_state"):
+        console.print(f"  target: {escape(plan['target_state'])}", highlight=False)
+    console.print(f"  frame: {payload.get('frame_path', '(none)')}", highlight=False)
+    if payload.get("error"):
+        console.print(f"  [red]{escape(payload['error'])}[/]", highlight=False)
+    while True:
+        choice = _ANSWERS.get(typer.prompt("  [a]pprove, [e]dit or [s]top", err=True).strip().lower())
+        if choice == "stop":
+            return {"action": "stop", "reason": "at the terminal"}
+        if choice == "approve":
+            return "approve"
+        if choice == "edit":
+            instruction = typer.prompt("  new instruction", default=plan["instruction"], err=True).strip()
+            if instruction:
+                return {"action": "edit", "instruction": instruction}
+        console.print("  answer approve, edit or stop (a, e or s)", highlight=False)
 
 
 def _judged(task: Any, ctx: Context, rubric: Path | None, judge_vlm: str | None, options: list[str] | None) -> tuple[Any, Any]:
@@ -307,6 +335,7 @@ def bench(
     judge_vlm_option: Annotated[list[str] | None, typer.Option(help="Judge option key=value (repeatable).")] = None,
     judge_repeats: Annotated[int, typer.Option(help="Judge calls per video, averaged (the paper's protocol; not Gen-ViRe's official one).")] = _bench_default("judge_repeats"),
     strict: Annotated[bool, typer.Option("--strict", help="Tables score a failed judge call 0 instead of dropping it as the official scripts do.")] = False,
+    strict_memory: Annotated[bool, typer.Option("--strict-memory", help="Refuse (exit 2) instead of lowering --concurrency when the episodes' estimated memory exceeds what is available.")] = False,
     all_samples: Annotated[bool, typer.Option("--all-samples", help="Gen-ViRe: every id of the eval jsons, not only the official three per subtask.")] = False,
     evalkit: Annotated[Path | None, typer.Option(help="VBVR: score the videos, floors and ceilings with this VBVR-EvalKit clone when the bench ends.")] = None,
     evalkit_entry: Annotated[str, typer.Option(help="VBVR-EvalKit entry point: run_evaluation (task-specific score) or evaluate (weighted score).")] = _bench_default("evalkit_entry"),
@@ -332,27 +361,30 @@ def bench(
                              "max_attempts": max_attempts, "first_clip_seconds": first_seconds, "clip_seconds": seconds},
                              vlm_option, vgm_option)
         backends = {k: fields.pop(k) for k in ("vgm", "vlm", "vgm_options", "vlm_options") if k in fields}
+        out_dir = path_of(str(out_dir))  # a directory, or a URL (s3://bucket/prefix)
         config = BenchConfig(
             out=out_dir, suite=suite, methods=[m.strip() for m in methods.split(",") if m.strip()], n=n, seed=seed,
             concurrency=concurrency, backend_limit=backend_limit, budget=budget, cache=cache, size=size, context=fields,
             prices=load_prices(prices), max_cost=max_cost, runs=runs, judge_vlm=judge_vlm or "",
-            judge_vlm_options=_options(judge_vlm_option), judge_repeats=judge_repeats, strict=strict,
+            judge_vlm_options=_options(judge_vlm_option), judge_repeats=judge_repeats, strict=strict, strict_memory=strict_memory,
             all_samples=all_samples, evalkit=str(evalkit or ""), evalkit_entry=evalkit_entry, evalkit_python=evalkit_python or "",
             executor=executor, address=address or "", ray_workers=ray_workers, gpus_per_model=gpus_per_model, **backends,
         )
         config.check()  # before a Ray cluster starts
-        working_in(out_dir, kept=f"the finished episodes in {out_dir / 'results.jsonl'}")
+        working_in(local_dir(out_dir), kept=f"the finished episodes in {out_dir / 'results.jsonl'}")
         with executor_for(config) as execute:  # the bill's preflight reaches the model hosts, not a copy here
             _warn_unreadable(out_dir / "results.jsonl")
             _confirm(bench_bill(config), yes=yes, above=confirm_above)
             progress = _BenchProgress(quiet, concurrency=config.concurrency, plan=plan_line(config))
             with progress:
                 cells = run_bench(config, on_start=progress.start, on_result=progress.update, execute=execute,
-                                  on_official=_KitOutput(quiet))
+                                  on_official=_KitOutput(quiet),
+                                  on_warning=lambda line: console.print(escape(line), highlight=False, soft_wrap=True))
     except BadInput as exc:
         _fail(str(exc))
     out.print(results_table(cells, title=f"{suite}: {out_dir}"))
-    out.print(f"wrote {out_dir / 'results.md'}, {out_dir / 'summary.json'}; report: collabvr report {out_dir}", highlight=False)
+    report = f"collabvr report {out_dir}" if not is_remote(out_dir) else "copy it to a local DIR, then collabvr report DIR"
+    out.print(f"wrote {out_dir / 'results.md'}, {out_dir / 'summary.json'}; report: {report}", highlight=False)
     summary = json.loads((out_dir / "summary.json").read_text())
     if summary.get("stopped"):
         console.print(f"stopped early: --max-cost reached; {summary['stopped']['not_started']} episode(s) not started", highlight=False)
@@ -373,6 +405,7 @@ def export(
     from collabvr.bench.export import export_run
 
     try:
+        _local_only(bench_dir, "export")
         _warn_unreadable(bench_dir / "results.jsonl")
         written, note = export_run(bench_dir, fmt, out_dir, runs=runs)
     except BadInput as exc:
@@ -473,6 +506,7 @@ def report(
     from collabvr.bench.report import write_report
 
     try:
+        _local_only(bench_dir, "report")
         if not (bench_dir / "results.jsonl").is_file():
             raise BadInput(f"{bench_dir} has no results.jsonl; run collabvr bench --out {bench_dir} first")
         try:
@@ -541,13 +575,16 @@ class _Progress:
     being generated. Events are completed through their schema first, so no field is missing; a
     kind this CLI does not know is shown as its name and fields."""
 
-    def __init__(self) -> None:
+    def __init__(self, skip: set[str] | None = None) -> None:
         self.bar: Any = None
+        self.skip = skip or set()
 
     def __call__(self, raw: dict[str, Any]) -> None:
         from collabvr import events
 
         kind = str(raw.get("event", "?"))
+        if kind in self.skip:
+            return
         try:
             event = events.make(kind, **{k: v for k, v in raw.items() if k != "event"})
         except (ValueError, TypeError):

@@ -44,6 +44,13 @@ class InvalidOutput(BackendError):
     kind = "invalid_output"
 
 
+class ModelUnavailable(BackendError):
+    """A local model could not be built. The failure is remembered for the process (no attempt
+    reloads minutes of weights to fail again), so the episode ends at the first such failure."""
+
+    kind = "load_failed"
+
+
 class UnsupportedTask(BackendError, BadInput):
     """The backend cannot work on this task at all (e.g. the sim backend on a user image)."""
 

@@ -5,7 +5,8 @@ the whole-video baselines ``step`` is the round and ``attempt`` the candidate), 
 its kind, all of them present: :func:`make` fills each field its caller leaves out with the
 schema's default, and refuses a field the schema does not have. So a consumer that knows a kind
 never meets a missing key, and a consumer that does not know a kind can still show ``event``.
-Events never carry bytes or arrays, only text, numbers and artifact refs.
+Events never carry bytes or arrays, only text, numbers, artifact refs and the URLs of artifacts on
+the Agent Server's route (``/artifacts/<sha256>.<ext>``, fetched from the server a client talks to).
 
 Backends report progress during a long call (denoising steps, polling) with :func:`report`;
 they need not know LangGraph. The node that makes the call opens :func:`reporting`, which turns
@@ -66,6 +67,7 @@ class GeneratingEvent(_Event):
 class GeneratedEvent(_Event):
     event: Literal["generated"] = "generated"
     seconds: float = Field(0.0, description="length of the clip that came back")
+    clip_url: str | None = Field(None, description="the clip on the Agent Server's artifact route")
 
 
 class GenerationFailedEvent(_Event):
@@ -114,6 +116,7 @@ class FinalizedEvent(_Event):
     event: Literal["finalized"] = "finalized"
     status: str = ""
     reason: str = ""
+    final_url: str | None = Field(None, description="the final video on the Agent Server's artifact route")
 
 
 SCHEMAS: dict[str, type[_Event]] = {

@@ -101,7 +101,9 @@ class Critique(_Record):
 
 
 # ----------------------------------------------------------------------------- requests
-# Requests carry decoded media (not artifact refs) so backends never touch the store.
+# Requests carry decoded media (not artifact refs) so backends never touch the store. ``seed`` is
+# the episode's seed (the nodes stamp it): a backend that samples seeds its sampling from it with the
+# role, step and attempt, so a rerun repeats and a retry draws anew.
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,8 @@ class PlanRequest:
     split_from: str = ""  # when splitting: the action that proved too large; plan a smaller one
     upfront: bool = False  # plan every step now, before any frame exists: one "Step i: ..." line per step
     family: str | None = None  # sim task family when known, a hint only
+    attempt: int = 0  # 0-based attempt within the step (a re-plan after a failed one is its own call)
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,7 @@ class VerifyRequest:
     family: str | None = None
     step: int = 0  # 0-based step and attempt of the clip, so each verification is its own call
     attempt: int = 0
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -142,6 +147,7 @@ class SelectRequest:
     task: str
     candidates: tuple[Video, ...]
     family: str | None = None
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -152,6 +158,7 @@ class JudgeRequest:
     family: str | None = None
     rubric: str = ""  # with a rubric, the judge answers a RubricJudgement instead of a Judgement
     references: tuple[tuple[str, Image], ...] = ()  # captioned reference images (a ground-truth frame)
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -161,4 +168,5 @@ class CritiqueRequest:
     prompt: str
     family: str | None = None
     extra: dict = field(default_factory=dict)
+    seed: int = 0
 

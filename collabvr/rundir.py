@@ -16,13 +16,13 @@ through ``html.escape``; every link is relative, so the page opens from disk.
 from __future__ import annotations
 
 import json
-import os
 from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from collabvr.errors import redact
+from collabvr.location import RunPath, path_of, write_atomic
 
 TRACE = "trace.json"
 CHECKPOINTS = "checkpoints.sqlite"  # LangGraph checkpoints of a resumable run (CLI run, bench)
@@ -64,9 +64,10 @@ def clip_name(attempt: dict[str, Any]) -> str:
     return f"{CLIPS}/step{attempt.get('step', 0) + 1}_attempt{attempt.get('index', 0) + 1}.mp4"
 
 
-def write_timeline(run_dir: str | Path, trace: dict[str, Any] | None = None) -> Path:
-    """Write ``run_dir/episode.html`` from ``run_dir/trace.json``; the page links only files in run_dir."""
-    run_dir = Path(run_dir)
+def write_timeline(run_dir: str | Path, trace: dict[str, Any] | None = None) -> RunPath:
+    """Write ``run_dir/episode.html`` from ``run_dir/trace.json``; the page links only files in run_dir
+    (a directory, or a URL: see :mod:`collabvr.location`)."""
+    run_dir = path_of(run_dir)
     trace = trace if trace is not None else json.loads((run_dir / "trace.json").read_text())
     task = trace.get("task") or {}
     score = trace.get("score") or {}
@@ -111,7 +112,7 @@ def write_timeline(run_dir: str | Path, trace: dict[str, Any] | None = None) -> 
                 parts.append(f'<p><b>Repair</b> ({escape(str(repair.get("strategy")))}): <pre>{escape(str(repair.get("prompt", "")))}</pre></p>')
         parts.append("</div>")
     path = run_dir / TIMELINE
-    path.write_text(page(str(task.get("id", "episode")), "\n".join(parts)))
+    write_atomic(path, page(str(task.get("id", "episode")), "\n".join(parts)).encode())
     return path
 
 
@@ -179,12 +180,9 @@ def _attempt_html(attempt: dict[str, Any], clip: str | None) -> str:
 
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (a temp file, then a rename), with secrets redacted."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(redact(json.dumps(data, indent=2, default=_plain)))
-    os.replace(tmp, path)
+def write_json(path: str | Path, data: Any) -> None:
+    """Write JSON atomically (a temp file and a rename; one put on an object store), with secrets redacted."""
+    write_atomic(path, redact(json.dumps(data, indent=2, default=_plain)).encode())
 
 
 def _plain(value: Any) -> Any:

@@ -9,7 +9,6 @@ raised).
 from __future__ import annotations
 
 import dataclasses
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -28,9 +27,11 @@ from collabvr.backends import registry
 from collabvr.context import Context, make_context
 from collabvr.errors import BadInput, redact
 from collabvr.graph import Compute, compiled, parse_method, worst_case
+from collabvr.location import RunPath, is_remote, local_dir, location, path_of, write_atomic
 from collabvr.media import Image, contact_sheet
 from collabvr.nodes.baseline import horizon
 from collabvr.nodes.common import store_of
+from collabvr.nodes.prepare import preflight
 from collabvr.prices import Estimate
 from collabvr.rundir import (
     CHECKPOINTS,
@@ -59,7 +60,7 @@ class Episode:
     task: Task
     status: str
     reason: str
-    out_dir: Path
+    out_dir: RunPath  # a Path, or a universal path for a URL (s3://...)
     state: dict[str, Any]
     score: dict[str, Any] | None
     wall_s: float
@@ -71,28 +72,12 @@ class Episode:
         return self.state.get("compute", {})
 
     @property
-    def final_video(self) -> Path:
+    def final_video(self) -> RunPath:
         return self.out_dir / FINAL
 
     @property
-    def trace_path(self) -> Path:
+    def trace_path(self) -> RunPath:
         return self.out_dir / TRACE
-
-
-def preflight(task: Task, ctx: Context) -> None:
-    """Check everything that can be checked before the first model call, and fail with BadInput
-    (one line, exit 2 on the CLI) when something cannot work: an unknown provider or option, an
-    SDK that is not installed, a model of the wrong kind, missing credentials, a missing local
-    model, a sim backend asked to solve a user task. Backends are built here, once, and cached.
-    """
-    for role, spec, options in (("vlm", ctx.vlm, ctx.vlm_options), ("vgm", ctx.vgm, ctx.vgm_options)):
-        provider, _ = registry.parse_spec(spec)
-        if provider == "sim" and not task.is_sim:
-            raise BadInput(f"the sim {role.upper()} only solves sim tasks (sim:FAMILY/DIFFICULTY); use a real backend for --image tasks")
-        backend = registry.resolve(role, spec, options)
-        check = getattr(backend, "preflight", None)
-        if check is not None:
-            check()
 
 
 def bill(method: str, ctx: Context, prices: dict[str, dict[str, Any]] | None = None, *,
@@ -189,9 +174,9 @@ def run(
     ctx = make_context(context, **{**method_overrides, **overrides})
     if isinstance(task, str):
         task = Task.parse(task, seed=ctx.seed)
-    elif task.is_sim and task.suite is None and task.seed and ctx.seed == Context.seed:
-        # a sim task's seed seeds the run too, unless the context sets one: Task.sim("maze/hard", seed=7) runs
-        # the episode `collabvr run --task sim:maze/hard --seed 7` runs (a benchmark sample's runs have their own seeds)
+    elif task.is_sim and task.seed is not None and "seed" not in ctx.given:
+        # a sim task's seed seeds the run too, unless the caller set one (a bench sets each episode's):
+        # Task.sim("maze/hard", seed=7) runs the episode `collabvr run --task sim:maze/hard --seed 7` runs
         ctx = make_context(ctx, seed=task.seed)
     if ctx.approve_plans and on_interrupt is None:
         raise BadInput("approve_plans pauses the graph after every plan: pass on_interrupt to answer it")
@@ -199,9 +184,11 @@ def run(
     judge = judge_for(task, ctx, judge)
     if judge is not None:
         registry.resolve_vlm(judge.vlm, judge.options)  # a bad judge spec fails before any work
-    out = Path(ctx.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with _checkpointed(graph or compiled(name), out, durable=durable, fresh=not resume) as graph:
+    out = path_of(ctx.out_dir)  # a directory, or a URL (s3://bucket/prefix): the same files either way
+    here = local_dir(ctx.out_dir)  # what only a local disk holds: checkpoints, the approval frames
+    if not is_remote(ctx.out_dir):
+        here.mkdir(parents=True, exist_ok=True)
+    with _checkpointed(graph or compiled(name), here, durable=durable, fresh=not resume) as graph:
         config = config or {"configurable": {"thread_id": THREAD}}
         saved = _checkpoint(graph, config) if resume else None
         _clear_outputs(out, keep_clips=saved is not None)
@@ -228,7 +215,7 @@ def run(
                     break
                 if on_interrupt is None:  # resumed without anyone to answer: stop here, resumable
                     raise BadInput("the episode is paused for plan approval; resume it with an approver")
-                graph_input = Command(resume=on_interrupt(_with_frame_path(dict(saved.interrupts[0].value), store, out)))
+                graph_input = Command(resume=on_interrupt(_with_frame_path(dict(saved.interrupts[0].value), store, here)))
             wall = time.perf_counter() - started
             attempts, repairs = history(state, store.load_json)
             episode = Episode(task, state.get("status", "unknown"), state.get("reason", ""), out, state,
@@ -245,14 +232,16 @@ def run(
 
 @contextmanager
 def _checkpointed(graph: CompiledStateGraph, out: Path, *, durable: bool, fresh: bool) -> Iterator[CompiledStateGraph]:
-    """The graph with a checkpointer: its own, else SQLite in the run directory (durable), else
-    in memory. A fresh durable run starts a new database, so it never continues an older run."""
+    """The graph with a checkpointer: its own, else SQLite in ``out`` (the run directory, or for a
+    remote one its local cache directory: durable), else in memory. A fresh durable run starts a new
+    database, so it never continues an older run."""
     if graph.checkpointer is not None:
         yield graph
         return
     if not durable:
         yield graph.copy(update={"checkpointer": InMemorySaver()})
         return
+    out.mkdir(parents=True, exist_ok=True)
     if fresh:
         for stale in out.glob(CHECKPOINTS + "*"):
             stale.unlink()
@@ -281,7 +270,7 @@ def sqlite_saver(path: Path, *, exclusive: bool = False) -> Iterator[Any]:
 
 
 def _with_frame_path(payload: dict[str, Any], store: ArtifactStore, out: Path) -> dict[str, Any]:
-    """The interrupt payload plus the frame as a PNG a person can open."""
+    """The interrupt payload plus the frame as a PNG a person can open (on this machine's disk)."""
     frame = payload.get("frame")
     if frame:
         path = out / "approvals" / f"step{payload.get('step', 0) + 1}.png"
@@ -300,7 +289,8 @@ def score_episode(task: Task, store: ArtifactStore, state: dict[str, Any], *, ju
         return state.get("score")
     video = store.load_video(final)
     if task.suite == "vbvr" and judge is None:
-        return first_order_score(video.frames, Image.open(task.meta["first_frame_path"]).array,
+        first, last = video.frames_at([0, -1])  # all the scorer reads: never the whole clip
+        return first_order_score([first.array, last.array], Image.open(task.meta["first_frame_path"]).array,
                                  Image.open(task.meta["final_frame_path"]).array)
     if judge is not None:
         return judge_video(task, video, store.load_image(task.first_frame), judge)
@@ -319,7 +309,7 @@ def write_outputs(episode: Episode, store: ArtifactStore, ctx: Context) -> None:
     if state.get("final"):
         store.export(state["final"], out / FINAL)
     sheet = contact_sheet(_sheet_rows(state, attempts, store))
-    (out / SHEET).write_bytes(sheet.to_png())
+    write_atomic(out / SHEET, sheet.to_png())
     trace = {
         "collabvr": __version__,
         "task": episode.task.model_dump(mode="json"),
@@ -333,11 +323,16 @@ def write_outputs(episode: Episode, store: ArtifactStore, ctx: Context) -> None:
         "attempts": attempts,
         "repairs": repairs,
         "final": state.get("final"),
-        "files": {"final": FINAL, "contact_sheet": SHEET, "clips": clips,
-                  "artifacts": os.path.relpath(store.root, out)},
+        "files": {"final": FINAL, "contact_sheet": SHEET, "clips": clips, "artifacts": _relative(store.url, out)},
     }
     write_json(out / TRACE, trace)
     write_timeline(out)
+
+
+def _relative(url: str, out: RunPath) -> str:
+    """The store's root relative to the run directory when it lies inside it, else its URL."""
+    base = location(out).rstrip("/") + "/"
+    return url[len(base):] if url.startswith(base) else url
 
 
 def _checkpoint(graph: CompiledStateGraph, config: dict[str, Any] | None) -> Any | None:
@@ -377,8 +372,9 @@ def _video_caption(attempt: dict[str, Any]) -> str:
     return f"{label}: {attempt.get('status', '')}\n{why}"
 
 
-def _clear_outputs(out: Path, *, keep_clips: bool = False) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+def _clear_outputs(out: RunPath, *, keep_clips: bool = False) -> None:
+    if not is_remote(out):
+        out.mkdir(parents=True, exist_ok=True)
     for name in OUTPUTS:
         (out / name).unlink(missing_ok=True)
     clips = out / CLIPS

@@ -16,6 +16,7 @@ Below the runner (which scores every episode) and the bench suites (which aggreg
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -203,8 +204,11 @@ def _close(a: np.ndarray, b: np.ndarray, *, reach: int = 0) -> np.ndarray:
     return ok
 
 
-def first_order_score(frames: np.ndarray, first_ref: np.ndarray, final_ref: np.ndarray) -> dict[str, Any]:
+def first_order_score(frames: Sequence[np.ndarray], first_ref: np.ndarray, final_ref: np.ndarray) -> dict[str, Any]:
     """A quick score of a video against a VBVR sample's first and final frames; **not** the official score.
+
+    Only ``frames[0]`` and ``frames[-1]`` are read, so callers pass just those two (``Video.frames_at([0, -1])``)
+    rather than a decoded clip.
 
     Frames are resized to the reference's size, then both are box-averaged to half size (to forgive
     4:2:0 chroma); a reference pixel is matched when the video's frame has a pixel within one (half-size)

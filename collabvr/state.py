@@ -11,10 +11,12 @@ import operator
 from functools import lru_cache
 from typing import Annotated, Any, Required
 
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
 from collabvr.context import Context
-from collabvr.status import ATTEMPT_STATUSES, AttemptStatus, EpisodeStatus, Last
+from collabvr.status import ATTEMPT_STATUSES, HALTING, AttemptStatus, EpisodeStatus, Last
 
 Ref = dict[str, Any]  # ArtifactRef.model_dump(mode="json")
 
@@ -86,8 +88,13 @@ class State(TypedDict, total=False):
     status: EpisodeStatus  # running, then why the episode ended (see collabvr.status)
     reason: str  # why the episode ended
     final: Ref | None  # the final video: accepted clips concatenated
+    final_url: str | None  # the final video on the Agent Server's artifact route (/artifacts/<sha256>.mp4)
     score: dict[str, Any] | None  # the scorer's verdict on the final video (sim tasks); None without a scorer
     limits: dict[str, Any]  # the context fields routers read that differ from the defaults (Context.limits)
+    pinned: dict[str, Any]  # the context the thread runs with: backends, options (scrubbed), artifact root
+    switches: Annotated[list[dict[str, Any]], operator.add]  # (append) context fields a resume switched
+    method: str  # the method's graph: collabvr, single, pass_at_k, ...
+    messages: Annotated[list[AnyMessage], add_messages]  # plans, verdicts, repairs, the result, as chat messages
 
 
 class Input(TypedDict, total=False):
@@ -104,8 +111,10 @@ class Output(TypedDict, total=False):
     reason: str
     score: dict[str, Any] | None
     final: Ref | None  # the final video's artifact ref
+    final_url: str | None  # the final video on the Agent Server's artifact route
     steps: list[dict[str, Any]]
     compute: dict[str, float]
+    messages: Annotated[list[AnyMessage], add_messages]  # the episode as chat messages
 
 
 def limits(state: State) -> Context:
@@ -121,6 +130,17 @@ def _limits(items: tuple[tuple[str, Any], ...]) -> Context:
 def clip_seconds_spent(state: State) -> float:
     """VGM clip-seconds generated so far in the episode (what budgets are counted in)."""
     return state.get("compute", {}).get("clip_seconds", 0.0)
+
+
+def halted(state: State) -> dict[str, Any] | None:
+    """The error of an attempt of this step that no retry can fix (a local model that could not be
+    built in this process), else None: routers end the episode there instead of retrying. Any
+    attempt, not only the latest: a fan-out's candidates finish in any order."""
+    for attempt in reversed(state.get("attempts") or []):
+        error = attempt.get("error")
+        if error and error.get("kind") in HALTING:
+            return error
+    return None
 
 
 def with_attempt(state: State, attempt: Attempt) -> list[Attempt]:

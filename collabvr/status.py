@@ -50,12 +50,15 @@ EpisodeStatus = Literal[
     "generation_failed",
     "selection_failed",
     "critique_failed",
+    "load_failed",  # a local model could not be built: no attempt in this process can succeed
     "stopped",  # a person stopped the episode
     "error",  # an internal error (trace.json of a run that raised; results of a bench episode)
 ]
 
 RepairStrategy = Literal["prompt_evolution", "partial_regeneration", "action_splitting", "retry"]
 
+# failure kinds no retry can fix (see collabvr.errors.ModelUnavailable): the episode ends at the first
+HALTING: frozenset[str] = frozenset({"load_failed"})
 COMPLETED: frozenset[str] = frozenset({"complete", "solved", "generated", "selected", "plan_executed"})
 FAILED_CALLS: frozenset[str] = frozenset({"plan_failed", "generation_failed", "selection_failed", "critique_failed"})
 

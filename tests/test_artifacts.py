@@ -33,8 +33,8 @@ def test_same_content_gives_same_ref_and_one_file(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path)
     first, second = store.put_image(image(1)), store.put_image(image(1))
     assert first == second
-    assert stored_files(tmp_path) == [tmp_path / first.uri]
-    assert first.uri == f"{first.sha256[:2]}/{first.sha256}.png"
+    assert stored_files(tmp_path) == [store.path(first)]
+    assert first.uri == f"file://{tmp_path / first.sha256[:2] / first.sha256}.png"  # absolute: means the same anywhere
 
 
 def test_different_content_gives_different_files(tmp_path: Path) -> None:
@@ -119,3 +119,26 @@ def test_export_writes_copy_and_creates_parents(tmp_path: Path) -> None:
     assert dest.read_bytes() == store.get_bytes(ref)
     again = store.export(ref, dest)
     assert again.read_bytes() == store.get_bytes(ref)
+
+
+def test_decoded_clips_of_every_store_share_one_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep opens a store per run directory; their remembered clips must not add up store by store."""
+    from collabvr import artifacts
+
+    clip_bytes = 8 * 32 * 32 * 3
+    budget = artifacts._DecodedClips(limit=3 * clip_bytes + 3 * 4096)  # about three clips, with their mp4s
+    monkeypatch.setattr(artifacts, "_DECODED", budget)
+    rng = np.random.default_rng(0)
+    made = []
+    for i in range(4):
+        store = ArtifactStore(tmp_path / f"run{i}" / "artifacts")
+        for _ in range(2):
+            video = Video(frames=rng.integers(0, 255, (8, 32, 32, 3), dtype=np.uint8), fps=8)
+            made.append((store, store.put_video(video)))
+    assert budget._held <= budget.limit
+    assert len(budget._clips) <= 3
+    newest_store, newest = made[-1]
+    assert newest_store.load_video(newest) is budget.get((newest_store.url, newest.sha256))  # served from memory
+    oldest_store, oldest = made[0]
+    assert budget.get((oldest_store.url, oldest.sha256)) is None  # dropped, read again from its store
+    assert oldest_store.load_video(oldest).num_frames == 8

@@ -302,12 +302,15 @@ EDGES = {  # (source, target, conditional)
                   ("select", "finalize", False)},
     "upfront_plan": {("prepare", "plan", False), ("plan", "generate", True), ("plan", "finalize", True),
                      ("generate", "advance", True), ("generate", "finalize", True), ("advance", "generate", True),
-                     ("advance", "finalize", True)},
+                     ("advance", "finalize", True), ("plan", "approve", True), ("approve", "generate", True),
+                     ("approve", "finalize", True)},
     "posthoc_critique": {("prepare", "generate", True), ("prepare", "finalize", True), ("generate", "critique", True),
-                         ("generate", "finalize", True), ("critique", "generate", True), ("critique", "finalize", True)},
+                         ("generate", "finalize", True), ("critique", "generate", True), ("critique", "finalize", True),
+                         ("critique", "approve", True), ("approve", "generate", True), ("approve", "finalize", True)},
     "prompt_opt": {("prepare", "candidate", True), ("prepare", "finalize", True), ("candidate", "select", False),
                    ("select", "critique", True), ("select", "finalize", True), ("critique", "candidate", True),
-                   ("critique", "finalize", True)},
+                   ("critique", "finalize", True), ("critique", "approve", True), ("approve", "candidate", True),
+                   ("approve", "finalize", True)},
 }
 
 

@@ -25,10 +25,13 @@ FENCE = re.compile(r"```(?:bash|sh|shell)\n(.*?)```", re.S)
 # and official scripts that follow from it: tests/test_benchmarks.py runs those commands on fixtures in
 # the same layouts), a person at a terminal (--approve, and the --resume of its run: tests/test_langgraph_native.py
 # drives both on a pty), LangSmith (tests/test_langsmith.py traces to a loopback one), a Ray cluster of several
-# machines (`ray start`, `--address`: tests/test_bench_ray.py joins a local cluster by its address); the test
-# suite itself is what runs this
+# machines (`ray start`, `--address`: tests/test_bench_ray.py joins a local cluster by its address), a Docker
+# daemon (`langgraph build`, `docker run`: tests/test_agent_server.py checks the Dockerfile langgraph.json makes),
+# an S3 bucket (tests/test_s3.py runs those commands against a loopback S3 server); the test suite itself is
+# what runs this
 NOT_OFFLINE = re.compile(r"(gemini|veo|openai):|--image |_API_KEY=|base_url=http|pytest$|--scale wan|^\s*pip install [^&]*$"
-                         r"|~/data/|run_evaluation\.py|exports/|--approve|--resume|LANGSMITH_|^\s*ray start|--address ", re.M)
+                         r"|~/data/|run_evaluation\.py|exports/|--approve|--resume|LANGSMITH_|^\s*ray start|--address "
+                         r"|^\s*(langgraph build|docker) |s3://|gs://", re.M)
 # the narrowing the test may apply: counts of episodes, and one sim cell for the whole suite
 NARROW = [
     (re.compile(r"--n \d+"), "--n 1"),
@@ -38,6 +41,8 @@ NARROW = [
     (re.compile(r"(benchmarks/api_fault_soak\.py)(?!\S)"), r"\1 --n 4"),
     (re.compile(r"(benchmarks/local_gpu\.py)(?!\S)"), r"\1 --episodes 1"),
     (re.compile(r"(benchmarks/ray_scaling\.py)(?!\S)"), r"\1 --n 1 --repeats 1 --vgm-latency 0.05 --vlm-latency 0.01"),
+    (re.compile(r"(benchmarks/memory\.py)(?!\S)"), r"\1 --cases vbvr,veo --concurrency 1 --repeats 1 --samples 1 "
+                                                   r"--vbvr-size 128 --veo-size 128x72 --clip-seconds 1 --veo-seconds 1"),
     (re.compile(r"pip install [^&\n]*&&\s*"), ""),
 ]
 

@@ -171,6 +171,8 @@ def test_state_holds_references_only(user_task, tmp_path):
     state, *_ = run_script(user_task, tmp_path, [plan("a", complete=True)], [verdict(False, good=0.5), verdict(True)])
     import json
 
+    messages = state.pop("messages")  # chat messages: LangChain objects every checkpointer stores, a line or two each
+    assert messages and all(len(m.content) < 400 for m in messages)
     text = json.dumps(state)  # plain JSON: no bytes, no arrays
     assert len(text) < 8_000
     assert all(isinstance(ref, dict) and "sha256" in ref for ref in (state["frame"], state["final"]))

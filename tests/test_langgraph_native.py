@@ -61,7 +61,7 @@ def test_the_graph_runs_on_its_defaults_with_no_context(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default out_dir is runs/latest
     out = collabvr.graph.collabvr.graph.invoke({"task": "sim:maze/easy"})  # reachable after a bare import
     assert out["status"] == "complete" and out["score"]["solved"] is True
-    assert set(out) <= {"task", "status", "reason", "score", "final", "steps", "compute"}  # the output schema
+    assert set(out) <= {"task", "status", "reason", "score", "final", "final_url", "steps", "compute", "messages"}  # the output schema
     assert (tmp_path / "runs" / "latest" / "artifacts").is_dir()
 
 

@@ -145,6 +145,12 @@ def test_sim_episode_traces_graph_nodes_and_every_model_call(langsmith, tmp_path
         if meta["role"] == "verify":
             assert meta["verdict"] in ("accept", "reject") and f"verdict:{meta['verdict']}" in call["tags"]
             assert call["inputs"]["request"]["clip"]["frames"] > 0  # a description, not the clip
+        # chat-shaped, as LangSmith's run view and Playground read an llm run: the user turn, the answer
+        (turn,) = call["inputs"]["messages"]
+        assert turn["role"] == "user" and turn["content"][0]["type"] == "text" and "visual reasoning task" in turn["content"][0]["text"]
+        assert any('"image"' in part["text"] for part in turn["content"][1:])  # the frame as its size
+        answer = call["outputs"]["choices"][0]["message"]
+        assert answer["role"] == "assistant" and json.loads(answer["content"]) == call["outputs"]["record"]
     for call in vgm:
         meta = call["extra"]["metadata"]
         assert meta["role"] == "generate" and meta["clip_seconds"] > 0 and meta["backend"] == "sim"
@@ -184,3 +190,27 @@ def test_api_episode_traces_tokens_and_cost_and_leaks_no_key(langsmith, user_tas
         assert call["extra"]["metadata"]["cost_usd"] > 0 and call["extra"]["metadata"]["backend"].startswith("veo:")
     assert sum(r["extra"]["metadata"]["cost_usd"] for r in vgm + vlm) > 0
     _check_small_and_clean(langsmith, runs)
+
+
+def test_embedded_in_a_parent_graph_the_method_tag_names_collabvrs_own_graph(langsmith, tmp_path):
+    from langgraph.graph import END, START, StateGraph
+    from typing_extensions import TypedDict
+
+    from collabvr.context import Context
+    from collabvr.graph import compiled
+
+    class App(TypedDict, total=False):
+        task: str | dict
+        status: str
+
+    parent = StateGraph(App)
+    parent.add_node("solve", compiled("collabvr"))
+    parent.add_edge(START, "solve")
+    parent.add_edge("solve", END)
+    out = parent.compile(name="my_agent").invoke({"task": "sim:maze/easy"},
+                                                  context=Context(out_dir=str(tmp_path), max_steps=2))
+    assert out["status"] == "complete"
+    runs = _collect(langsmith)
+    vlm = [r for r in runs.values() if r.get("run_type") == "llm"]
+    assert vlm and all(r["extra"]["metadata"]["method"] == "collabvr" for r in vlm)
+    assert all("method:collabvr" in r["tags"] and "method:my_agent" not in r["tags"] for r in vlm)

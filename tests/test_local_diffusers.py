@@ -16,11 +16,13 @@ pytest.importorskip("diffusers")
 pytest.importorskip("ftfy")
 
 from collabvr import events  # noqa: E402
+from collabvr.artifacts import ArtifactStore  # noqa: E402
 from collabvr.backends import registry  # noqa: E402
 from collabvr.backends.local import runtime  # noqa: E402
-from collabvr.backends.local.diffusers_vgm import DiffusersVGM, Geometry  # noqa: E402
+from collabvr.backends.local.diffusers_vgm import DiffusersVGM  # noqa: E402
+from collabvr.backends.local.families import Geometry  # noqa: E402
 from collabvr.errors import BadInput  # noqa: E402
-from collabvr.media import Image  # noqa: E402
+from collabvr.media import Image, Video  # noqa: E402
 from tests.tiny_models import checkpoint  # noqa: E402
 
 # 48x30: neither side a multiple of 16 or 32, and not square
@@ -33,26 +35,35 @@ def vgm(name: str, **options) -> DiffusersVGM:
 
 
 @pytest.mark.parametrize(
-    "name, pipeline, render",
-    [
-        ("wan21", "WanImageToVideoPipeline", (32, 16)),  # VAE 8 x patch 2: multiples of 16
-        ("wan22_a14b", "WanImageToVideoPipeline", (32, 16)),  # two transformers, boundary_ratio
-        ("wan22_ti2v", "WanImageToVideoPipeline", (32, 32)),  # VAE 16 x patch 2: multiples of 32
-        ("ltx_i2v", "LTXImageToVideoPipeline", (32, 32)),  # LTX checks multiples of 32
-        ("ltx_condition", "LTXConditionPipeline", (32, 32)),
-        ("cogvideox", "CogVideoXImageToVideoPipeline", (16, 16)),  # learned positions: its one trained size
+    "name, pipeline, native, fps, frames, render",
+    [  # 0.5 s asked of each: seconds x the family's native fps, rounded to the frame rule
+        ("wan21", "WanImageToVideoPipeline", "Wan 2.1 I2V 480P", 16, 9, (32, 16)),  # VAE 8 x patch 2: multiples of 16
+        ("wan22_a14b", "WanImageToVideoPipeline", "Wan 2.2 I2V-A14B", 16, 9, (32, 16)),  # two experts, boundary_ratio
+        ("wan22_ti2v", "WanImageToVideoPipeline", "Wan 2.2 TI2V-5B", 24, 13, (32, 32)),  # 12 asked; VAE 16 x patch 2
+        ("ltx_i2v", "LTXImageToVideoPipeline", "LTX-Video", 24, 9, (32, 32)),  # 12 asked: 8k+1; multiples of 32
+        ("ltx_condition", "LTXConditionPipeline", "LTX-Video", 24, 9, (32, 32)),
+        ("cogvideox", "CogVideoXImageToVideoPipeline", "CogVideoX 1.0 I2V", 8, 9, (16, 16)),  # its one count and size
+        ("cogvideox15", "CogVideoXImageToVideoPipeline", "CogVideoX 1.5 I2V", 16, 9, (32, 16)),  # sample_frames or 2x-1
     ],
 )
-def test_each_family_renders_an_allowed_clip_on_its_multiple_and_returns_it_at_the_frame_size(name, pipeline, render):
+def test_each_family_renders_at_its_native_fps_and_the_saved_clip_lasts_frames_over_that_fps(
+        name, pipeline, native, fps, frames, render, tmp_path):
     backend = vgm(name)
-    clip = backend.generate(FRAME, "slide the block", seconds=0.5, fps=16, seed=3)  # 8 frames asked
+    clip = backend.generate(FRAME, "slide the block", seconds=0.5, fps=16, seed=3)  # the episode's fps: 16
     assert backend.pipeline_class == pipeline and type(backend.pipeline()).__name__ == pipeline
-    assert clip.num_frames == 9 and clip.fps == 16  # 4k+1 (Wan), 8k+1 (LTX), sample_frames (CogVideoX)
+    assert clip.render["native"] == native and clip.render["fps"] == fps
+    assert clip.num_frames == frames and clip.fps == fps
     assert (clip.width, clip.height) == (48, 30)  # resized back to the episode's frame size
     assert clip.render["render_size"] == render  # what the pipeline really returned, not what we asked
-    assert clip.render["frames_requested"] == 8 and clip.render["frames"] == 9
+    assert clip.render["frames_requested"] == 0.5 * fps and clip.render["frames"] == frames
     assert clip.render["num_inference_steps"] == 2 and clip.render["guidance_scale"] == 5.0  # paper's CFG by default
     assert clip.frames.std() > 0  # noise, but rendered noise
+    # what a player sees: the file the store writes, decoded, lasts frames / native fps
+    store = ArtifactStore(tmp_path / "artifacts")
+    store.export(store.put_video(clip), tmp_path / "clip.mp4")
+    saved = Video.open(tmp_path / "clip.mp4")
+    assert saved.num_frames == frames and saved.fps == pytest.approx(fps)
+    assert saved.seconds == pytest.approx(frames / fps) and clip.render["seconds"] == pytest.approx(frames / fps)
 
 
 def test_the_two_transformer_form_really_has_both_and_the_ti2v_form_expands_timesteps():
@@ -61,18 +72,19 @@ def test_the_two_transformer_form_really_has_both_and_the_ti2v_form_expands_time
     assert ti2v.config.expand_timesteps and ti2v.image_encoder is None and ti2v.vae_scale_factor_spatial == 16
 
 
-@pytest.mark.parametrize("name, seconds, fps, frames", [
-    ("wan21", 1.0, 15, 17),  # 15 asked: 4k+1 nearest is 17 (the pipeline itself would cut to 13)
-    # the tiny LTX VAE compresses time 4x (the released ones 8x: 8k+1, see the Geometry test)
-    ("ltx_i2v", 1.0, 10, 9),  # 10 asked: 9 is nearer than 13 (the pipeline would make 9 latent-rounded too)
-    ("ltx_i2v", 1.0, 15, 17),  # 15 asked: 17 (the pipeline would make 13)
-    ("cogvideox", 2.0, 16, 9),  # CogVideoX: its version's fixed count whatever was asked
+@pytest.mark.parametrize("name, seconds, frames", [
+    ("wan21", 15 / 16, 17),  # 15 asked at 16 fps: 4k+1 nearest is 17 (the pipeline itself would cut to 13)
+    ("ltx_i2v", 10 / 24, 9),  # 10 asked at 24 fps: 9 is nearer than 17 (8k+1)
+    ("ltx_i2v", 14 / 24, 17),  # 14 asked: 17 (the pipeline would make 9)
+    ("cogvideox", 2.0, 9),  # CogVideoX 1.0: its version's fixed count whatever was asked
+    ("cogvideox15", 1.0, 17),  # CogVideoX 1.5: 16 asked, the nearer of sample_frames (9) and 2 x 9 - 1
 ])
-def test_a_frame_count_the_model_cannot_make_is_rounded_to_the_nearest_allowed_and_recorded(name, seconds, fps, frames):
-    clip = vgm(name).generate(FRAME, "p", seconds=seconds, fps=fps, seed=0)
+def test_a_frame_count_the_model_cannot_make_is_rounded_to_the_nearest_allowed_and_recorded(name, seconds, frames):
+    backend = vgm(name)
+    clip = backend.generate(FRAME, "p", seconds=seconds, fps=16, seed=0)
     assert clip.num_frames == frames and clip.render["frames"] == frames
-    assert clip.render["frames_requested"] == round(seconds * fps, 3)
-    assert clip.render["seconds"] == pytest.approx(frames / fps, abs=1e-6)
+    assert clip.render["frames_requested"] == round(seconds * backend.fps, 3)
+    assert clip.render["seconds"] == pytest.approx(frames / backend.fps, abs=1e-6)
 
 
 def test_geometry_keeps_the_aspect_ratio_at_the_area_and_rounds_down_to_the_multiple():
@@ -84,7 +96,8 @@ def test_geometry_keeps_the_aspect_ratio_at_the_area_and_rounds_down_to_the_mult
     assert w % 16 == 0 and h % 16 == 0 and w * h <= 480 * 832 and abs(w / h - 4 / 3) < 0.05
     assert [wan.frames_for(n) for n in (1, 4, 6, 7, 81, 96)] == [5, 5, 5, 9, 81, 97]
     assert Geometry(temporal=8, spatial=32).frames_for(48) == 49
-    assert Geometry(4, 16, fixed_frames=49, fixed_size=(720, 480)).size_for(64, 64, 10**6) == (720, 480)
+    assert Geometry(4, 16, fixed_frames=(49,), fixed_size=(720, 480)).size_for(64, 64, 10**6) == (720, 480)
+    assert [Geometry(4, 16, fixed_frames=(81, 161)).frames_for(n) for n in (16, 96, 121, 500)] == [81, 81, 81, 161]
 
 
 def test_the_seed_goes_through_a_generator_so_the_same_seed_gives_the_same_clip():

@@ -124,3 +124,51 @@ def test_across_episodes_and_two_methods_each_model_is_built_once_and_the_bench_
     assert sum(r["compute"]["vgm_calls"] for r in results) >= 6 and cells
     assert calls == {"WanImageToVideoPipeline": 1, "AutoModelForImageTextToText": 1}
     assert not any(runtime.is_loaded(k) for k in list(runtime.loads))  # closed at the end of the bench
+
+
+def test_a_model_that_fails_to_load_ends_the_episode_with_one_typed_failure_and_one_load(tmp_path, monkeypatch):
+    import shutil
+
+    from diffusers import CogVideoXImageToVideoPipeline
+
+    broken = tmp_path / "broken"
+    shutil.copytree(checkpoint("cogvideox"), broken)
+    for weights in (broken / "transformer").glob("*.safetensors"):
+        weights.write_bytes(b"truncated download")  # the configs are intact, so the preflight passes
+    loads = []
+    original = CogVideoXImageToVideoPipeline.from_pretrained.__func__
+    monkeypatch.setattr(CogVideoXImageToVideoPipeline, "from_pretrained",
+                        classmethod(lambda cls, *a, **k: (loads.append(1), original(cls, *a, **k))[1]))
+    registry.close_all()
+    out = tmp_path / "run"
+    args = _run_args(tmp_path, out, constrained=True)
+    args[args.index("--vgm") + 1] = f"diffusers:{broken}"
+    args[args.index("--max-attempts") + 1] = "3"
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == EXIT_INCOMPLETE, result.output
+    trace = json.loads((out / "trace.json").read_text())
+    assert trace["status"] == "load_failed" and "cannot load CogVideoXImageToVideoPipeline" in trace["reason"]
+    assert [(a["status"], a["error"]["kind"]) for a in trace["attempts"]] == [("generation_failed", "load_failed")]
+    assert len(loads) == 1  # not one reload per attempt
+    registry.close_all()
+
+
+def test_a_qwen_vl_vlm_without_torchvision_is_one_line_with_the_install_and_exit_2(tmp_path):
+    """Where torchvision imports the processor builds and the preflight passes; in CI it does not."""
+    try:
+        import torchvision  # noqa: F401
+        has_torchvision = True
+    except Exception:  # noqa: BLE001 - CI: torchvision does not import beside the CPU torch
+        has_torchvision = False
+    registry.close_all()
+    result = CliRunner().invoke(app, ["run", "--image", str(_first_frame(tmp_path)), "--prompt", "p",
+                                      "--vlm", f"transformers:{checkpoint('qwen25_vl')}", "--vgm", "still",
+                                      "--max-steps", "1", "--max-attempts", "1", "--vlm-option", "max_new_tokens=4",
+                                      "--out", str(tmp_path / "run")])
+    if has_torchvision:
+        assert result.exit_code != 2, result.output
+        return
+    assert result.exit_code == 2, result.output
+    assert "its processor needs torchvision" in result.output and "pip install 'torchvision==0." in result.output
+    assert len(result.output.strip().splitlines()) <= 2 and "Traceback" not in result.output
+    assert not (tmp_path / "run" / "trace.json").exists()

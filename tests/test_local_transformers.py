@@ -61,12 +61,24 @@ def test_without_constraints_noise_is_a_typed_invalid_output_after_one_re_ask():
     assert backend.tally.output_tokens == 48  # two asks, each to the token limit
 
 
-def test_a_clip_is_shown_as_sampled_frames_in_order_after_its_caption():
-    backend = vlm(frames_per_clip=3)
-    content, images, videos = backend._content("prompt", ["Start frame:", FRAME, "Clip:", CLIP])
-    kinds = [c["type"] if c["type"] != "text" else c["text"].strip() for c in content]
-    assert kinds == ["prompt", "Start frame:", "image", "Clip:", "(3 frames sampled in order)", "image", "image", "image"]
-    assert len(images) == 4 and not videos
+def test_a_clip_reaches_the_processor_as_sampled_frames_after_a_caption_with_their_times(monkeypatch):
+    backend = vlm(frames_per_clip=3, max_new_tokens=4)
+    processor = backend.processor()
+    received: list[dict] = []
+    original = type(processor).__call__
+
+    def spy(self, *args, **kwargs):
+        received.append(kwargs)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(processor), "__call__", spy)
+    clip = Video(frames=np.stack([np.full((30, 48, 3), 10 * i, np.uint8) for i in range(5)]), fps=8)
+    with pytest.raises(InvalidOutput):  # four tokens of noise: what matters is what went in
+        backend.verify(VerifyRequest(task="t", clip=clip, start_frame=FRAME, instruction="i", target_state="s"))
+    text, images = received[0]["text"][0], received[0]["images"]
+    assert "(3 frames sampled in order, at 0.00, 0.25, 0.50 s of a 0.62 s clip)" in text  # its real fps: 8
+    assert [int(np.asarray(i)[0, 0, 0]) for i in images] == [120, 0, 20, 40]  # the start frame, then frames 0, 2, 4
+    assert "videos" not in received[0]
 
 
 def test_the_constrained_schema_only_admits_finite_valid_records():
@@ -124,3 +136,105 @@ def test_bad_specs_and_options_are_one_clear_bad_input(tmp_path, monkeypatch):
     ]:
         with pytest.raises(BadInput, match=needle):
             TransformersVLM(good, options)
+
+
+@pytest.fixture(scope="module")
+def qwen_style_llava(tmp_path_factory):
+    """The tiny LLaVA with Qwen's shipped generation config: top_k=1 and top_p=0.001, under which
+    any temperature would still pick the top token."""
+    import shutil
+
+    out = tmp_path_factory.mktemp("qwen-style") / "llava"
+    shutil.copytree(checkpoint("llava"), out)
+    config = json.loads((out / "generation_config.json").read_text())
+    (out / "generation_config.json").write_text(json.dumps({**config, "do_sample": True, "top_k": 1, "top_p": 0.001,
+                                                            "temperature": 0.1}))
+    return out
+
+
+def _drafts(backend: TransformersVLM, monkeypatch, seeds: list[int]) -> tuple[list[dict], list[tuple]]:
+    """Plan once per episode seed; what generate received, and the tokens it drew."""
+    seen: list[dict] = []
+    drawn: list[tuple] = []
+    model = backend.load().model
+    original = type(model).generate
+
+    def spy(self, *args, **kwargs):
+        seen.append({k: kwargs.get(k) for k in ("do_sample", "temperature", "top_p", "top_k", "num_beams")})
+        out = original(self, *args, **kwargs)
+        drawn.append(tuple(out[0, kwargs["input_ids"].shape[1]:].tolist()))
+        return out
+
+    monkeypatch.setattr(type(model), "generate", spy)
+    for seed in seeds:
+        with pytest.raises(InvalidOutput):  # noise; the draw is what matters
+            backend.plan(PlanRequest(task="t", frame=FRAME, step=1, max_steps=2, seconds=1.0, seed=seed))
+    monkeypatch.setattr(type(model), "generate", original)
+    return seen, drawn
+
+
+def test_sampling_is_set_on_every_call_over_the_checkpoints_config_and_seeded_from_the_episode(qwen_style_llava, monkeypatch):
+    sampled = TransformersVLM(str(qwen_style_llava), {**TINY, "max_new_tokens": 8, "temperature": 1.5})
+    seen, drawn = _drafts(sampled, monkeypatch, [1, 2, 3, 1])
+    assert seen[0] == {"do_sample": True, "temperature": 1.5, "top_p": 1.0, "top_k": 0, "num_beams": 1}
+    first_asks = drawn[::2]  # each plan asks, then re-asks once
+    assert first_asks[0] == first_asks[3]  # the same episode seed draws the same: a rerun repeats
+    assert len(set(first_asks[:3])) == 3  # other seeds draw anew (top_k=1 from the config would draw one answer)
+    greedy = TransformersVLM(str(qwen_style_llava), {**TINY, "max_new_tokens": 8})  # the same loaded model
+    seen, drawn = _drafts(greedy, monkeypatch, [1, 2])
+    assert seen[0] == {"do_sample": False, "temperature": None, "top_p": None, "top_k": None, "num_beams": 1}
+    assert drawn[0] == drawn[2]  # greedy, whatever the seed
+
+
+def test_gemma3_answers_every_role_through_its_own_processor_without_torchvision():
+    backend = TransformersVLM(str(checkpoint("gemma3")), {**TINY, "constrained": True})
+    backend.preflight()
+    assert type(backend.processor()).__name__ == "Gemma3Processor"
+    verdict = backend.verify(VerifyRequest(task="t", clip=CLIP, start_frame=FRAME, instruction="i", target_state="s"))
+    assert isinstance(verdict, Verdict) and verdict.usage.input_tokens > 3 * 4  # three images of four soft tokens
+
+
+def _torchvision_imports() -> bool:
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # noqa: BLE001 - missing, or built for another torch
+        return False
+    return True
+
+
+@pytest.mark.parametrize("name, processor", [("qwen25_vl", "Qwen2_5_VLProcessor"), ("qwen3_vl", "Qwen3VLProcessor")])
+def test_a_qwen_vl_video_reaches_its_processor_with_its_real_fps_or_preflight_names_the_torchvision_install(
+        name, processor, monkeypatch):
+    """Needs torchvision for the real path (every transformers video processor does); without it,
+    as in CI, the preflight line is what is tested."""
+    backend = TransformersVLM(str(checkpoint(name)), {**TINY, "video_input": True, "max_new_tokens": 4})
+    if not _torchvision_imports():
+        with pytest.raises(BadInput, match=r"its processor needs torchvision.*pip install 'torchvision==0\.\d+\.\*'"):
+            backend.preflight()
+        return
+    backend.preflight()
+    built = backend.processor()
+    assert type(built).__name__ == processor
+    received: list[tuple[dict, dict]] = []
+    original = type(built).__call__
+
+    def spy(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        received.append((kwargs, out))
+        return out
+
+    monkeypatch.setattr(type(built), "__call__", spy)
+    clip = Video(frames=np.full((49, 56, 56, 3), 90, np.uint8), fps=8)  # CogVideoX 1.0's clip: 6.1 s at 8 fps
+    with pytest.raises(InvalidOutput):
+        backend.verify(VerifyRequest(task="t", clip=clip, start_frame=FRAME, instruction="i", target_state="s"))
+    kwargs, out = received[0]
+    assert kwargs["video_metadata"][0]["fps"] == 8 and kwargs["do_sample_frames"] is True
+    grid_t = int(out["video_grid_thw"][0][0])
+    frames = int(49 / 8 * 2) // 2 * 2  # the cards' rule: 2 frames a second (12), in pairs (temporal patches)
+    assert grid_t * 2 == frames  # not 4 frames, as a clip assumed to run at 24 fps would give
+    if name == "qwen25_vl":
+        assert out["second_per_grid_ts"][0] == pytest.approx(2 / (frames / 49 * 8))  # seconds per temporal patch
+    else:  # each temporal patch is labelled with its time, from the clip's real fps
+        shown = np.linspace(0, 48, frames).round() / 8
+        last = (shown[-2] + shown[-1]) / 2  # 5.75 s (at an assumed 24 fps it would be about 2 s)
+        assert f"<{last:.1f} seconds>" in built.batch_decode(out["input_ids"])[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 from pathlib import Path
 
 import av
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collabvr import media
+from collabvr import media, mp4
 from collabvr.media import Image, MediaError, Video, contact_sheet
 
 
@@ -94,12 +95,12 @@ def test_mp4_bytes_do_not_depend_on_the_process_heap() -> None:
     assert len(digests) == 1
 
 
-@pytest.mark.skipif(not media._X264_PARAMS, reason="x264 is pinned to SSE2 on x86-64 only")
+@pytest.mark.skipif(not mp4._X264_PARAMS, reason="x264 is pinned to SSE2 on x86-64 only")
 def test_mp4_bytes_match_x264_c_reference_on_every_x86_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     # x264's AVX2 code rounds differently from its C code on this clip; the SSE2 pin must not.
     frames = moving_texture()
     ours = Video(frames=frames, fps=24).mp4
-    monkeypatch.setattr(media, "_X264_PARAMS", {"x264-params": "asm=0"})  # x264's plain C code
+    monkeypatch.setattr(mp4, "_X264_PARAMS", {"x264-params": "asm=0"})  # x264's plain C code
     assert Video(frames=frames, fps=24).mp4 == ours
 
 
@@ -156,13 +157,28 @@ def test_trim_uses_slice_semantics_and_rejects_empty() -> None:
 
 
 def test_concat_counts_frames_and_rejects_size_mismatch() -> None:
-    joined = Video.concat([numbered(3), Video(frames=blocks(4, 8, 8), fps=30)])
+    joined = Video.concat([numbered(3), Video(frames=blocks(4, 8, 8), fps=10)])
     assert joined.num_frames == 7
     assert joined.fps == 10
     with pytest.raises(MediaError, match="8x8"):
         Video.concat([numbered(3), numbered(3, 8, 10)])
     with pytest.raises(MediaError):
         Video.concat([])
+
+
+def test_clips_of_different_frame_rates_are_joined_only_by_an_explicit_resample() -> None:
+    slow, fast = numbered(4), Video(frames=numbered(6).frames, fps=30)  # 0.4 s at 10 fps, 0.2 s at 30 fps
+    with pytest.raises(MediaError, match="different frame rates \\(10, 30 fps\\).*pass fps="):
+        Video.concat([slow, fast])
+    with pytest.raises(MediaError, match="different frame rates"):
+        slow.splice(fast)
+    joined = Video.concat([slow, fast], fps=10)
+    assert joined.fps == 10 and joined.num_frames == 6 and joined.seconds == pytest.approx(0.6)
+    # each part kept its duration: the fast clip's frame 0 (on screen at 0 s) and its last frame
+    assert [int(f[0, 0, 0]) for f in joined.frames] == [0, 1, 2, 3, 0, 5]
+    up = slow.resample(20)
+    assert up.seconds == pytest.approx(slow.seconds) and [int(f[0, 0, 0]) for f in up.frames] == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert slow.resample(10) is slow
 
 
 def moving(t: int, seed: int, size: int = 64) -> np.ndarray:
@@ -189,7 +205,7 @@ def test_concat_of_stored_clips_joins_their_streams_and_shows_exactly_their_pixe
     assert packets(joined.mp4) == [p for part in parts for p in packets(part.mp4)]
     # so what the stored bytes decode to is exactly the parts' decoded frames (no generation loss)
     expected = np.concatenate([part.frames for part in parts])
-    assert np.array_equal(media._decode_mp4(joined.mp4), expected)
+    assert np.array_equal(np.stack(list(mp4.decode(joined.mp4))), expected)
     assert np.array_equal(joined.frames, expected)
     again = Video(mp4=joined.mp4, fps=8)
     assert (again.num_frames, media.probe_fps(joined.mp4)) == (29, 8.0)
@@ -203,9 +219,8 @@ def test_concat_of_one_stored_clip_keeps_its_bytes() -> None:
 def test_concat_falls_back_to_frames_when_the_streams_cannot_be_joined() -> None:
     short = Video(mp4=Video(frames=moving(1, 0), fps=8).mp4, fps=8)  # no B-frame delay
     long = Video(mp4=Video(frames=moving(6, 1), fps=8).mp4, fps=8)  # two frames of delay after it
-    assert media._join_mp4([short.mp4, long.mp4]) is None
-    other_fps = Video(mp4=long.mp4, fps=4)
-    for parts in ([short, long], [long, other_fps], [long, Video(frames=moving(3, 2), fps=8)]):
+    assert mp4.join([short.mp4, long.mp4]) is None
+    for parts in ([short, long], [long, Video(frames=moving(3, 2), fps=8)]):
         joined = Video.concat(parts)
         assert not joined.decodes_stored  # frames joined in memory; the MP4 is encoded from them
         assert np.array_equal(joined.frames, np.concatenate([p.frames for p in parts]))
@@ -217,9 +232,9 @@ def test_only_an_idr_picture_starts_a_joinable_part() -> None:
     with av.open(io.BytesIO(data)) as container:
         avcc = bytes(container.streams.video[0].codec_context.extradata)
     first, *rest = packets(data)
-    assert media._starts_fresh(first, avcc)
-    assert not any(media._starts_fresh(p, avcc) for p in rest)
-    assert not media._starts_fresh(first, b"")
+    assert mp4._starts_fresh(first, avcc)
+    assert not any(mp4._starts_fresh(p, avcc) for p in rest)
+    assert not mp4._starts_fresh(first, b"")
 
 
 def test_splice_drops_the_duplicated_first_frame() -> None:
@@ -268,3 +283,121 @@ def test_contact_sheet_without_rows_is_a_small_even_image() -> None:
     assert 0 < sheet.height <= 192 and 0 < sheet.width
     assert sheet.width % 2 == 0 and sheet.height % 2 == 0
     assert (sheet.array < 128).any()  # the "no accepted steps" text is drawn
+
+
+# -- handles and streaming: pixels read when, and as far as, a reader needs them ------------------------
+
+
+class Opener:
+    """A store's opener: counts how often the stored bytes are read; ``as_file`` hands a file object."""
+
+    def __init__(self, data: bytes, *, as_file: bool = False) -> None:
+        self.data, self.as_file, self.opened, self.files = data, as_file, 0, []
+
+    def __call__(self) -> bytes | io.BytesIO:
+        self.opened += 1
+        if not self.as_file:
+            return self.data
+        self.files.append(io.BytesIO(self.data))
+        return self.files[-1]
+
+
+@pytest.fixture
+def large(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clips of a test's size count as large: never kept decoded, always streamed."""
+    monkeypatch.setattr(media, "KEEP_DECODED_BYTES", 1024)
+
+
+def test_a_handle_knows_its_size_from_its_metadata_without_reading_the_store() -> None:
+    opener = Opener(Video(frames=moving(9, 0), fps=8).mp4)
+    handle = Video(opener=opener, fps=8, num_frames=9, width=64, height=64)
+    assert (handle.num_frames, handle.width, handle.height, handle.seconds) == (9, 64, 64, 9 / 8)
+    assert opener.opened == 0 and handle.decodes_stored
+
+
+@pytest.mark.parametrize("as_file", [False, True], ids=["bytes", "file"])
+def test_a_large_handle_reads_the_frames_asked_for_with_the_pixels_of_a_whole_decode(large, as_file: bool) -> None:
+    data = Video(frames=moving(12, 1), fps=8).mp4
+    whole = np.stack(list(mp4.decode(data)))
+    opener = Opener(data, as_file=as_file)
+    handle = Video(opener=opener, fps=8, num_frames=12, width=64, height=64)
+    picked = handle.frames_at([0, 5, -1, 5])
+    assert [np.array_equal(p.array, whole[i]) for p, i in zip(picked, [0, 5, 11, 5], strict=True)] == [True] * 4
+    assert np.array_equal(handle.last_frame().array, whole[-1])
+    assert np.array_equal(np.stack(list(handle.iter_frames(3, 7))), whole[3:7])
+    assert handle._frames is None and handle.nbytes == 0  # nothing kept: every read went to the store
+    assert all(f.closed for f in opener.files)
+    with pytest.raises(IndexError, match="out of range"):
+        handle.frame(12)
+
+
+def test_a_small_clip_is_decoded_once_and_kept() -> None:
+    opener = Opener(Video(frames=moving(6, 2), fps=8).mp4)
+    handle = Video(opener=opener, fps=8, num_frames=6, width=64, height=64)
+    handle.last_frame()
+    handle.frames_at([0, 1])
+    list(handle.iter_frames())
+    assert opener.opened == 1 and handle.nbytes >= 6 * 64 * 64 * 3
+
+
+def test_a_window_is_decoded_without_learning_the_clips_length(large) -> None:
+    data = Video(frames=moving(12, 3), fps=8).mp4
+    whole = np.stack(list(mp4.decode(data)))
+    assert np.array_equal(np.stack(list(mp4.decode(data, 2, 4))), whole[2:4])
+    handle = Video(mp4=data, fps=8)
+    assert np.array_equal(handle.frame(1).array, whole[1]) and handle._count is None  # decoding stopped at frame 1
+
+
+def test_a_trim_and_a_join_of_large_clips_copy_nothing_and_encode_what_the_old_copies_did(large) -> None:
+    a = Video(mp4=Video(frames=moving(10, 4), fps=8).mp4, fps=8)
+    b = Video(frames=moving(5, 5), fps=8)  # not stored: the parts cannot be joined as bytes
+    trimmed = a.trim(2, -3)
+    joined = Video.concat([trimmed, b])
+    assert trimmed._parts and joined._parts and joined.nbytes == 0
+    assert (trimmed.num_frames, joined.num_frames) == (5, 10)
+    whole = np.stack(list(mp4.decode(a.mp4)))
+    expected = np.concatenate([whole[2:7], b.frames])
+    assert np.array_equal(joined.frames, expected)
+    # the same bytes as the old code, which concatenated the decoded frames and encoded them
+    assert joined.mp4 == mp4.encode(expected, 8, 64, 64)
+    assert joined.trim(4, 7).mp4 == mp4.encode(expected[4:7], 8, 64, 64)
+
+
+def test_stored_parts_still_join_as_bytes_and_the_join_knows_its_length(large) -> None:
+    parts = [Video(opener=Opener(Video(frames=moving(t, t), fps=8).mp4), fps=8, num_frames=t, width=64, height=64)
+             for t in (5, 9)]
+    joined = Video.concat(parts)
+    assert joined.decodes_stored and joined.num_frames == 14 and joined._frames is None
+    assert packets(joined.mp4) == [p for part in parts for p in packets(part.mp4)]
+    assert Video.concat(parts[:1]) is parts[0]
+
+
+def test_an_mp4_without_a_recorded_length_is_counted_by_decoding_it(large) -> None:
+    data = Video(frames=moving(7, 6), fps=8).mp4
+    assert Video(mp4=data, fps=8).num_frames == 7
+    with pytest.raises(MediaError, match="cannot decode video"):
+        _ = Video(mp4=data[: len(data) // 3], fps=8).num_frames
+
+
+def test_a_handle_needs_exactly_one_source() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        Video(mp4=b"x", opener=lambda: b"x", fps=8)
+
+
+def test_a_handle_pickles_as_its_bytes_and_a_trim_with_its_parts(large) -> None:
+    data = Video(frames=moving(8, 7), fps=8).mp4
+    handle = Video(opener=Opener(data), fps=8, num_frames=8, width=64, height=64)
+    back = pickle.loads(pickle.dumps(handle))
+    assert back.mp4 == data and back.num_frames == 8 and back._opener is None
+    part = pickle.loads(pickle.dumps(handle.trim(2, 5)))
+    assert np.array_equal(part.frames, np.stack(list(mp4.decode(data)))[2:5])
+
+
+def test_resampling_a_large_clip_reads_it_once_and_picks_the_same_frames(large) -> None:
+    data = Video(frames=moving(12, 8), fps=8).mp4
+    whole = np.stack(list(mp4.decode(data)))
+    handle = Video(opener=Opener(data), fps=8, num_frames=12, width=64, height=64)
+    for fps in (3, 20):
+        ours = handle.resample(fps)
+        assert np.array_equal(ours.frames, Video(frames=whole, fps=8).resample(fps).frames)
+        assert ours.seconds == pytest.approx(handle.seconds, abs=1 / fps)

@@ -195,7 +195,7 @@ def test_verifier_correlation_one_judges_every_call_on_a_clip_alike_as_before_8b
         consistent += len(verdicts) == 1
         if correlation == 1.0:
             # the draw of the code before 8b7b8e2: seeded by the clip alone, not the call
-            states = vlm._check(SORT, sort_start(1), SORT.parse(instruction), clip.frames)[1]
+            states = vlm._check(SORT, sort_start(1), SORT.parse(instruction), clip)[1]
             assert verdicts == {not rng_for("verify", seed, instruction, *states).random() < 0.5}
     assert consistent == (40 if correlation == 1.0 else pytest.approx(40 / 8, abs=5))
 

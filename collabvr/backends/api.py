@@ -5,15 +5,22 @@ exceptions into a :class:`Failure` classification; everything else (backoff with
 ``Retry-After``, the attempt limit and the total deadline, the concurrency limit, validating
 structured answers and re-asking once) lives here, so there is one policy for all of them.
 The SDKs' own retries are switched off.
+
+Each backend writes a call once, as a coroutine whose requests are ``either(sync client, async
+client)`` (:mod:`collabvr.aio`): its async form (``acall``, ``agenerate``) awaits the SDK's async
+client and ``asyncio.sleep``, and its sync form runs the same coroutine inline on the sync client.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, fields
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -22,6 +29,7 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from collabvr import prompts
+from collabvr.aio import either, inline, run_inline, sleep
 from collabvr.errors import BackendError, BadInput, InvalidOutput, TransientError, redact
 from collabvr.media import Image, Video
 from collabvr.records import (
@@ -167,12 +175,29 @@ class Caller:
         """The per-request timeout: the option, cut to what is left of the deadline."""
         return max(0.05, min(self.policy.timeout_s, deadline - time.monotonic()))
 
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """One of the ``concurrency`` slots, held for the block; waiting for it never blocks an event loop."""
+        if inline():
+            self.slots.acquire()
+        elif not self.slots.acquire(blocking=False):
+            await asyncio.to_thread(self.slots.acquire)
+        try:
+            yield
+        finally:
+            self.slots.release()
+
     def call(self, what: str, fn: Callable[[], T], deadline: float) -> T:
+        """:meth:`attempt` of a sync request, for sync callers."""
+        return run_inline(self.attempt(what, lambda: either(fn), deadline))
+
+    async def attempt(self, what: str, send: Callable[[], Awaitable[T]], deadline: float) -> T:
+        """Send (``send()`` makes the request afresh each try), retrying transient failures."""
         tries = 0
         while True:
             tries += 1
             try:
-                return fn()
+                return await send()
             except BackendError:
                 raise
             except Exception as exc:  # noqa: BLE001 - classified below; unknown errors are not retried
@@ -188,7 +213,33 @@ class Caller:
                 raise TransientError(
                     f"{self.name} {what}: gave up after {tries} tries ({why} exhausted): {failure.error}"
                 ) from None
-            time.sleep(wait)
+            await sleep(wait)
+
+
+class PerLoop:
+    """One async client per event loop, made on first use there: an SDK's async client pools its
+    connections on the loop that made them, and a backend is shared by every loop of the process
+    (``asyncio.run`` twice, a server's isolated loops). Made in a worker thread: setting a client
+    up may read credentials from disk."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    async def get(self) -> Any:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            client = self._clients.get(loop)
+        if client is None:
+            client = await asyncio.to_thread(self._make)
+            with self._lock:
+                client = self._clients.setdefault(loop, client)
+        return client
+
+    async def call(self, fn: Callable[[Any], Awaitable[T]]) -> T:
+        """``await fn(client)`` with this loop's client."""
+        return await fn(await self.get())
 
 
 def safe_message(exc: BaseException, limit: int = 300) -> str:
@@ -280,6 +331,13 @@ def reask_chars(record: type[BaseModel]) -> int:
 def ask_validated(
     ask: Callable[[tuple[str, str] | None], tuple[str | None, Usage]], record: type[R], what: str
 ) -> R:
+    """:func:`aask_validated` for a sync ``ask``."""
+    return run_inline(aask_validated(lambda retry: either(lambda: ask(retry)), record, what))
+
+
+async def aask_validated(
+    ask: Callable[[tuple[str, str] | None], Awaitable[tuple[str | None, Usage]]], record: type[R], what: str
+) -> R:
     """Ask, validate the answer against ``record``, re-ask once quoting the error, then fail typed.
 
     ``ask(retry)`` sends the request and returns the answer text and its token usage; on the
@@ -290,7 +348,7 @@ def ask_validated(
     retry: tuple[str, str] | None = None
     error: BaseException | None = None
     for _ in range(2):
-        text, usage = ask(retry)
+        text, usage = await ask(retry)
         total = Usage(input_tokens=total.input_tokens + usage.input_tokens, output_tokens=total.output_tokens + usage.output_tokens)
         try:
             result = parse_record(text, record)
@@ -303,11 +361,15 @@ def ask_validated(
 
 
 # ----------------------------------------------------------------------------- prompts and media
+def sample_indices(total: int, count: int) -> list[int]:
+    """Indices of ``count`` frames spread evenly over ``total``, first and last included."""
+    return [int(i) for i in np.unique(np.linspace(0, total - 1, max(1, min(count, total))).round().astype(int))]
+
+
 def sample_frames(video: Video, count: int) -> list[Image]:
-    """``count`` frames spread evenly over the clip, first and last included."""
-    total = video.num_frames
-    indices = np.unique(np.linspace(0, total - 1, max(1, min(count, total))).round().astype(int))
-    return [video.frame(int(i)) for i in indices]
+    """``count`` frames spread evenly over the clip, first and last included, decoded in one pass
+    that keeps only them (a request is built from the frames it sends, never from the whole clip)."""
+    return video.frames_at(sample_indices(video.num_frames, count))
 
 
 def history_text(request: PlanRequest) -> str:
@@ -379,32 +441,52 @@ class Roles:
     def _role(self, role: str, request: Any, record: type, media: list[Any]) -> Any:
         raise NotImplementedError
 
+    def media_of(self, role: str, request: Any) -> tuple[type, list[Any]]:
+        """(the record a role answers with, the media it is shown in order)."""
+        if role == "plan":
+            return Plan, ["Current frame:", request.frame]
+        if role == "verify":
+            return Verdict, ["Start frame:", request.start_frame, "Clip:", request.clip]
+        if role == "select":
+            media: list[Any] = []
+            for i, clip in enumerate(request.candidates):
+                media += [f"Candidate {i}:", clip]
+            return Selection, media
+        if role == "judge" and request.rubric:
+            media = ["Input image (first frame):", request.first_frame]
+            for caption, image in request.references:
+                media += [f"{caption}:", image]
+            media += ["Generated video:", request.video, "Final frame of the generated video:", request.video.last_frame()]
+            return RubricJudgement, media
+        if role == "judge":
+            return Judgement, ["First frame:", request.first_frame, "Video:", request.video]
+        if role == "critique":
+            return Critique, ["Video:", request.video]
+        raise ValueError(f"no VLM role {role!r}")
+
+    def checked(self, role: str, request: Any, answer: Any) -> Any:
+        """The answer, once what the schema cannot check holds (a selection names a candidate)."""
+        if role == "select" and answer.index >= len(request.candidates):
+            raise InvalidOutput(f"{self.name} select: index {answer.index} out of {len(request.candidates)} candidates")
+        return answer
+
+    def _answer(self, role: str, request: Any) -> Any:
+        return self.checked(role, request, self._role(role, request, *self.media_of(role, request)))
+
     def plan(self, request: PlanRequest) -> Plan:
-        return self._role("plan", request, Plan, ["Current frame:", request.frame])
+        return self._answer("plan", request)
 
     def verify(self, request: VerifyRequest) -> Verdict:
-        return self._role("verify", request, Verdict, ["Start frame:", request.start_frame, "Clip:", request.clip])
+        return self._answer("verify", request)
 
     def select(self, request: SelectRequest) -> Selection:
-        media: list[Any] = []
-        for i, clip in enumerate(request.candidates):
-            media += [f"Candidate {i}:", clip]
-        selection = self._role("select", request, Selection, media)
-        if selection.index >= len(request.candidates):
-            raise InvalidOutput(f"{self.name} select: index {selection.index} out of {len(request.candidates)} candidates")
-        return selection
+        return self._answer("select", request)
 
     def judge(self, request: JudgeRequest) -> Judgement | RubricJudgement:
-        media: list[Any] = ["Input image (first frame):", request.first_frame]
-        for caption, image in request.references:
-            media += [f"{caption}:", image]
-        media += ["Generated video:", request.video, "Final frame of the generated video:", request.video.last_frame()]
-        if request.rubric:
-            return self._role("judge", request, RubricJudgement, media)
-        return self._role("judge", request, Judgement, ["First frame:", request.first_frame, "Video:", request.video])
+        return self._answer("judge", request)
 
     def critique(self, request: CritiqueRequest) -> Critique:
-        return self._role("critique", request, Critique, ["Video:", request.video])
+        return self._answer("critique", request)
 
 
 class RoleVLM(Roles):
@@ -433,3 +515,14 @@ class RoleVLM(Roles):
     def estimated_cost(self, usage: dict[str, float]) -> float | None:
         """USD for token counts (a trace's ``compute`` or ``self.tally.as_dict()``); None off the table."""
         return estimated_cost(self.model, usage, self.prices)
+
+    async def _arole(self, role: str, request: Any, record: type, media: list[Any]) -> Any:
+        """One role call, its requests ``either(sync client, async client)``: what subclasses implement."""
+        raise NotImplementedError
+
+    def _role(self, role: str, request: Any, record: type, media: list[Any]) -> Any:
+        return run_inline(self._arole(role, request, record, media))
+
+    async def acall(self, role: str, request: Any) -> Any:
+        """One role (``"plan"``, ``"verify"``...) on the SDK's async client: nothing blocks the event loop."""
+        return self.checked(role, request, await self._arole(role, request, *self.media_of(role, request)))

@@ -11,6 +11,9 @@ Every Gemini request is sized before it is sent. The API refuses a body above 20
 that would take a request over ``request_limit_bytes`` go through the Files API (Gemini API) or
 as sampled frames, smaller and fewer as needed (Vertex, which has no Files API); a request that
 still cannot fit fails typed, unsent.
+
+The async forms (``acall``, ``agenerate``) send on the SDK's async client (``client.aio``) and
+poll with ``asyncio.sleep``; the sync forms run the same code on the sync client.
 """
 
 from __future__ import annotations
@@ -31,13 +34,15 @@ from google.genai import types
 from PIL import Image as PILImage
 
 from collabvr import events
+from collabvr.aio import either, offload, run_inline, sleep
 from collabvr.backends.api import (
     Caller,
     Failure,
+    PerLoop,
     Policy,
     RoleVLM,
     Tally,
-    ask_validated,
+    aask_validated,
     check_options,
     estimated_cost,
     prompt_for,
@@ -302,17 +307,21 @@ def _shrink(image: Image, side: int | None) -> Image:
 
 
 class _Frames:
-    """Sampled frames of the clips of one request, as PNG, at each level tried (cached)."""
+    """Sampled frames of the clips of one request, as PNG, at each level tried (cached). Each count
+    of frames is decoded once, keeping only those frames, and shrunk from there for every side."""
 
     def __init__(self) -> None:
         self._pngs: dict[tuple[int, int, int | None], list[bytes]] = {}
+        self._sampled: dict[tuple[int, int], list[Image]] = {}
 
     def parts(self, clip: Video, count: int, side: int | None) -> list[types.Part]:
         if side is not None and max(clip.width, clip.height) <= side:
             side = None  # already that small: the same frames
         key = (id(clip), count, side)
         if key not in self._pngs:
-            self._pngs[key] = [_shrink(frame, side).to_png() for frame in sample_frames(clip, count)]
+            if (id(clip), count) not in self._sampled:
+                self._sampled[id(clip), count] = sample_frames(clip, count)
+            self._pngs[key] = [_shrink(frame, side).to_png() for frame in self._sampled[id(clip), count]]
         pngs = self._pngs[key]
         return [types.Part.from_text(text=f"({len(pngs)} frames sampled in order)")] + [
             types.Part.from_bytes(data=png, mime_type="image/png") for png in pngs
@@ -334,6 +343,7 @@ class GeminiVLM(RoleVLM):
         self.file_poll_s = float(options.get("file_poll_s", 1.0))
         vertexai = options.get("vertexai", True if options.get("project") or options.get("location") else None)
         self._client, self.endpoint = _client(self.name, options, vertexai=vertexai, timeout_s=self.policy.timeout_s)
+        self._aio = PerLoop(lambda: _client(self.name, options, vertexai=vertexai, timeout_s=self.policy.timeout_s)[0])
 
     def preflight(self) -> None:
         """What can be checked without a network call: the model answers about images and video,
@@ -348,18 +358,21 @@ class GeminiVLM(RoleVLM):
         check_credentials(self.name, self.endpoint)
 
     # ----- one call
-    def _role(self, role: str, request: Any, record: type, media: list[Any]) -> Any:
-        with self.caller.slots:
+    async def _arole(self, role: str, request: Any, record: type, media: list[Any]) -> Any:
+        async with self.caller.slot():
             deadline = self.caller.deadline()
             uploaded: list[str] = []
             try:
-                parts = self._request_parts(f"{self.name} {role}", prompt_for(request), media, record, deadline, uploaded)
-                return ask_validated(lambda retry: self._ask(parts, record, retry, deadline), record, f"{self.name} {role}")
+                parts = await self._request_parts(f"{self.name} {role}", prompt_for(request), media, record, deadline,
+                                                  uploaded)
+                return await aask_validated(lambda retry: self._ask(parts, record, retry, deadline), record,
+                                            f"{self.name} {role}")
             finally:
                 for name in uploaded:
-                    self._delete(name)
+                    await self._delete(name)
 
-    def _ask(self, parts: list[types.Part], record: type, retry: tuple[str, str] | None, deadline: float) -> tuple[str | None, Usage]:
+    async def _ask(self, parts: list[types.Part], record: type, retry: tuple[str, str] | None, deadline: float,
+                   ) -> tuple[str | None, Usage]:
         contents = [types.Content(role="user", parts=parts)]
         if retry is not None:
             contents += [
@@ -370,7 +383,7 @@ class GeminiVLM(RoleVLM):
         if size > self.request_limit:  # _request_parts reserved room for the re-ask: a bug if reached
             raise BackendError(f"{self.name}: refusing to send a {size}-byte request, above request_limit_bytes={self.request_limit}")
 
-        def send() -> types.GenerateContentResponse:
+        def request() -> dict[str, Any]:
             config = types.GenerateContentConfig(
                 response_mime_type="application/json",
                 response_schema=response_schema(record),
@@ -378,9 +391,11 @@ class GeminiVLM(RoleVLM):
                 max_output_tokens=self.max_output_tokens,
                 http_options=_http(self.caller.timeout(deadline)),
             )
-            return self._client.models.generate_content(model=self.model, contents=contents, config=config)
+            return {"model": self.model, "contents": contents, "config": config}
 
-        response = self.caller.call("generate_content", send, deadline)
+        response = await self.caller.attempt("generate_content", lambda: either(
+            lambda: self._client.models.generate_content(**request()),
+            lambda: self._aio.call(lambda client: client.aio.models.generate_content(**request()))), deadline)
         meta = response.usage_metadata
         usage = Usage(
             input_tokens=(meta.prompt_token_count or 0) if meta else 0,
@@ -398,8 +413,8 @@ class GeminiVLM(RoleVLM):
         return response.text, usage
 
     # ----- media
-    def _request_parts(self, what: str, prompt: str, media: list[str | Image | Video], record: type,
-                       deadline: float, uploaded: list[str]) -> list[types.Part]:
+    async def _request_parts(self, what: str, prompt: str, media: list[str | Image | Video], record: type,
+                             deadline: float, uploaded: list[str]) -> list[types.Part]:
         """The request's parts, laid out to fit ``request_limit_bytes`` with the re-ask turn.
 
         Labels and frames go inline. Clips go inline as video while the whole request fits;
@@ -462,30 +477,35 @@ class GeminiVLM(RoleVLM):
                 meta = types.VideoMetadata(fps=float(self.video_fps)) if self.video_fps else None
                 parts.append(types.Part(inline_data=types.Blob(data=piece.mp4, mime_type="video/mp4"), video_metadata=meta))
             elif form[i] == "file":
-                uri = self._upload(piece.mp4, deadline, uploaded)
+                uri = await self._upload(piece.mp4, deadline, uploaded)
                 meta = types.VideoMetadata(fps=float(self.video_fps)) if self.video_fps else None
                 parts.append(types.Part(file_data=types.FileData(file_uri=uri, mime_type="video/mp4"), video_metadata=meta))
             else:
                 parts += frames.parts(piece, *form[i])
         return parts
 
-    def _upload(self, data: bytes, deadline: float, uploaded: list[str]) -> str:
+    async def _upload(self, data: bytes, deadline: float, uploaded: list[str]) -> str:
         """Files API: upload a clip that does not fit in the request, and wait until it is ACTIVE."""
         config = types.UploadFileConfig(mime_type="video/mp4", http_options=_http(self.caller.timeout(deadline)))
-        file = self.caller.call("files.upload", lambda: self._client.files.upload(file=io.BytesIO(data), config=config), deadline)
+        file = await self.caller.attempt("files.upload", lambda: either(
+            lambda: self._client.files.upload(file=io.BytesIO(data), config=config),
+            lambda: self._aio.call(lambda client: client.aio.files.upload(file=io.BytesIO(data), config=config))), deadline)
         uploaded.append(file.name)
         while str(getattr(file.state, "value", file.state)) == "PROCESSING":
             if time.monotonic() + self.file_poll_s >= deadline:
                 raise TransientError(f"{self.name}: uploaded clip still processing at the deadline")
-            time.sleep(self.file_poll_s)
-            file = self.caller.call("files.get", lambda name=file.name: self._client.files.get(name=name), deadline)
+            await sleep(self.file_poll_s)
+            file = await self.caller.attempt("files.get", lambda name=file.name: either(
+                lambda: self._client.files.get(name=name),
+                lambda: self._aio.call(lambda client: client.aio.files.get(name=name))), deadline)
         if str(getattr(file.state, "value", file.state)) == "FAILED":
             raise BackendError(f"{self.name}: the Files API could not process the clip")
         return file.uri
 
-    def _delete(self, name: str) -> None:
+    async def _delete(self, name: str) -> None:
         try:
-            self._client.files.delete(name=name)
+            await either(lambda: self._client.files.delete(name=name),
+                         lambda: self._aio.call(lambda client: client.aio.files.delete(name=name)))
         except Exception:  # noqa: BLE001, S110 - uploaded files expire on their own after 48 h
             pass
 
@@ -511,6 +531,7 @@ class VeoVGM:
         self.prices = options.get("prices")
         self.tally = Tally()
         self._client, self.endpoint = _client(self.name, options, vertexai=True, timeout_s=self.policy.timeout_s)
+        self._aio = PerLoop(lambda: _client(self.name, options, vertexai=True, timeout_s=self.policy.timeout_s)[0])
 
     def __repr__(self) -> str:
         return f"VeoVGM({self.model!r})"
@@ -538,23 +559,32 @@ class VeoVGM:
         return estimated_cost(self.model, usage, self.prices)
 
     def generate(self, frame: Image, prompt: str, *, seconds: float, fps: int, seed: int) -> Video:
-        with self.caller.slots:
+        return run_inline(self.agenerate(frame, prompt, seconds=seconds, fps=fps, seed=seed))
+
+    async def agenerate(self, frame: Image, prompt: str, *, seconds: float, fps: int, seed: int) -> Video:
+        """One clip on the SDK's async client, polling with ``asyncio.sleep``: no thread is held while Veo works."""
+        async with self.caller.slot():
             deadline = self.caller.deadline()
-            operation = self._submit(frame, prompt, seconds, seed, deadline)
-            operation = self._wait(operation, deadline)
-            data = self._video_bytes(operation, deadline)
+            operation = await self._submit(frame, prompt, seconds, seed, deadline)
+            operation = await self._wait(operation, deadline)
+            data = await self._video_bytes(operation, deadline)
+        clip = await offload(self._decoded, data)
+        self.tally.add(video_seconds=clip.seconds)
+        return clip
+
+    def _decoded(self, data: bytes) -> Video:
         try:
             clip = Video(mp4=data, fps=probe_fps(data))
             clip.num_frames  # noqa: B018 - decode now, so a broken file is this call's failure
         except (MediaError, ValueError) as exc:
             raise InvalidOutput(f"{self.name}: the returned video does not decode: {safe_message(exc)}") from None
-        self.tally.add(video_seconds=clip.seconds)
         return clip
 
-    def _submit(self, frame: Image, prompt: str, seconds: float, seed: int, deadline: float) -> types.GenerateVideosOperation:
+    async def _submit(self, frame: Image, prompt: str, seconds: float, seed: int, deadline: float,
+                      ) -> types.GenerateVideosOperation:
         source = types.GenerateVideosSource(prompt=prompt, image=types.Image(image_bytes=frame.to_png(), mime_type="image/png"))
 
-        def send() -> types.GenerateVideosOperation:
+        def request() -> dict[str, Any]:
             config = types.GenerateVideosConfig(
                 number_of_videos=1,
                 duration_seconds=self.duration_for(seconds),
@@ -567,18 +597,20 @@ class VeoVGM:
                 enhance_prompt=self.enhance_prompt,
                 http_options=_http(self.caller.timeout(deadline)),
             )
-            return self._client.models.generate_videos(model=self.model, source=source, config=config)
+            return {"model": self.model, "source": source, "config": config}
 
-        return self.caller.call("generate_videos", send, deadline)
+        return await self.caller.attempt("generate_videos", lambda: either(
+            lambda: self._client.models.generate_videos(**request()),
+            lambda: self._aio.call(lambda client: client.aio.models.generate_videos(**request()))), deadline)
 
-    def _wait(self, operation: types.GenerateVideosOperation, deadline: float) -> types.GenerateVideosOperation:
+    async def _wait(self, operation: types.GenerateVideosOperation, deadline: float) -> types.GenerateVideosOperation:
         """Poll until the operation is done, reporting the seconds waited (``generating`` events)."""
         started = time.monotonic()
         while not operation.done:
             if time.monotonic() + self.poll_s >= deadline:
                 raise TransientError(f"{self.name}: the operation did not finish within deadline_s={self.policy.deadline_s:g}")
-            time.sleep(self.poll_s)
-            operation = self.caller.call("operations.get", lambda op=operation: self._poll(op, deadline), deadline)
+            await sleep(self.poll_s)
+            operation = await self.caller.attempt("operations.get", lambda op=operation: self._poll(op, deadline), deadline)
             events.report(round(time.monotonic() - started, 1), None, unit="s")
         if operation.error:
             code, message = operation.error.get("code"), str(operation.error.get("message", ""))[:300]
@@ -588,11 +620,12 @@ class VeoVGM:
             raise error(f"{self.name}: the operation failed (code {code}): {message}")
         return operation
 
-    def _poll(self, operation: types.GenerateVideosOperation, deadline: float) -> types.GenerateVideosOperation:
+    def _poll(self, operation: types.GenerateVideosOperation, deadline: float) -> Any:
         config = types.GetOperationConfig(http_options=_http(self.caller.timeout(deadline)))
-        return self._client.operations.get(operation, config=config)
+        return either(lambda: self._client.operations.get(operation, config=config),
+                      lambda: self._aio.call(lambda client: client.aio.operations.get(operation, config=config)))
 
-    def _video_bytes(self, operation: types.GenerateVideosOperation, deadline: float) -> bytes:
+    async def _video_bytes(self, operation: types.GenerateVideosOperation, deadline: float) -> bytes:
         result = operation.result or operation.response
         videos = (result.generated_videos if result else None) or []
         if not videos or videos[0].video is None:
@@ -604,15 +637,25 @@ class VeoVGM:
         if video.video_bytes:
             return video.video_bytes
         if video.uri and video.uri.startswith(("http://", "https://")):
-            return self.caller.call("download", lambda: self._download(video.uri, deadline), deadline)
+            return await self.caller.attempt("download", lambda: either(
+                lambda: self._download(video.uri, deadline), lambda: self._adownload(video.uri, deadline)), deadline)
         raise BackendError(f"{self.name}: cannot fetch a video stored at {video.uri!r}; leave output storage unset")
 
-    def _download(self, uri: str, deadline: float) -> bytes:
-        """GET the video; the API key goes in a header, and only to the API's own origin."""
-        headers = {}
+    def _download_headers(self, uri: str) -> dict[str, str]:
+        """The API key goes in a header, and only to the API's own origin."""
         if self.endpoint.api_key and _origin(uri) == self.endpoint.origin:
-            headers["x-goog-api-key"] = self.endpoint.api_key
-        response = httpx.get(uri, headers=headers, timeout=self.caller.timeout(deadline), follow_redirects=True)
+            return {"x-goog-api-key": self.endpoint.api_key}
+        return {}
+
+    def _download(self, uri: str, deadline: float) -> bytes:
+        response = httpx.get(uri, headers=self._download_headers(uri), timeout=self.caller.timeout(deadline),
+                             follow_redirects=True)
+        response.raise_for_status()
+        return response.content
+
+    async def _adownload(self, uri: str, deadline: float) -> bytes:
+        async with httpx.AsyncClient(follow_redirects=True) as client:
+            response = await client.get(uri, headers=self._download_headers(uri), timeout=self.caller.timeout(deadline))
         response.raise_for_status()
         return response.content
 

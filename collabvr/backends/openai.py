@@ -4,7 +4,7 @@ Spec string: ``openai:<model>`` (e.g. ``openai:gpt-4.1``). ``base_url`` and ``ap
 the options, else from ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``. Frames go in as base64 PNG
 image parts; a clip as ``frames_per_clip`` frames sampled evenly. Answers use strict
 ``json_schema`` structured output; a server that rejects it is asked in JSON mode instead.
-There is no OpenAI VGM (the Sora API is shut down).
+There is no OpenAI VGM (the Sora API is shut down). ``acall`` sends on ``AsyncOpenAI``.
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ from urllib.parse import urlsplit
 
 import openai as _openai
 
+from collabvr.aio import either, offload
 from collabvr.backends.api import (
     Failure,
+    PerLoop,
     RoleVLM,
-    ask_validated,
+    aask_validated,
     prompt_for,
     response_schema,
     retry_after,
@@ -102,7 +104,9 @@ class OpenAIVLM(RoleVLM):
                 raise BadInput(f"{self.name} needs an API key: set OPENAI_API_KEY or the api_key option")
             api_key = "EMPTY"  # local OpenAI-compatible servers (vLLM, Ollama) take any key
         register_secret(api_key)
-        self._client = _openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=self.policy.timeout_s)
+        client = {"api_key": api_key, "base_url": base_url, "max_retries": 0, "timeout": self.policy.timeout_s}
+        self._client = _openai.OpenAI(**client)
+        self._aclient = PerLoop(lambda: _openai.AsyncOpenAI(**client))
 
     def preflight(self) -> None:
         """What can be checked without a network call (the key was checked when the backend was
@@ -112,23 +116,29 @@ class OpenAIVLM(RoleVLM):
                            f"images as the VLM (e.g. --vlm openai:{DEFAULT_MODEL}); video models go in --vgm (e.g. veo:...)")
 
     # ----- one call
-    def _role(self, role: str, request: Any, record: type, media: list[Any]) -> Any:
-        content: list[dict[str, Any]] = [{"type": "text", "text": prompt_for(request)}]
+    async def _arole(self, role: str, request: Any, record: type, media: list[Any]) -> Any:
+        content = await offload(self._contents, prompt_for(request), media)
+        async with self.caller.slot():
+            deadline = self.caller.deadline()
+            return await aask_validated(lambda retry: self._ask(content, record, retry, deadline), record,
+                                        f"{self.name} {role}")
+
+    def _contents(self, prompt: str, media: list[Any]) -> list[dict[str, Any]]:
+        content: list[dict[str, Any]] = [{"type": "text", "text": prompt}]
         for item in media:
             content += self._content(item)
-        with self.caller.slots:
-            deadline = self.caller.deadline()
-            return ask_validated(lambda retry: self._ask(content, record, retry, deadline), record, f"{self.name} {role}")
+        return content
 
-    def _ask(self, content: list[dict], record: type, retry: tuple[str, str] | None, deadline: float) -> tuple[str | None, Usage]:
+    async def _ask(self, content: list[dict], record: type, retry: tuple[str, str] | None, deadline: float,
+                   ) -> tuple[str | None, Usage]:
         messages: list[dict[str, Any]] = [{"role": "user", "content": content}]
         if retry is not None:
             messages += [{"role": "assistant", "content": retry[0]}, {"role": "user", "content": retry[1]}]
         try:
-            response = self._send(messages, record, deadline)
+            response = await self._send(messages, record, deadline)
         except SchemaRejected:
             self.mode = "json_object"  # remembered: this server only does JSON mode
-            response = self._send(messages, record, deadline)
+            response = await self._send(messages, record, deadline)
         usage = Usage(
             input_tokens=(response.usage.prompt_tokens or 0) if response.usage else 0,
             output_tokens=(response.usage.completion_tokens or 0) if response.usage else 0,
@@ -143,7 +153,7 @@ class OpenAIVLM(RoleVLM):
             raise RefusedOutput(f"{self.name}: answer withheld by the content filter")
         return choice.message.content, usage
 
-    def _send(self, messages: list[dict[str, Any]], record: type, deadline: float) -> Any:
+    async def _send(self, messages: list[dict[str, Any]], record: type, deadline: float) -> Any:
         if self.mode == "json_schema":
             schema = {"name": record.__name__, "schema": strict_schema(record), "strict": True}
             response_format: dict[str, Any] = {"type": "json_schema", "json_schema": schema}
@@ -157,13 +167,13 @@ class OpenAIVLM(RoleVLM):
         if self.max_output_tokens is not None:
             extra["max_completion_tokens"] = int(self.max_output_tokens)
 
-        def send() -> Any:
-            return self._client.chat.completions.create(
-                model=self.model, messages=messages, response_format=response_format,
-                timeout=self.caller.timeout(deadline), **extra,
-            )
+        def request() -> dict[str, Any]:
+            return {"model": self.model, "messages": messages, "response_format": response_format,
+                    "timeout": self.caller.timeout(deadline), **extra}
 
-        return self.caller.call("chat.completions", send, deadline)
+        return await self.caller.attempt("chat.completions", lambda: either(
+            lambda: self._client.chat.completions.create(**request()),
+            lambda: self._aclient.call(lambda aio: aio.chat.completions.create(**request()))), deadline)
 
     def _content(self, item: str | Image | Video) -> list[dict[str, Any]]:
         if isinstance(item, str):

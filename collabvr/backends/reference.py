@@ -60,12 +60,12 @@ class _References:
     def load(self, key: str) -> tuple[Video, np.ndarray]:
         with self.lock:
             if key not in self.videos:
-                try:
+                try:  # decoded now, a frame at a time, so a bad file fails here
                     video = Video.open(self.paths[key])
-                    video.frames  # noqa: B018 - decode now, so a bad file fails here
+                    thumbs = np.stack([_thumb(f) for f in video.iter_frames()])
                 except (MediaError, OSError) as exc:
                     raise BackendError(f"groundtruth: cannot read reference video {self.paths[key]}: {exc}") from None
-                self.videos[key] = (video, np.stack([_thumb(f) for f in video.frames]))
+                self.videos[key] = (video, thumbs)
             return self.videos[key]
 
     def nearest(self, frame: Image) -> tuple[Video, int]:
@@ -102,14 +102,16 @@ class GroundTruthVGM:
 
     def generate(self, frame: Image, prompt: str, *, seconds: float, fps: int, seed: int) -> Video:
         video, start = REFERENCES.nearest(frame)
-        frames = video.frames
+        count = video.num_frames
         total = max(2, round(seconds * fps))
-        if start == 0 and len(frames) - 1 <= total:  # the whole reference fits: return it unchanged
+        if start == 0 and count - 1 <= total:  # the whole reference fits: return it unchanged
             return video
-        clip = frames[start:start + total]
-        if len(clip) < total:
-            clip = np.concatenate([clip, np.repeat(frames[-1:], total - len(clip), axis=0)])
-        return Video(frames=np.ascontiguousarray(clip), fps=video.fps)
+        clip = video.trim(start, start + total)  # read from the reference when encoded, not copied here
+        if clip.num_frames < total:
+            last = video.last_frame().array
+            held = Video(frames=np.broadcast_to(last, (total - clip.num_frames, *last.shape)), fps=video.fps)
+            clip = Video.concat([clip, held])
+        return clip
 
 
 def make(role: str, model: str, options: dict[str, Any]) -> StillVGM | GroundTruthVGM | None:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import re
-from pathlib import Path
 from typing import Any
 
 from collabvr import prices as price_table
@@ -19,6 +17,7 @@ from collabvr.bench.suites.sim import SimSuite
 from collabvr.context import SEED_MAX, make_context
 from collabvr.errors import BadInput
 from collabvr.graph import parse_method
+from collabvr.location import RunPath
 
 # settings that change what an episode does: a rerun into the same DIR must keep them
 _PINNED = ("vgm", "vlm", "vgm_options", "vlm_options", "budget", "size", "context", "cache")
@@ -28,7 +27,7 @@ _PINNED = ("vgm", "vlm", "vgm_options", "vlm_options", "budget", "size", "contex
 class BenchConfig:
     """One benchmark: what to run, on which backends, how many, how fast, where."""
 
-    out: Path
+    out: RunPath  # a directory, or a URL (s3://bucket/prefix): see collabvr.location
     suite: str = "sim"
     methods: list[str] = dataclasses.field(default_factory=lambda: ["collabvr"])
     n: int = 50
@@ -50,6 +49,7 @@ class BenchConfig:
     judge_vlm_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     judge_repeats: int = 1  # judge calls per video (the paper's protocol; not Gen-ViRe's official one)
     strict: bool = False  # tables score a failed judge call 0 instead of dropping it (the official way)
+    strict_memory: bool = False  # refuse (BadInput) instead of lowering --concurrency when memory would run out
     all_samples: bool = False  # Gen-ViRe: every id of the eval jsons, not only the official three per subtask
     # VBVR: score the videos, floors and ceilings with this VBVR-EvalKit clone when the bench ends (not pinned)
     evalkit: str = ""
@@ -113,10 +113,6 @@ class BenchConfig:
     def check_executor(self) -> None:
         if self.executor not in EXECUTORS:
             raise BadInput(f"--executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
-        if _URL.match(str(self.out)):
-            url = _URL.sub(lambda m: m.group(0) + "/", str(self.out))  # a Path made s3://b of s3:/b
-            raise BadInput(f"--out {url}: URLs (fsspec) are not supported yet; give a directory, on a file system "
-                           "every node can reach when episodes run on several machines")
         for name, least in (("gpus_per_model", 1), ("ray_workers", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
@@ -177,7 +173,6 @@ class BenchConfig:
 
 EXECUTORS = ("local", "ray")
 MOST_EPISODES = 1_000_000  # every episode is listed before the first starts: a typo in --n must not fill the memory
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # s3://..., gs://... (a Path keeps one slash); not C:\\
 _DEFAULTS = {"judge_vlm": "", "judge_vlm_options": {}, "judge_repeats": 1, "runs": 1, "all_samples": False}
 
 

@@ -17,6 +17,7 @@ from collabvr.bench.config import BenchConfig
 from collabvr.bench.suites import Sample
 from collabvr.context import Context
 from collabvr.errors import redact
+from collabvr.location import local_dir, path_of
 from collabvr.runner import run
 from collabvr.scoring import JudgeSpec
 from collabvr.task import Task
@@ -86,8 +87,8 @@ def context_for(config: BenchConfig, job: Job, budget: float) -> Context:
     """The episode's run context: the bench's backends and context fields, its seed, run directory and budget."""
     return Context(**{
         **config.context, "vgm": config.vgm, "vlm": config.vlm, "vgm_options": dict(config.vgm_options),
-        "vlm_options": dict(config.vlm_options), "seed": job.seed, "out_dir": str(config.out / job.run_dir),
-        "budget_seconds": budget, "cache_dir": str(config.out / "cache") if config.cache else "",
+        "vlm_options": dict(config.vlm_options), "seed": job.seed, "out_dir": str(path_of(config.out) / job.run_dir),
+        "budget_seconds": budget, "cache_dir": str(local_dir(config.out) / "cache") if config.cache else "",
     })
 
 

@@ -44,6 +44,7 @@ from collabvr.bench.config import BenchConfig
 from collabvr.bench.episode import Job, episode_record, lost_record
 from collabvr.errors import BadInput
 from collabvr.graph import compiled, parse_method
+from collabvr.location import is_remote, local_dir, path_of
 from collabvr.rundir import CHECKPOINTS
 from collabvr.runner import sqlite_saver
 
@@ -277,7 +278,7 @@ def cluster(config: BenchConfig) -> Iterator[Any]:
 @ray.remote(num_cpus=1)
 def _episode(config: BenchConfig, job: Job, budget: float, priced: tuple[str, str], plan: Plan) -> dict[str, Any]:
     """One episode in a worker process, checkpointed in its own run directory; returns its line."""
-    path = Path(config.out) / job.run_dir / CHECKPOINTS
+    path = local_dir(str(path_of(config.out) / job.run_dir)) / CHECKPOINTS  # a remote run's: this node's cache
     path.parent.mkdir(parents=True, exist_ok=True)
     name = parse_method(job.method)[0]
     with remote_backends(plan), sqlite_saver(path, exclusive=True) as saver:
@@ -288,7 +289,8 @@ def _episode(config: BenchConfig, job: Job, budget: float, priced: tuple[str, st
 def _execute(plan: Plan, bench: Any, jobs: list[Job]) -> None:
     """Run ``jobs`` as tasks, ``concurrency`` at a time, appending each line through ``bench.add``
     (a :class:`collabvr.bench.runner.Bench`) as it comes back."""
-    config = dataclasses.replace(bench.config, out=Path(bench.config.out).resolve())  # the same path on every node
+    out = bench.config.out
+    config = dataclasses.replace(bench.config, out=out if is_remote(out) else Path(out).resolve())  # the same on every node
     shared = ray.put(config), ray.put(plan)
     pending: dict[Any, Job] = {}
     queue = iter(jobs)

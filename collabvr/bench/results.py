@@ -1,6 +1,7 @@
 """``results.jsonl``: one line per finished episode, appended safely, read back tolerantly.
 
-Below the bench runner (which writes it) and the report (which reads it).
+Below the bench runner (which writes it) and the report (which reads it). On an object store
+(``s3://...``), which has no append, each line rewrites the file whole, in one atomic put.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from collabvr.location import RunPath, is_remote, path_of, write_atomic
+
 RESULTS = "results.jsonl"
 
 
-def read_results(path: str | Path) -> list[dict[str, Any]]:
+def read_results(path: str | RunPath) -> list[dict[str, Any]]:
     """The finished episodes in a results file, the last line per episode winning.
 
     A torn last line (a run killed mid-write) and any other unparseable line are skipped
@@ -37,7 +40,7 @@ def unreadable(path: str | Path) -> list[int]:
 def _lines(path: str | Path) -> list[tuple[int, dict[str, Any] | None]]:
     """(line number, its record, or None when it cannot be read) for each non-empty line."""
     try:
-        text = gzip.open(path, "rt").read() if str(path).endswith(".gz") else Path(path).read_text()
+        text = gzip.open(path, "rt").read() if str(path).endswith(".gz") else path_of(path).read_text()
     except FileNotFoundError:
         return []
     out: list[tuple[int, dict[str, Any] | None]] = []
@@ -66,15 +69,25 @@ def result_key(r: dict[str, Any]) -> tuple[str, str, str, int, str | None]:
 
 
 class ResultsFile:
-    """Appends one JSON line per finished episode: under a lock, flushed and fsynced."""
+    """Appends one JSON line per finished episode: under a lock, flushed and fsynced (a local file),
+    or the whole file put again (an object store)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: RunPath) -> None:
         self.path = path
         self.lock = threading.Lock()
-        _drop_torn_tail(path)
+        if is_remote(path):
+            self._lines = path.read_bytes() if path.exists() else b""
+            self._lines = self._lines[: self._lines.rfind(b"\n") + 1]  # a torn tail is dropped
+        else:
+            _drop_torn_tail(path)
 
     def append(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, default=str) + "\n"
+        if is_remote(self.path):
+            with self.lock:
+                self._lines += line.encode()
+                write_atomic(self.path, self._lines)
+            return
         with self.lock, open(self.path, "a") as f:
             f.write(line)
             f.flush()

@@ -25,6 +25,7 @@ import asyncio
 import dataclasses
 import json
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -35,6 +36,7 @@ import collabvr.backends.sim.score  # noqa: F401 - imported once here, not by ei
 from collabvr import prices as price_table
 from collabvr.backends import registry
 from collabvr.bench import limits
+from collabvr.bench import memory as bench_memory
 from collabvr.bench.config import BenchConfig
 from collabvr.bench.episode import Job, episode_record, jobs_of, judge_of, task_of
 from collabvr.bench.export import benchmark_tables, official_for_bench
@@ -46,6 +48,7 @@ from collabvr.bench.suites.evalkit import OnLine, open_evalkit
 from collabvr.context import Context, make_context
 from collabvr.errors import BadInput, scrub
 from collabvr.graph import compiled, parse_method
+from collabvr.location import is_remote, local_dir, path_of, write_atomic
 from collabvr.prices import Estimate
 from collabvr.rundir import CHECKPOINTS, write_json
 from collabvr.runner import bill, preflight, priced_spec, sqlite_saver
@@ -114,7 +117,8 @@ async def _run_jobs(bench: Bench, jobs: list[Job], graphs: dict[str, Any]) -> No
 def _run_in_threads(bench: Bench, jobs: list[Job]) -> None:
     """The local executor: episodes in threads of this process, checkpoints in ``DIR/checkpoints.sqlite``."""
     config = bench.config
-    with sqlite_saver(config.out / CHECKPOINTS) as saver, \
+    local_dir(config.out).mkdir(parents=True, exist_ok=True)
+    with sqlite_saver(local_dir(config.out) / CHECKPOINTS) as saver, \
             ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="episode") as pool:
         graphs = {name: compiled(name).copy(update={"checkpointer": saver})
                   for name in dict.fromkeys(parse_method(job.method)[0] for job in jobs)}
@@ -186,7 +190,7 @@ def bench_bill(config: BenchConfig) -> Estimate:
     config.check()
     probe, ctx = _probe_context(config)
     preflight(probe, ctx)
-    done = _done(Path(config.out) / RESULTS)
+    done = _done(path_of(config.out) / RESULTS)
     total = price_table.NOTHING
     bill_ctx = make_context(ctx, budget_seconds=config.fixed_budget())
     bills: dict[tuple[str, bool, int], Estimate] = {}
@@ -212,6 +216,7 @@ def run_bench(
     on_start: Callable[[int, int], None] | None = None,
     execute: Execute | None = None,
     on_official: OnLine | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> list[Cell]:
     """Run (or resume) a benchmark; write results.jsonl, results.md and summary.json; return the cells.
 
@@ -221,10 +226,17 @@ def run_bench(
     up (``with executor(config) as execute``, to share it with :func:`bench_bill`); without it, one
     is set up for this call. With ``config.evalkit`` the clone is checked before any episode, and the
     finished bench is scored with it (its output lines go to ``on_official``).
+
+    Before the first episode the peak memory per episode is estimated (:mod:`collabvr.bench.memory`);
+    when ``concurrency`` episodes would not fit in the memory available, fewer run at once and
+    ``on_warning`` gets one line saying so (a ``RuntimeWarning`` without it), or, with
+    ``config.strict_memory``, BadInput is raised before anything is written. The estimate and the
+    process's measured peak go to summary.json (``memory``).
     """
     config.check()
-    config.out = Path(config.out)
-    config.out.mkdir(parents=True, exist_ok=True)
+    config.out = path_of(config.out)  # a directory, or a URL: the same files either way
+    if not is_remote(config.out):
+        config.out.mkdir(parents=True, exist_ok=True)
     with nullcontext(execute) if execute is not None else executor(config) as execute:
         # fail on a bad backend before any work; this also builds the backends before the episodes start
         probe, ctx = _probe_context(config)
@@ -235,6 +247,11 @@ def run_bench(
             open_evalkit(config.evalkit, python=config.evalkit_python or None, entry=config.evalkit_entry)
         priced = (priced_spec(ctx.vgm, registry.resolve_vgm(ctx.vgm, ctx.vgm_options)),
                   priced_spec(ctx.vlm, registry.resolve_vlm(ctx.vlm, ctx.vlm_options)))
+        memory = bench_memory.plan(config, ctx)
+        config = dataclasses.replace(config)  # the caller's config keeps its --concurrency
+        notice = bench_memory.guard(config, memory)
+        if notice is not None:
+            on_warning(notice) if on_warning is not None else warnings.warn(notice, RuntimeWarning, stacklevel=2)
         _pin_settings(config)
         bench = _run_missing(config, on_start, on_result, priced, execute)
     stopped = None
@@ -242,7 +259,8 @@ def run_bench(
         stopped = {"reason": "max_cost", "max_cost": config.max_cost, "spent": round(bench.spent, 6),
                    "not_started": bench.skipped}
     registry.close_all()  # every episode is done: free the local models' (GPU) memory
-    return write_summary(config, stopped=stopped, on_official=on_official)
+    measured = {"concurrency": config.concurrency, "peak_rss_bytes": bench_memory.peak_rss()}  # what ran, what it took
+    return write_summary(config, stopped=stopped, memory={**memory.public(), **measured}, on_official=on_official)
 
 
 def _done(results_path: Path) -> set[tuple[str, str, str, int, str | None]]:
@@ -268,13 +286,15 @@ def _run_missing(config: BenchConfig, on_start: Callable[[int, int], None] | Non
 
 
 def write_summary(config: BenchConfig, *, stopped: dict[str, Any] | None = None,
-                  on_official: OnLine | None = None) -> list[Cell]:
+                  memory: dict[str, Any] | None = None, on_official: OnLine | None = None) -> list[Cell]:
     """results.md and summary.json from results.jsonl, for this config's episodes only; ``stopped``
-    records why some episodes were not started (``--max-cost``). With ``config.evalkit``, VBVR-EvalKit
+    records why some episodes were not started (``--max-cost``), ``memory`` the estimate per episode
+    and the measured peak (:mod:`collabvr.bench.memory`). With ``config.evalkit``, VBVR-EvalKit
     scores the videos, floors and ceilings first (its output lines to ``on_official``)."""
     planned = jobs_of(config)
     wanted = {job.key for job in planned}
-    results = [r for r in read_results(config.out / RESULTS) if result_key(r) in wanted]
+    out = path_of(config.out)
+    results = [r for r in read_results(out / RESULTS) if result_key(r) in wanted]
     cells = summarize(results, seed=config.seed)
     totals = {
         "episodes": len(results),
@@ -292,7 +312,7 @@ def write_summary(config: BenchConfig, *, stopped: dict[str, Any] | None = None,
     suite = config.suite_of()
     summary = {"config": {**config.pinned(), "suite": config.suite, "methods": config.methods, "n": config.n,
                           "seed": config.seed, **run_of(config, suite)},
-               "totals": totals, "stopped": stopped, "cells": [c.public() for c in cells],
+               "totals": totals, "stopped": stopped, "memory": memory, "cells": [c.public() for c in cells],
                "paired": [{"other": other, "difficulty": level, **p.public()} for other, level, p in pairs]}
     tables = ""
     if suite.kind != "sim":
@@ -300,12 +320,12 @@ def write_summary(config: BenchConfig, *, stopped: dict[str, Any] | None = None,
                               "strict": config.strict}
         official = None
         if config.evalkit and results:
-            official = official_for_bench(config.out, suite, results, evalkit=config.evalkit, entry=config.evalkit_entry,
+            official = official_for_bench(out, suite, results, evalkit=config.evalkit, entry=config.evalkit_entry,
                                           python=config.evalkit_python or None, on_line=on_official)
-        extra, tables = benchmark_tables(config.out, suite, results, runs=config.runs, repeats=config.judge_repeats,
+        extra, tables = benchmark_tables(out, suite, results, runs=config.runs, repeats=config.judge_repeats,
                                          strict=config.strict, official=official)
         summary["benchmark"] = extra
-    write_json(config.out / "summary.json", scrub(summary))
+    write_json(out / "summary.json", scrub(summary))
     header = (f"# Benchmark results\n\nsuite `{config.suite}`, methods `{','.join(config.methods)}`, {instances_text(summary['config'])}, "
               f"VGM `{config.vgm}`, VLM `{config.vlm}`, budget `{config.budget or 'none'}`. Scores: mean [95% percentile "
               f"bootstrap CI, 2000 resamples, seed {config.seed}]; clip-s, VLM calls and cost are means per episode.\n\n")
@@ -319,6 +339,6 @@ def write_summary(config: BenchConfig, *, stopped: dict[str, Any] | None = None,
         paired_text = ("\n## Paired differences\n\n" + paired_intro(reference, suite.kind, config.seed) + "\n\n"
                        + paired_markdown(pairs, reference))
     samples_text = "" if suite.kind == "sim" else "\n" + samples_markdown(summary["config"])
-    (config.out / "results.md").write_text(header + results_markdown(cells) + paired_text + ("\n" + tables if tables else "")
-                                           + samples_text)
+    text = header + results_markdown(cells) + paired_text + ("\n" + tables if tables else "") + samples_text
+    write_atomic(out / "results.md", text.encode())
     return cells

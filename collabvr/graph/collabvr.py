@@ -25,14 +25,18 @@ from collabvr.nodes.baseline import horizon
 from collabvr.nodes.finalize import finalize
 from collabvr.nodes.generate import generate
 from collabvr.nodes.plan import plan
-from collabvr.nodes.prepare import prepare
+from collabvr.nodes.prepare import preparer
 from collabvr.nodes.repair import repair
+from collabvr.nodes.runnable import node
 from collabvr.nodes.verify import verify
-from collabvr.state import Input, Output, State, clip_seconds_spent, limits
+from collabvr.state import Input, Output, State, clip_seconds_spent, halted, limits
 
 
 def can_generate(state: State, ctx: Context) -> bool:
-    """Attempts left in this step, and a clip of this step's length fits the clip-seconds budget."""
+    """Attempts left in this step, a clip of this step's length fits the clip-seconds budget, and the
+    last failure was one a retry can fix."""
+    if halted(state):
+        return False
     return state["attempt"] < ctx.max_attempts and ctx.affords(clip_seconds_spent(state), ctx.seconds_for(state["step"]))
 
 
@@ -40,7 +44,7 @@ def after_plan(state: State) -> Literal["approve", "generate", "plan", "finalize
     ctx = limits(state)
     current = state.get("plan")
     if current is None:  # the planner failed
-        return "plan" if state["attempt"] < ctx.max_attempts else "finalize"
+        return "plan" if state["attempt"] < ctx.max_attempts and not halted(state) else "finalize"
     if current["task_complete"] and not current["instruction"].strip():
         return "finalize"
     if not can_generate(state, ctx):
@@ -77,13 +81,13 @@ def worst_case(ctx: Context) -> Compute:
 def build_collabvr() -> StateGraph:
     """The uncompiled builder: compile it with your own checkpointer, or embed it as a subgraph."""
     builder = StateGraph(State, context_schema=Context, input_schema=Input, output_schema=Output)
-    builder.add_node("prepare", prepare)
-    builder.add_node("plan", plan)
-    builder.add_node("approve", approve)
-    builder.add_node("generate", generate)
-    builder.add_node("verify", verify)
-    builder.add_node("repair", repair)
-    builder.add_node("finalize", finalize)
+    builder.add_node("prepare", node(preparer("collabvr"), pins=True))
+    builder.add_node("plan", node(plan))
+    builder.add_node("approve", node(approve))
+    builder.add_node("generate", node(generate))
+    builder.add_node("verify", node(verify))
+    builder.add_node("repair", node(repair))
+    builder.add_node("finalize", node(finalize))
     builder.add_edge(START, "prepare")
     builder.add_edge("prepare", "plan")
     builder.add_conditional_edges("plan", after_plan)

@@ -15,11 +15,12 @@ from typing import Literal
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
-from collabvr.context import Context
+from collabvr.context import BaseContext, Context
 from collabvr.graph import Compute
 from collabvr.nodes.baseline import BaselineState, horizon
 from collabvr.nodes.conclude import conclude_with, failed
-from collabvr.nodes.prepare import prepare
+from collabvr.nodes.prepare import preparer
+from collabvr.nodes.runnable import node
 from collabvr.nodes.select import select
 from collabvr.nodes.whole import candidate_orders, generate_candidate
 from collabvr.state import Input, Output, limits
@@ -48,11 +49,11 @@ def worst_case(ctx: Context) -> Compute:
 
 def build_pass_at_k() -> StateGraph:
     """The uncompiled builder: compile it with your own checkpointer, or embed it as a subgraph."""
-    builder = StateGraph(BaselineState, context_schema=Context, input_schema=Input, output_schema=Output)
-    builder.add_node("prepare", prepare)
-    builder.add_node("candidate", generate_candidate)
-    builder.add_node("select", select)
-    builder.add_node("finalize", conclude_with(outcome))
+    builder = StateGraph(BaselineState, context_schema=BaseContext, input_schema=Input, output_schema=Output)
+    builder.add_node("prepare", node(preparer("pass_at_k", plans=False), pins=True))
+    builder.add_node("candidate", node(generate_candidate))
+    builder.add_node("select", node(select))
+    builder.add_node("finalize", node(conclude_with(outcome)))
     builder.add_edge(START, "prepare")
     builder.add_conditional_edges("prepare", launch, ["candidate", "finalize"])
     builder.add_edge("candidate", "select")

@@ -5,6 +5,8 @@ generations at most.
     prepare ──fits──> generate ──rounds and budget left──> critique ──not solved──> generate
        │                 └──failed, last round or budget spent──> finalize
        └──does not fit──> finalize              critique ──solved or failed──> finalize
+                                                critique ──not solved, approve_plans──> approve ──approved or edited──> generate
+                                                                                           └──stopped──> finalize
 
 The last video is not critiqued: no further round could use the critique.
 """
@@ -17,10 +19,12 @@ from langgraph.graph import END, START, StateGraph
 
 from collabvr.context import Context
 from collabvr.graph import Compute
+from collabvr.nodes.approve import approve_prompt
 from collabvr.nodes.baseline import BaselineState, affordable, horizon
 from collabvr.nodes.conclude import conclude_with, failed
 from collabvr.nodes.critique import critique
-from collabvr.nodes.prepare import prepare
+from collabvr.nodes.prepare import preparer
+from collabvr.nodes.runnable import node
 from collabvr.nodes.whole import generate_whole
 from collabvr.state import Input, Output, limits
 
@@ -35,8 +39,14 @@ def after_generate(state: BaselineState) -> Literal["critique", "finalize"]:
     return "critique" if state["last"] == "generated" and another else "finalize"
 
 
-def after_critique(state: BaselineState) -> Literal["generate", "finalize"]:
-    return "generate" if state["last"] == "critiqued" else "finalize"
+def after_critique(state: BaselineState) -> Literal["approve", "generate", "finalize"]:
+    if state["last"] != "critiqued":
+        return "finalize"
+    return "approve" if limits(state).approve_plans else "generate"
+
+
+def after_approve(state: BaselineState) -> Literal["generate", "finalize"]:
+    return "finalize" if state.get("last") == "stopped" else "generate"
 
 
 def outcome(state: BaselineState, ctx: Context) -> tuple[str, str]:
@@ -59,14 +69,16 @@ def worst_case(ctx: Context) -> Compute:
 def build_posthoc_critique() -> StateGraph:
     """The uncompiled builder: compile it with your own checkpointer, or embed it as a subgraph."""
     builder = StateGraph(BaselineState, context_schema=Context, input_schema=Input, output_schema=Output)
-    builder.add_node("prepare", prepare)
-    builder.add_node("generate", generate_whole)
-    builder.add_node("critique", critique)
-    builder.add_node("finalize", conclude_with(outcome))
+    builder.add_node("prepare", node(preparer("posthoc_critique"), pins=True))
+    builder.add_node("generate", node(generate_whole))
+    builder.add_node("critique", node(critique))
+    builder.add_node("approve", node(approve_prompt))
+    builder.add_node("finalize", node(conclude_with(outcome)))
     builder.add_edge(START, "prepare")
     builder.add_conditional_edges("prepare", after_prepare)
     builder.add_conditional_edges("generate", after_generate)
     builder.add_conditional_edges("critique", after_critique)
+    builder.add_conditional_edges("approve", after_approve)
     builder.add_edge("finalize", END)
     return builder
 

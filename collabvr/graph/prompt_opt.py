@@ -6,6 +6,8 @@ R = ``rounds`` rounds.
        └──not even one fits──> finalize                          └──failed, last round or budget──> finalize
     critique ──not solved: Send × 2──> candidate
     critique ──solved or failed──> finalize
+    critique ──not solved, approve_plans──> approve ──approved or edited: Send × 2──> candidate
+                                               └──stopped──> finalize
 
 The final video is the last round's selected candidate. The last round is not critiqued: no
 further round could use the rewrite.
@@ -20,10 +22,12 @@ from langgraph.types import Send
 
 from collabvr.context import Context
 from collabvr.graph import Compute
+from collabvr.nodes.approve import approve_prompt
 from collabvr.nodes.baseline import BaselineState, affordable, horizon
 from collabvr.nodes.conclude import conclude_with, failed
 from collabvr.nodes.critique import critique
-from collabvr.nodes.prepare import prepare
+from collabvr.nodes.prepare import preparer
+from collabvr.nodes.runnable import node
 from collabvr.nodes.select import select
 from collabvr.nodes.whole import candidate_orders, generate_candidate
 from collabvr.state import Input, Output, limits
@@ -41,8 +45,14 @@ def after_select(state: BaselineState) -> Literal["critique", "finalize"]:
     return "critique" if state["last"] == "selected" and another else "finalize"
 
 
-def after_critique(state: BaselineState) -> list[Send] | Literal["finalize"]:
-    return launch(state) if state["last"] == "critiqued" else "finalize"
+def after_critique(state: BaselineState) -> list[Send] | Literal["approve", "finalize"]:
+    if state["last"] != "critiqued":
+        return "finalize"
+    return "approve" if limits(state).approve_plans else launch(state)
+
+
+def after_approve(state: BaselineState) -> list[Send] | Literal["finalize"]:
+    return "finalize" if state.get("last") == "stopped" else launch(state)
 
 
 def outcome(state: BaselineState, ctx: Context) -> tuple[str, str]:
@@ -66,16 +76,18 @@ def worst_case(ctx: Context) -> Compute:
 def build_prompt_opt() -> StateGraph:
     """The uncompiled builder: compile it with your own checkpointer, or embed it as a subgraph."""
     builder = StateGraph(BaselineState, context_schema=Context, input_schema=Input, output_schema=Output)
-    builder.add_node("prepare", prepare)
-    builder.add_node("candidate", generate_candidate)
-    builder.add_node("select", select)
-    builder.add_node("critique", critique)
-    builder.add_node("finalize", conclude_with(outcome))
+    builder.add_node("prepare", node(preparer("prompt_opt"), pins=True))
+    builder.add_node("candidate", node(generate_candidate))
+    builder.add_node("select", node(select))
+    builder.add_node("critique", node(critique))
+    builder.add_node("approve", node(approve_prompt))
+    builder.add_node("finalize", node(conclude_with(outcome)))
     builder.add_edge(START, "prepare")
     builder.add_conditional_edges("prepare", launch, ["candidate", "finalize"])
     builder.add_edge("candidate", "select")
     builder.add_conditional_edges("select", after_select)
-    builder.add_conditional_edges("critique", after_critique, ["candidate", "finalize"])
+    builder.add_conditional_edges("critique", after_critique, ["candidate", "approve", "finalize"])
+    builder.add_conditional_edges("approve", after_approve, ["candidate", "finalize"])
     builder.add_edge("finalize", END)
     return builder
 

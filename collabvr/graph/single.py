@@ -10,11 +10,12 @@ from typing import Literal
 
 from langgraph.graph import END, START, StateGraph
 
-from collabvr.context import Context
+from collabvr.context import BaseContext, Context
 from collabvr.graph import Compute
 from collabvr.nodes.baseline import BaselineState, affordable, horizon
 from collabvr.nodes.conclude import conclude_with, failed
-from collabvr.nodes.prepare import prepare
+from collabvr.nodes.prepare import preparer
+from collabvr.nodes.runnable import node
 from collabvr.nodes.whole import generate_whole
 from collabvr.state import Input, Output, limits
 
@@ -38,10 +39,10 @@ def worst_case(ctx: Context) -> Compute:
 
 def build_single() -> StateGraph:
     """The uncompiled builder: compile it with your own checkpointer, or embed it as a subgraph."""
-    builder = StateGraph(BaselineState, context_schema=Context, input_schema=Input, output_schema=Output)
-    builder.add_node("prepare", prepare)
-    builder.add_node("generate", generate_whole)
-    builder.add_node("finalize", conclude_with(outcome))
+    builder = StateGraph(BaselineState, context_schema=BaseContext, input_schema=Input, output_schema=Output)
+    builder.add_node("prepare", node(preparer("single", plans=False), pins=True))
+    builder.add_node("generate", node(generate_whole))
+    builder.add_node("finalize", node(conclude_with(outcome)))
     builder.add_edge(START, "prepare")
     builder.add_conditional_edges("prepare", after_prepare)
     builder.add_edge("generate", "finalize")

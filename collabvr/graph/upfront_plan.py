@@ -2,7 +2,9 @@
 in turn, each conditioned on the previous clip's last frame, and nothing is verified.
 
     prepare ──> plan ──steps planned, first fits──> generate ──clip──> advance ──steps left, next fits──> generate
-                 └──failed, nothing to do, or budget──> finalize
+                 │  └──failed, nothing to do, or budget──> finalize
+                 └──approve_plans──> approve ──approved or edited──> generate
+                                        └──stopped──> finalize
                                  generate ──failed──> finalize      advance ──script done or budget──> finalize
 """
 
@@ -14,10 +16,12 @@ from langgraph.graph import END, START, StateGraph
 
 from collabvr.context import Context
 from collabvr.graph import Compute
+from collabvr.nodes.approve import approve_script
 from collabvr.nodes.baseline import BaselineState, horizon
 from collabvr.nodes.conclude import conclude_with, failed
 from collabvr.nodes.generate import generate
-from collabvr.nodes.prepare import prepare
+from collabvr.nodes.prepare import preparer
+from collabvr.nodes.runnable import node
 from collabvr.nodes.upfront import advance, plan_upfront
 from collabvr.state import Input, Output, clip_seconds_spent, limits
 
@@ -27,8 +31,15 @@ def next_step_fits(state: BaselineState, ctx: Context) -> bool:
     return step < len(state.get("script", [])) and ctx.affords(clip_seconds_spent(state), ctx.seconds_for(step))
 
 
-def after_plan(state: BaselineState) -> Literal["generate", "finalize"]:
-    return "generate" if next_step_fits(state, limits(state)) else "finalize"
+def after_plan(state: BaselineState) -> Literal["approve", "generate", "finalize"]:
+    ctx = limits(state)
+    if not next_step_fits(state, ctx):
+        return "finalize"
+    return "approve" if ctx.approve_plans else "generate"
+
+
+def after_approve(state: BaselineState) -> Literal["generate", "finalize"]:
+    return "generate" if state.get("last") != "stopped" and next_step_fits(state, limits(state)) else "finalize"
 
 
 def after_generate(state: BaselineState) -> Literal["advance", "finalize"]:
@@ -58,14 +69,16 @@ def worst_case(ctx: Context) -> Compute:
 def build_upfront_plan() -> StateGraph:
     """The uncompiled builder: compile it with your own checkpointer, or embed it as a subgraph."""
     builder = StateGraph(BaselineState, context_schema=Context, input_schema=Input, output_schema=Output)
-    builder.add_node("prepare", prepare)
-    builder.add_node("plan", plan_upfront)
-    builder.add_node("generate", generate)
-    builder.add_node("advance", advance)
-    builder.add_node("finalize", conclude_with(outcome))
+    builder.add_node("prepare", node(preparer("upfront_plan"), pins=True))
+    builder.add_node("plan", node(plan_upfront))
+    builder.add_node("approve", node(approve_script))
+    builder.add_node("generate", node(generate))
+    builder.add_node("advance", node(advance))
+    builder.add_node("finalize", node(conclude_with(outcome)))
     builder.add_edge(START, "prepare")
     builder.add_edge("prepare", "plan")
     builder.add_conditional_edges("plan", after_plan)
+    builder.add_conditional_edges("approve", after_approve)
     builder.add_conditional_edges("generate", after_generate)
     builder.add_conditional_edges("advance", after_advance)
     builder.add_edge("finalize", END)

@@ -7,7 +7,7 @@ else the first frame alone when no video was made.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -16,6 +16,7 @@ from collabvr.context import Context
 from collabvr.nodes.baseline import BaselineState
 from collabvr.nodes.common import context_of
 from collabvr.nodes.finalize import conclude
+from collabvr.state import halted
 from collabvr.status import FAILED_CALLS
 
 Outcome = Callable[[BaselineState, Context], tuple[str, str]]
@@ -27,6 +28,8 @@ def failed(state: BaselineState) -> tuple[str, str] | None:
     last = state.get("last", "")
     if last not in FAILED_CALLS:
         return None
+    if error := halted(state):
+        return "load_failed", error["message"]
     errors = [a["error"]["message"] for a in state.get("attempts", []) if a.get("error")]
     why = errors[-1] if errors else "no candidate was generated"
     if last == "selection_failed":
@@ -34,10 +37,14 @@ def failed(state: BaselineState) -> tuple[str, str] | None:
     return last, why
 
 
-def conclude_with(outcome: Outcome) -> Callable[[BaselineState, Runtime[Context]], dict[str, Any]]:
-    """A finalize node whose status and reason come from ``outcome``."""
+def conclude_with(outcome: Outcome) -> Callable[[BaselineState, Runtime[Context]], Awaitable[dict[str, Any]]]:
+    """A finalize node whose status and reason come from ``outcome`` (a person's stop comes first)."""
 
-    def finalize(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
-        return conclude(state, runtime, *outcome(state, context_of(runtime)), state.get("chosen"))
+    async def finalize(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
+        if state.get("last") == "stopped":
+            ended = "stopped", state.get("reason") or "stopped by a person"
+        else:
+            ended = outcome(state, context_of(runtime))
+        return await conclude(state, runtime, *ended, state.get("chosen"))
 
     return finalize

@@ -7,13 +7,15 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from collabvr.artifacts import ref_json
+from collabvr.aio import offload
+from collabvr.artifacts import public_url, ref_json
 from collabvr.backends.sim.families import FAMILIES
 from collabvr.backends.sim.score import score_video
 from collabvr.context import Context
 from collabvr.media import Video
+from collabvr.nodes import messages
 from collabvr.nodes.common import context_of, emit, store_of
-from collabvr.state import State, clip_seconds_spent
+from collabvr.state import State, clip_seconds_spent, halted
 
 
 def outcome(state: State, ctx: Context) -> tuple[str, str]:
@@ -21,6 +23,8 @@ def outcome(state: State, ctx: Context) -> tuple[str, str]:
     if state.get("last") == "stopped":
         return "stopped", state.get("reason") or "stopped by a person"
     attempts = state.get("attempts", [])
+    if error := halted(state):
+        return "load_failed", f"step {state.get('step', 0) + 1}: {error['message']}"
     plan = state.get("plan") or {}
     if plan.get("task_complete") and not plan.get("instruction", "").strip():
         return "complete", "the planner found the task already complete"
@@ -59,16 +63,24 @@ def score_of(task: dict[str, Any], ctx: Context, final: dict | None) -> dict[str
     store = store_of(ctx)
     family = FAMILIES[task["family"]]
     start = family.read(store.load_image(task["first_frame"]).array)
-    return dataclasses.asdict(score_video(family, store.load_video(final).frames, start))
+    return dataclasses.asdict(score_video(family, store.load_video(final).iter_frames(), start))
 
 
-def conclude(state: State, runtime: Runtime[Context], status: str, reason: str, chosen: dict | None = None) -> dict[str, Any]:
-    """The update every method's finalize returns: the final video, its score, and why it ended."""
-    ctx = context_of(runtime)
+def finished(state: State, ctx: Context, chosen: dict | None) -> tuple[dict, dict[str, Any] | None]:
+    """(the final video, its score)."""
     final = final_video(state, ctx, chosen)
-    emit(runtime, "finalized", step=state.get("step", 0), status=status, reason=reason)
-    return {"final": final, "score": score_of(state["task"], ctx, final), "status": status, "reason": reason}
+    return final, score_of(state["task"], ctx, final)
 
 
-def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    return conclude(state, runtime, *outcome(state, context_of(runtime)))
+async def conclude(state: State, runtime: Runtime[Context], status: str, reason: str, chosen: dict | None = None
+                   ) -> dict[str, Any]:
+    """The update every method's finalize returns: the final video (its ref, and its URL on the Agent
+    Server's route), its score, and why it ended."""
+    final, score = await offload(finished, state, context_of(runtime), chosen)
+    emit(runtime, "finalized", step=state.get("step", 0), status=status, reason=reason, final_url=public_url(final))
+    return {"final": final, "final_url": public_url(final), "score": score, "status": status, "reason": reason,
+            **messages.finished(status, reason, final, score)}
+
+
+async def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    return await conclude(state, runtime, *outcome(state, context_of(runtime)))

@@ -6,8 +6,10 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from collabvr.aio import offload
 from collabvr.context import Context
-from collabvr.nodes.common import call_vlm, context_of, emit, store_of
+from collabvr.nodes import messages
+from collabvr.nodes.common import context_of, emit, store_of, vlm_call
 from collabvr.records import Plan, PlanRequest, StepSummary
 from collabvr.state import State, attempt_record, with_attempt
 
@@ -24,13 +26,14 @@ def plan_request(state: State, ctx: Context, *, split_from: str = "") -> PlanReq
         history=tuple(StepSummary(s["plan"]["instruction"], s["plan"]["target_state"]) for s in state.get("steps", [])),
         split_from=split_from,
         family=task.get("family"),
+        attempt=state.get("attempt", 0),
     )
 
 
-def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+async def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = context_of(runtime)
     step, attempt = state.get("step", 0), state.get("attempt", 0)
-    record, fail, compute = call_vlm(ctx, "plan", plan_request(state, ctx), Plan)
+    record, fail, compute = await vlm_call(ctx, "plan", await offload(plan_request, state, ctx), Plan)
     if fail is not None:
         emit(runtime, "plan_failed", step=step, attempt=attempt, error=fail)
         failed = attempt_record(step=step, index=attempt, status="plan_failed", error=fail)
@@ -38,6 +41,7 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                 "last": "plan_failed"}
     emit(runtime, "plan", step=step, attempt=attempt, instruction=record.instruction, task_complete=record.task_complete)
     return {
+        **messages.planned(step, record.model_dump(mode="json"), state["frame"]),
         "compute": compute,
         "plan": record.model_dump(mode="json"),
         "prompt": record.instruction,

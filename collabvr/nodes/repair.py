@@ -17,10 +17,11 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from collabvr.artifacts import ref_json
+from collabvr.aio import offload
+from collabvr.artifacts import ArtifactStore, ref_json
 from collabvr.context import Context
-from collabvr.nodes import tracing
-from collabvr.nodes.common import call_vlm, compose_prompt, context_of, emit, store_of
+from collabvr.nodes import messages, tracing
+from collabvr.nodes.common import compose_prompt, context_of, emit, store_of, vlm_call
 from collabvr.nodes.plan import plan_request
 from collabvr.records import Plan
 from collabvr.state import State
@@ -37,7 +38,14 @@ def choose_strategy(verdict: dict | None, *, threshold: float, last_step: bool) 
     return "prompt_evolution"
 
 
-def repair(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+def good_prefix(store: ArtifactStore, clip_ref: dict, fraction: float) -> tuple[dict, dict, int, int]:
+    """(prefix, frame to go on from, its index, frames in the clip): the good part of a rejected clip."""
+    clip = store.load_video(clip_ref)
+    cut = clip.frame_index_at(fraction)
+    return ref_json(store.put_video(clip.trim(0, cut + 1))), ref_json(store.put_image(clip.frame(cut))), cut, clip.num_frames
+
+
+async def repair(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = context_of(runtime)
     last = state["attempts"][-1]
     plan = state["plan"]
@@ -49,16 +57,13 @@ def repair(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if strategy == "retry":
         update["prompt"] = state["prompt"]
     elif strategy == "partial_regeneration":
-        store = store_of(ctx)
-        clip = store.load_video(last["clip"])
-        cut = clip.frame_index_at(verdict["good_fraction"])
-        update["prefix"] = ref_json(store.put_video(clip.trim(0, cut + 1)))
-        update["cond_frame"] = ref_json(store.put_image(clip.frame(cut)))
+        update["prefix"], update["cond_frame"], cut, frames = await offload(
+            good_prefix, store_of(ctx), last["clip"], verdict["good_fraction"])
         update["prompt"] = compose_prompt(verdict.get("remaining") or plan["instruction"], verdict["suggestion"])
-        detail = {"cut_frame": cut, "of_frames": clip.num_frames}
+        detail = {"cut_frame": cut, "of_frames": frames}
     elif strategy == "action_splitting":
-        request = plan_request(state, ctx, split_from=plan["instruction"])
-        smaller, fail, compute = call_vlm(ctx, "plan", request, Plan, repair_strategy=strategy)
+        request = await offload(plan_request, state, ctx, split_from=plan["instruction"])
+        smaller, fail, compute = await vlm_call(ctx, "plan", request, Plan, repair_strategy=strategy)
         update["compute"] = compute
         if smaller is not None and smaller.instruction.strip():
             update["plan"] = smaller.model_dump(mode="json")
@@ -73,4 +78,4 @@ def repair(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     emit(runtime, "repair", step=state["step"], attempt=state["attempt"], strategy=strategy)
     tracing.annotate(repair_strategy=strategy)
     record = {"step": state["step"], "after_attempt": last["index"], "strategy": strategy, "prompt": update["prompt"], **detail}
-    return {**update, "repairs": [*state.get("repairs", []), record]}
+    return {**update, "repairs": [*state.get("repairs", []), record], **messages.repaired(record)}

@@ -11,15 +11,17 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from collabvr.aio import offload
 from collabvr.context import Context
 from collabvr.errors import InvalidOutput, failure
+from collabvr.nodes import messages
 from collabvr.nodes.baseline import BaselineState
-from collabvr.nodes.common import call_vlm, context_of, emit, store_of
+from collabvr.nodes.common import context_of, emit, store_of, vlm_call
 from collabvr.records import Selection, SelectRequest
 from collabvr.state import attempt_record
 
 
-def select(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def select(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = context_of(runtime)
     round_ = state.get("step", 0)
     batch = sorted((c for c in state.get("candidates", []) if c["round"] == round_), key=lambda c: c["index"])
@@ -28,9 +30,9 @@ def select(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
     if not ready:  # nothing to select from: no VLM call
         return {**update, "attempts": [*state.get("attempts", []), *batch], "last": "generation_failed"}
     store = store_of(ctx)
-    request = SelectRequest(task=state["task"]["prompt"], candidates=tuple(store.load_video(c["clip"]) for c in ready),
-                            family=state["task"].get("family"))
-    picked, fail, compute = call_vlm(ctx, "select", request, Selection)
+    clips = await offload(lambda: tuple(store.load_video(c["clip"]) for c in ready))
+    request = SelectRequest(task=state["task"]["prompt"], candidates=clips, family=state["task"].get("family"))
+    picked, fail, compute = await vlm_call(ctx, "select", request, Selection)
     if picked is not None and picked.index >= len(ready):
         picked, fail = None, failure(InvalidOutput(f"the selector picked candidate {picked.index} of {len(ready)}"))
     marks: dict[int, dict[str, Any]] = {}
@@ -47,5 +49,6 @@ def select(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
     else:
         emit(runtime, "selected", step=round_, attempt=winner["index"], of=len(ready), reason=picked.reason)
     attempts = [attempt_record(c, **marks.get(c["index"], {})) for c in batch]
+    said = f"selected candidate {winner['index']} of {len(ready)}: {picked.reason}" if picked else f"the selector failed: {fail['message']}"
     return {**update, "attempts": [*state.get("attempts", []), *attempts], "chosen": winner["clip"], "last": last,
-            "compute": compute}
+            "compute": compute, **messages.selected(round_, said, winner["clip"])}

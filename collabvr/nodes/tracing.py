@@ -20,6 +20,7 @@ graph is named after its method: ``collabvr``, ``single``, ``pass_at_k``, ...).
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from collabvr.backends import registry
-from collabvr.backends.api import estimated_cost
+from collabvr.backends.api import Roles, estimated_cost, prompt_for
 from collabvr.context import Context
 from collabvr.errors import redact, scrub
 from collabvr.media import Image, Video
@@ -78,7 +79,9 @@ def _parent() -> Any:
 
 
 def _method(parent: Any) -> str | None:
-    """``metadata["method"]`` of the run's config, else the name of the root graph run."""
+    """``metadata["method"]`` of the run's config (the runner's label: ``pass@8``), else the method
+    the episode's state names (collabvr's own graph, also when embedded in a parent app's), else the
+    name of the root graph run."""
     try:
         from langgraph.config import get_config
 
@@ -87,6 +90,9 @@ def _method(parent: Any) -> str | None:
         return None
     if method := (config.get("metadata") or {}).get("method"):
         return str(method)
+    state = getattr(parent, "inputs", None)
+    if isinstance(state, dict) and isinstance(state.get("method"), str):
+        return state["method"]
     handlers = getattr(config.get("callbacks"), "handlers", None) or []
     for handler in handlers:
         root = getattr(handler, "run_map", {}).get(str(getattr(parent, "trace_id", "")))
@@ -134,7 +140,9 @@ class _Run:
         if isinstance(accept, bool):
             meta["verdict"] = "accept" if accept else "reject"
             self.run.tags = [*self.run.tags, f"verdict:{meta['verdict']}"]
-        outputs = {"record": describe(record) if record is not None else None, "usage_metadata": usage}
+        answer = json.dumps(describe(record)) if record is not None else ""
+        outputs = {"choices": [{"index": 0, "message": {"role": "assistant", "content": answer}}],
+                   "record": describe(record) if record is not None else None, "usage_metadata": usage}
         self._end(outputs, fail, meta, usage)
 
     def vgm_done(self, video: Video | None, fail: dict | None, compute: dict[str, Any]) -> None:
@@ -158,19 +166,16 @@ class _Run:
 
 
 @contextmanager
-def model_run(ctx: Context, kind: str, role: str, inputs: dict[str, Any], *, step: int | None = None,
-              attempt: int | None = None, **extra: Any) -> Iterator[_Run]:
-    """A child run of the current node for one model call (``kind`` "vlm" or "vgm")."""
-    spec, options = (ctx.vlm, ctx.vlm_options) if kind == "vlm" else (ctx.vgm, ctx.vgm_options)
+def model_run(ctx: Context, kind: str, role: str, inputs: dict[str, Any], *, backend: Any = None,
+              step: int | None = None, attempt: int | None = None, **extra: Any) -> Iterator[_Run]:
+    """A child run of the current node for one model call (``kind`` "vlm" or "vgm") to ``backend``
+    (None: its spec did not resolve)."""
+    spec = ctx.vlm if kind == "vlm" else ctx.vgm
     if not enabled():
         yield _Run(None, spec, None)
         return
     import langsmith
 
-    try:
-        backend = registry.resolve(kind, spec, options)
-    except Exception:  # noqa: BLE001 - the call itself reports a bad spec
-        backend = None
     provider, model = registry.parse_spec(spec)
     model = getattr(backend, "model", None) or model or provider
     parent = _parent()
@@ -180,9 +185,26 @@ def model_run(ctx: Context, kind: str, role: str, inputs: dict[str, Any], *, ste
     tags = [f"collabvr:{kind}", f"role:{role}", f"backend:{spec}"]
     if metadata.get("method"):
         tags.append(f"method:{metadata['method']}")
+    shown = describe(inputs)
+    if kind == "vlm":  # chat-shaped, as LangSmith and its Playground read an llm run
+        shown = {"messages": chat(role, inputs.get("request")), "model": model, **shown}
     with langsmith.trace(f"{kind}:{role}", run_type="llm" if kind == "vlm" else "tool",
-                         inputs=scrub(describe(inputs)), metadata=scrub(metadata), tags=tags) as run:
+                         inputs=scrub(shown), metadata=scrub(metadata), tags=tags) as run:
         yield _Run(run, spec, backend)
+
+
+def chat(role: str, request: Any) -> list[dict[str, Any]]:
+    """The role call as the one user turn every backend sends: the prompt, then each caption and a
+    placeholder for each image or clip (their sizes, never their bytes)."""
+    try:
+        _, media = Roles().media_of(role, request)
+        content = [{"type": "text", "text": prompt_for(request)}]
+    except Exception:  # noqa: BLE001 - a request this describes no prompt for (a scripted test's)
+        return [{"role": "user", "content": json.dumps(describe(request))}]
+    for item in media:
+        shown = item if isinstance(item, str) else json.dumps(describe(item))
+        content.append({"type": "text", "text": shown})
+    return [{"role": "user", "content": content}]
 
 
 def annotate(**metadata: Any) -> None:

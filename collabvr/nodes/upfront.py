@@ -13,9 +13,11 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from collabvr.aio import offload
 from collabvr.context import Context
+from collabvr.nodes import messages
 from collabvr.nodes.baseline import BaselineState
-from collabvr.nodes.common import call_vlm, context_of, emit
+from collabvr.nodes.common import context_of, emit, vlm_call
 from collabvr.nodes.plan import plan_request
 from collabvr.records import Plan
 from collabvr.state import attempt_record, with_attempt
@@ -34,21 +36,22 @@ def script_of(instruction: str, max_steps: int) -> list[str]:
     return steps
 
 
-def plan_upfront(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def plan_upfront(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = context_of(runtime)
-    request = dataclasses.replace(plan_request(state, ctx), upfront=True)
-    record, fail, compute = call_vlm(ctx, "plan", request, Plan)
+    request = dataclasses.replace(await offload(plan_request, state, ctx), upfront=True)
+    record, fail, compute = await vlm_call(ctx, "plan", request, Plan)
     if record is None:
         emit(runtime, "plan_failed", error=fail)
         failed = attempt_record(step=0, index=0, status="plan_failed", error=fail)
         return {"plan": None, "attempts": with_attempt(state, failed), "last": "plan_failed", "compute": compute}
     script = script_of(record.instruction, ctx.max_steps)
     emit(runtime, "plan", instruction=record.instruction, task_complete=record.task_complete, planned_steps=len(script))
-    return {"plan": record.model_dump(mode="json"), "script": script, "prompt": script[0] if script else "",
+    return {**messages.planned(0, record.model_dump(mode="json"), state["frame"]),
+            "plan": record.model_dump(mode="json"), "script": script, "prompt": script[0] if script else "",
             "cond_frame": state["frame"], "prefix": None, "attempt": 0, "last": "planned", "compute": compute}
 
 
-def advance(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def advance(state: BaselineState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Keep the step's clip unverified and move on to the next line of the script."""
     pending, step, script = state["pending"], state["step"], state["script"]
     done = {"step": step, "plan": {"instruction": pending["prompt"]}, "clip": pending["clip"],

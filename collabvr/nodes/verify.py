@@ -10,18 +10,18 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from collabvr.artifacts import ref_json
+from collabvr.aio import offload
+from collabvr.artifacts import ArtifactStore, ref_json
 from collabvr.context import Context
-from collabvr.nodes.common import call_vlm, context_of, emit, store_of
+from collabvr.nodes import messages
+from collabvr.nodes.common import context_of, emit, store_of, vlm_call
 from collabvr.records import Verdict, VerifyRequest
 from collabvr.state import State, attempt_record, with_attempt
 
 
-def verify(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    ctx = context_of(runtime)
-    store = store_of(ctx)
+def verify_request(state: State, store: ArtifactStore) -> VerifyRequest:
     pending, plan = state["pending"], state["plan"]
-    request = VerifyRequest(
+    return VerifyRequest(
         task=state["task"]["prompt"],
         clip=store.load_video(pending["clip"]),
         start_frame=store.load_image(state["frame"]),
@@ -31,7 +31,14 @@ def verify(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         step=state["step"],
         attempt=state["attempt"],
     )
-    verdict, fail, compute = call_vlm(ctx, "verify", request, Verdict)
+
+
+async def verify(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    ctx = context_of(runtime)
+    store = store_of(ctx)
+    pending, plan = state["pending"], state["plan"]
+    request = await offload(verify_request, state, store)
+    verdict, fail, compute = await vlm_call(ctx, "verify", request, Verdict)
     if fail is not None:
         attempt = attempt_record(pending, status="verification_failed", error=fail, verify_ms=compute["vlm_ms"])
     else:
@@ -41,10 +48,10 @@ def verify(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
          reason=(verdict.reason if verdict else fail["message"]))
     attempts = with_attempt(state, attempt)
     update: dict[str, Any] = {"attempts": attempts, "pending": None, "attempt": state["attempt"] + 1,
-                              "last": attempt["status"], "compute": compute}
+                              "last": attempt["status"], "compute": compute, **messages.verified(attempt)}
     if attempt["status"] == "accepted":
         # the step is done: its attempt log moves to the store, so state stays bounded per step
-        log = store.put_json({"attempts": attempts, "repairs": state.get("repairs", [])})
+        log = await offload(store.put_json, {"attempts": attempts, "repairs": state.get("repairs", [])})
         accepted = {
             "step": state["step"],
             "plan": plan,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from collabvr.errors import BadInput
+from collabvr.errors import BadInput, CollabVRError, ModelUnavailable, redact
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -41,10 +41,27 @@ class Checkpoint:
     hub: bool
 
     def read_json(self, name: str) -> dict[str, Any]:
-        try:
-            return json.loads((self.files / name).read_text())
-        except (OSError, ValueError) as exc:
-            raise BadInput(f"cannot read {name} of {self.source}: {exc}") from None
+        return _read(self.files / name, self.source)
+
+    def optional_json(self, name: str) -> dict[str, Any]:
+        """``name`` (e.g. ``transformer/config.json``) read as JSON, fetched for a hub id that has not
+        cached it yet (from the cache alone when offline); {} when the checkpoint has no such file."""
+        path = self.files / name
+        if not path.is_file() and self.hub:
+            from huggingface_hub import hf_hub_download
+
+            try:
+                path = Path(hf_hub_download(self.source, name, local_files_only=offline()))
+            except Exception:  # noqa: BLE001 - not there: the caller goes on without it
+                return {}
+        return _read(path, self.source) if path.is_file() else {}
+
+
+def _read(path: Path, source: str) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"cannot read {path.name} of {source}: {exc}") from None
 
 
 def offline() -> bool:
@@ -140,6 +157,11 @@ def check_device(name: Any) -> str:
         raise BadInput(f"device must be a torch device such as cuda, cuda:1 or cpu, got {device!r}") from None
     if kind == "cuda" and not torch.cuda.is_available():
         raise BadInput(f"device {device!r} asked for, but this torch sees no CUDA device")
+    index = torch.device(device).index
+    if kind == "cuda" and index is not None and index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise BadInput(f"device {device!r} asked for, but this machine has {count} CUDA device{'s' * (count != 1)} "
+                       f"(cuda:0{f' to cuda:{count - 1}' if count > 1 else ''}); drop the index or pick one of them")
     mps = getattr(torch.backends, "mps", None)
     if kind == "mps" and not (mps is not None and mps.is_available()):
         raise BadInput(f"device {device!r} asked for, but this torch sees no MPS device")
@@ -149,6 +171,7 @@ def check_device(name: Any) -> str:
 # -- loaded once -------------------------------------------------------------------------------
 
 _models: dict[Hashable, Any] = {}
+_failed: dict[Hashable, ModelUnavailable] = {}
 _loading: dict[Hashable, threading.Lock] = {}
 _device_locks: dict[str, threading.RLock] = {}
 _lock = threading.Lock()
@@ -169,22 +192,44 @@ def device_lock(device: str) -> threading.RLock:
 
 def model(key: Hashable, build: Callable[[], Any]) -> Any:
     """The model under ``key``, built by ``build()`` the first time (once, even when several
-    threads ask at the same moment)."""
+    threads ask at the same moment).
+
+    A build that fails is remembered: every later call raises the same
+    :class:`~collabvr.errors.ModelUnavailable` at once instead of reloading minutes of weights to
+    fail again, until :func:`release` drops the key (``registry.close_all()``, a backend's close)."""
     with _lock:
         if key in _models:
             return _models[key]
+        if key in _failed:
+            raise _failed[key]
         gate = _loading.setdefault(key, threading.Lock())
     with gate:
         with _lock:
             if key in _models:
                 return _models[key]
+            if key in _failed:
+                raise _failed[key]
         started = time.perf_counter()
-        built = build()
+        try:
+            built = build()
+        except Exception as exc:  # noqa: BLE001 - whatever stopped the build stops every later one too
+            message = str(exc) if isinstance(exc, CollabVRError) else f"{type(exc).__name__}: {exc}"
+            failed = ModelUnavailable(redact(message))
+            with _lock:
+                _failed[key] = failed
+            free_memory()  # what the half-built model held
+            raise failed from None
         with _lock:
             _models[key] = built
             loads[key] += 1
             load_seconds[key] = time.perf_counter() - started
         return built
+
+
+def failed(key: Hashable) -> ModelUnavailable | None:
+    """The remembered failure of ``key``'s build, if it failed."""
+    with _lock:
+        return _failed.get(key)
 
 
 def is_loaded(key: Hashable) -> bool:
@@ -197,6 +242,8 @@ def release(key: Hashable | None = None) -> int:
     with _lock:
         keys = list(_models) if key is None else [k for k in _models if k == key]
         dropped = [_models.pop(k) for k in keys]
+        for k in list(_failed) if key is None else [k for k in _failed if k == key]:
+            del _failed[k]  # a released key may be built again (the user fixed what failed)
     for item in dropped:
         for name in ("remove_all_hooks", "close"):  # offload hooks hold on to modules; then the item's own close
             method = getattr(item, name, None)

@@ -4,15 +4,17 @@ Spec strings: ``sim`` (defaults), ``sim:weak`` / ``sim:strong`` for the VGM, ``s
 ``sim:noisy`` for the VLM. Any field of :class:`VGMConfig` / :class:`VLMConfig` can be overridden
 through the context's ``vgm_options`` / ``vlm_options``. One more option, ``latency_s`` (either role),
 makes every call sleep that many seconds first: a stand-in for a slow model or API when measuring
-how episodes overlap (``benchmarks/ray_scaling.py``); it changes no result.
+how episodes overlap (``benchmarks/ray_scaling.py``); it changes no result. Async callers await
+that sleep (``asyncio.sleep``), as they would an API, and the work after it runs in a worker thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from collabvr.backends.base import Around
@@ -38,9 +40,15 @@ def _after(seconds: float) -> Iterator[None]:
     yield
 
 
+@asynccontextmanager
+async def _aafter(seconds: float) -> AsyncIterator[None]:
+    await asyncio.sleep(seconds)  # holds no thread: other episodes' calls run meanwhile
+    yield
+
+
 def delayed(backend: Any, latency: float) -> Around:
-    """The backend with every public call ``latency`` seconds later."""
-    return Around(backend, functools.partial(_after, latency))
+    """The backend with every public call ``latency`` seconds later (an awaited sleep for async callers)."""
+    return Around(backend, functools.partial(_after, latency), functools.partial(_aafter, latency))
 
 
 def make(role: str, model: str, options: dict[str, Any]) -> SimVGM | SimVLM | Around:

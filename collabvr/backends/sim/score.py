@@ -10,6 +10,7 @@ Score (docs/simulator.md):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,8 +28,9 @@ class Trajectory:
     problem: str  # what was wrong at bad_frame
 
 
-def read_trajectory(family: Family, frames: np.ndarray, start: object | None = None) -> Trajectory:
-    """Decode frames in order; stop at the first unreadable frame or illegal transition."""
+def read_trajectory(family: Family, frames: Iterable[np.ndarray], start: object | None = None) -> Trajectory:
+    """Decode frames in order; stop at the first unreadable frame or illegal transition. Frames may
+    come one at a time from the decoder (``Video.iter_frames``): only the previous one is held."""
     states: list = [] if start is None else [start]
     last_good: list[int] = [] if start is None else [-1]
     previous = None
@@ -60,7 +62,7 @@ class Score:
     reason: str
 
 
-def score_video(family: Family, frames: np.ndarray, start: object) -> Score:
+def score_video(family: Family, frames: Iterable[np.ndarray], start: object) -> Score:
     trajectory = read_trajectory(family, frames, start)
     final = trajectory.states[-1]
     legal = trajectory.bad_frame is None

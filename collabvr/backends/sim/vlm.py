@@ -22,6 +22,7 @@ from collabvr.backends.sim.families.base import Family, IllegalMove
 from collabvr.backends.sim.score import read_trajectory, score_video
 from collabvr.backends.sim.world import family_of, read_state, rng_for
 from collabvr.errors import BackendError
+from collabvr.media import Video
 from collabvr.records import (
     CriterionScore,
     Critique,
@@ -115,11 +116,10 @@ class SimVLM:
         family = family_of(request.start_frame.array, request.family)
         start = read_state(family, request.start_frame.array, "start frame")
         planned = family.parse(request.instruction)
-        frames = request.clip.frames
         if planned or self.config.goal_only_verify == "plan":
-            verdict, seen = self._check(family, start, planned, frames)
+            verdict, seen = self._check(family, start, planned, request.clip)
         else:  # no move in the instruction, read as the whole task (a one-step episode; calibrate --from)
-            verdict, seen = self._check_task(family, start, frames)
+            verdict, seen = self._check_task(family, start, request.clip)
         u = self._verify_draw(request, seen)
         if not verdict.accept and u < self.config.false_accept:
             return Verdict(accept=True, reason="the action looks carried out", good_fraction=1.0, confidence=0.6)
@@ -148,7 +148,7 @@ class SimVLM:
                 u = float(u_shared)
         return u
 
-    def _check(self, family: Family, start: object, planned: list[str], frames) -> tuple[Verdict, list]:
+    def _check(self, family: Family, start: object, planned: list[str], clip: Video) -> tuple[Verdict, list]:
         """The true verdict, and the states the clip showed (which seed the error draws)."""
         expected = [start]
         for move in planned:
@@ -156,8 +156,8 @@ class SimVLM:
             if nxt is None:
                 break
             expected.append(nxt)
-        trajectory = read_trajectory(family, frames, start)
-        states, n = trajectory.states, len(frames)
+        trajectory = read_trajectory(family, clip.iter_frames(), start)
+        states, n = trajectory.states, clip.num_frames
         done = 0  # planned moves carried out, in order
         bad, problem = trajectory.bad_frame, trajectory.problem
         for i, state in enumerate(states[1:], start=1):
@@ -192,11 +192,11 @@ class SimVLM:
         )
         return verdict, [*states, bad]
 
-    def _check_task(self, family: Family, start: object, frames) -> tuple[Verdict, list]:
+    def _check_task(self, family: Family, start: object, clip: Video) -> tuple[Verdict, list]:
         """The true verdict on a clip that should solve the whole task: every transition legal and
         the goal reached (the scorer's rule), and the states the clip showed."""
-        trajectory = read_trajectory(family, frames, start)
-        states, n = trajectory.states, len(frames)
+        trajectory = read_trajectory(family, clip.iter_frames(), start)
+        states, n = trajectory.states, clip.num_frames
         if trajectory.bad_frame is None and family.is_goal(states[-1]):
             return Verdict(accept=True, reason="the task is solved and every transition is legal", good_fraction=1.0,
                            confidence=0.9), states
@@ -213,7 +213,7 @@ class SimVLM:
     def select(self, request: SelectRequest) -> Selection:
         if not request.candidates:
             raise BackendError("no candidates to select from")
-        scores = [self._score(request.family, video.frames).score for video in request.candidates]
+        scores = [self._score(request.family, video).score for video in request.candidates]
         rng = rng_for("select", self.seed, request.task, *scores)
         if rng.random() < self.config.select_noise:
             return Selection(index=int(rng.integers(len(scores))), reason="a guess")
@@ -223,23 +223,23 @@ class SimVLM:
     def judge(self, request: JudgeRequest) -> Judgement | RubricJudgement:
         family = family_of(request.first_frame.array, request.family)
         start = read_state(family, request.first_frame.array, "first frame")
-        result = score_video(family, request.video.frames, start)
+        result = score_video(family, request.video.iter_frames(), start)
         if request.rubric:  # the sim reads no rubric: one criterion, its own rule-based score
             return RubricJudgement(criteria=[CriterionScore(name="Criterion_1_Solved", description="the sim scorer's verdict",
                                                             score=result.score, max_score=1.0, rationale=result.reason)])
         return Judgement(score=result.score, solved=result.solved, reason=result.reason)
 
     def critique(self, request: CritiqueRequest) -> Critique:
-        frames = request.video.frames
-        family = family_of(frames[0], request.family)
-        start = read_state(family, frames[0], "first frame")
-        result = score_video(family, frames, start)
+        first = request.video.frame(0).array
+        family = family_of(first, request.family)
+        start = read_state(family, first, "first frame")
+        result = score_video(family, request.video.iter_frames(), start)
         solved, reason = result.solved, result.reason
         solution = family.solve(start) or []
         cfg = self.config
         if cfg.critic_false_solved or cfg.critic_false_unsolved or cfg.critic_rewrite_noise:
             # the critic's own errors, of the verifier's kinds: a wrong verdict, a wrong move in the rewrite
-            seen = read_trajectory(family, frames, start).states
+            seen = read_trajectory(family, request.video.iter_frames(), start).states
             rng = rng_for("critique", self.seed, request.prompt, *seen)
             u_verdict, u_rewrite = rng.random(2)
             if solved and u_verdict < cfg.critic_false_unsolved:
@@ -255,9 +255,10 @@ class SimVLM:
             revised_prompt=f"{family.describe(solution)}\nCorrection: {reason}" if not solved else request.prompt,
         )
 
-    def _score(self, hint: str | None, frames):
-        family = family_of(frames[0], hint)
-        return score_video(family, frames, read_state(family, frames[0], "first frame"))
+    def _score(self, hint: str | None, video: Video):
+        first = video.frame(0).array
+        family = family_of(first, hint)
+        return score_video(family, video.iter_frames(), read_state(family, first, "first frame"))
 
 
 def _walk(family: Family, state: object, moves: list[str]) -> object | None:
