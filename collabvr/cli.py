@@ -1,13 +1,16 @@
 """The ``collabvr`` command: run an episode, benchmark methods, write a report, print the graph.
 
 Bad input (unknown task or backend, invalid budgets, unreadable image, a sim backend on a user
-task) prints one line and exits with code 2, with no traceback.
+task, an out-of-range number, an output path that cannot be written) prints one line and exits with
+code 2, with no traceback; Ctrl-C says how to resume and exits 130 (:mod:`collabvr.cli_guard`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,14 +21,30 @@ from rich.markup import escape
 from rich.table import Table
 
 from collabvr.bench.config import BenchConfig
-from collabvr.context import Context, make_context
-from collabvr.errors import BadInput, redact
-from collabvr.location import is_remote, location, path_of
+from collabvr.cli_guard import Guarded, fail, working_in, writable
+from collabvr.context import RANGES, Context, make_context
+from collabvr.errors import BadInput, unmasked
+from collabvr.location import is_remote, local_dir, location, path_of
+from collabvr.rundir import RUN, TRACE
 from collabvr.status import EXIT_INCOMPLETE, EXIT_INTERNAL, exit_code
+from collabvr.task import SIM_SIZES
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Collaborative video reasoning (CollabVR).")
-console = Console(stderr=True)
-out = Console()
+app = typer.Typer(cls=Guarded, add_completion=False, no_args_is_help=True, help="Collaborative video reasoning (CollabVR).")
+# a log or a pipe gets whole lines: with no terminal width to fit, tables are not wrapped at 80 columns
+console = Console(stderr=True, width=None if sys.stderr.isatty() or os.environ.get("COLUMNS") else 200)
+out = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200)
+
+
+_fail = fail  # what the commands call: one line, exit 2 (collabvr.cli_guard)
+
+
+def _within(bounds: tuple[int, int]) -> dict[str, int]:
+    """typer.Option's min and max: an out-of-range number is refused while the options are read."""
+    return {"min": bounds[0], "max": bounds[1]}
+
+
+SEEDS = _within(RANGES["seed"])
+SIZES = _within(SIM_SIZES)
 
 
 def _where(path: Path) -> str:
@@ -41,11 +60,6 @@ def _local_only(bench_dir: Path, command: str) -> None:
                        f"then: collabvr {command} DIR")
 
 
-def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {escape(redact(message))}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
 def _options(pairs: list[str] | None) -> dict[str, Any]:
     """key=value pairs; values are parsed as JSON when they parse (numbers, booleans), else strings."""
     options: dict[str, Any] = {}
@@ -58,6 +72,18 @@ def _options(pairs: list[str] | None) -> dict[str, Any]:
         except json.JSONDecodeError:
             options[key] = value
     return options
+
+
+def _warn_unreadable(results: Path) -> None:
+    """Say which lines of a results file are skipped: a torn last line after a kill, or a line edited by hand."""
+    from collabvr.bench.results import unreadable
+
+    lines = unreadable(results)
+    if lines:
+        numbers = ", ".join(map(str, lines[:10])) + (", ..." if len(lines) > 10 else "")
+        console.print(f"warning: {results}: {len(lines)} line(s) cannot be read and are skipped (line {numbers}); "
+                      "their episodes are left out, and a bench run into this directory runs them again",
+                      highlight=False, markup=False, soft_wrap=True)
 
 
 def _default(cls: type, name: str) -> Any:
@@ -122,16 +148,16 @@ def run(
     image: Annotated[Path | None, typer.Option(help="Your own task's first frame (use with --prompt).")] = None,
     prompt: Annotated[str | None, typer.Option(help="Your own task's prompt (use with --image).")] = None,
     config_file: Annotated[Path | None, typer.Option("--config", help="TOML or YAML file of context fields and backend options; flags override it.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed: picks the sim instance and seeds every random draw.", show_default=_context_default("seed"))] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed: picks the sim instance and seeds every random draw.", show_default=_context_default("seed"), **SEEDS)] = None,
     vlm: Annotated[str | None, typer.Option(help="VLM as provider:model.", show_default=_context_default("vlm"))] = None,
     vgm: Annotated[str | None, typer.Option(help="Video model as provider:model.", show_default=_context_default("vgm"))] = None,
     vlm_option: Annotated[list[str] | None, typer.Option(help="VLM option key=value (repeatable).")] = None,
     vgm_option: Annotated[list[str] | None, typer.Option(help="VGM option key=value (repeatable).")] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Most steps per episode.", show_default=_context_default("max_steps"))] = None,
-    max_attempts: Annotated[int | None, typer.Option(help="Most attempts per step.", show_default=_context_default("max_attempts"))] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Most steps per episode.", show_default=_context_default("max_steps"), **_within(RANGES["max_steps"]))] = None,
+    max_attempts: Annotated[int | None, typer.Option(help="Most attempts per step.", show_default=_context_default("max_attempts"), **_within(RANGES["max_attempts"]))] = None,
     first_seconds: Annotated[float | None, typer.Option(help="First clip length (s).", show_default=_context_default("first_clip_seconds"))] = None,
     seconds: Annotated[float | None, typer.Option(help="Later clip length (s).", show_default=_context_default("clip_seconds"))] = None,
-    fps: Annotated[int | None, typer.Option(help="Frames per second.", show_default=_context_default("fps"))] = None,
+    fps: Annotated[int | None, typer.Option(help="Frames per second.", show_default=_context_default("fps"), **_within(RANGES["fps"]))] = None,
     partial_threshold: Annotated[float | None, typer.Option(help="Good fraction above which to regenerate from the error.", show_default=_context_default("partial_threshold"))] = None,
     seed_policy: Annotated[str | None, typer.Option(help="fixed (paper) or vary (new seed per attempt).", show_default=_context_default("seed_policy"))] = None,
     budget: Annotated[float | None, typer.Option(help="Most VGM clip-seconds for the episode (0: no limit).", show_default=_context_default("budget_seconds"))] = None,
@@ -178,6 +204,9 @@ def run(
         if ctx.approve_plans and not sys.stdin.isatty():
             raise BadInput("--approve asks at the terminal, and there is none; in code, pass on_interrupt to collabvr.run")
         preflight(the_task, ctx)
+        working_in(local_dir(ctx.out_dir), _resume_command(ctx.out_dir))  # its checkpoints stay local
+        if out_dir is None and resume is None and "out_dir" not in base:
+            _replacing(Path(ctx.out_dir))
         references = len(reference_paths(the_task.meta or {}))
         _confirm(bill(method, ctx, judge=judge_for(the_task, ctx, judge), references=references), yes=yes, above=confirm_above)
         progress = None if quiet else _Progress(skip={"plan"} if ctx.approve_plans else set())  # the approval shows it
@@ -189,10 +218,22 @@ def run(
     raise typer.Exit(exit_code(episode.status))
 
 
+def _replacing(run_dir: Path) -> None:
+    """Say so when a run without --out replaces the earlier run in the default run directory."""
+    if (run_dir / RUN).is_file() or (run_dir / TRACE).is_file():
+        console.print(f"note: this run replaces the earlier run in {run_dir}; give --out DIR to keep each run",
+                      highlight=False, markup=False, soft_wrap=True)
+
+
+def _resume_command(where: str) -> Any:
+    """What resumes a run in ``where`` (a directory or a URL), once it has started there (its run.json);
+    before that, the same command."""
+    return lambda: f"collabvr run --resume {shlex.quote(where)}" if (path_of(where) / RUN).is_file() else ""
+
+
 def _saved_run(run_dir: Path, base: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
     """(task, method, context fields) a run directory started with (its run.json), under ``base``.
     Options recorded as secrets ("***") are left out: keys come from the environment again."""
-    from collabvr.rundir import RUN
     from collabvr.task import Task
 
     try:
@@ -203,6 +244,9 @@ def _saved_run(run_dir: Path, base: dict[str, Any]) -> tuple[Any, str, dict[str,
     for key in ("vlm_options", "vgm_options"):
         context[key] = {**{k: v for k, v in context.get(key, {}).items() if v != "***"}, **base.get(key, {})}
     rest = {k: v for k, v in base.items() if not k.endswith("_options")}
+    task = saved["task"]
+    for path in [task.get("image_path") or "", *(v for v in (task.get("meta") or {}).values() if isinstance(v, str))]:
+        unmasked(path, f"a path of the task in {run_dir / RUN}")  # read again: its first frame, its references
     return Task.model_validate(saved["task"]), saved["method"], {**context, **rest}
 
 
@@ -263,11 +307,11 @@ def graph(method: Annotated[str, typer.Option(help="Which method's graph.")] = "
 @app.command()
 def bench(
     out_dir: Annotated[Path, typer.Option("--out", help="Benchmark directory: episodes/, results.jsonl, results.md, summary.json.")],
-    suite: Annotated[str, typer.Option(help="sim, sim:FAMILY or sim:FAMILY/DIFFICULTY.")] = _bench_default("suite"),
+    suite: Annotated[str, typer.Option(help=escape("sim, sim:FAMILY[/DIFFICULTY], vbvr:DIR[:SPLIT[/TASK]] (VBVR-Bench) or genvire:DIR[:CATEGORY[/SUBTASK]] (Gen-ViRe; docs/benchmarks.md)."))] = _bench_default("suite"),
     methods: Annotated[str, typer.Option(help="Comma-separated methods, e.g. single,pass@4,collabvr.")] = ",".join(_bench_default("methods")),
     n: Annotated[int, typer.Option("--n", help="Episodes per method and cell: seeds SEED..SEED+N-1.")] = _bench_default("n"),
     concurrency: Annotated[int, typer.Option(help="Episodes at once.")] = _bench_default("concurrency"),
-    seed: Annotated[int, typer.Option(help="First seed.")] = _bench_default("seed"),
+    seed: Annotated[int, typer.Option(help="First seed.", **SEEDS)] = _bench_default("seed"),
     config_file: Annotated[Path | None, typer.Option("--config", help="TOML or YAML file of context fields and backend options; flags override it.")] = None,
     vgm: Annotated[str | None, typer.Option(help="Video model as provider:model.", show_default=_bench_default("vgm"))] = None,
     vlm: Annotated[str | None, typer.Option(help="VLM as provider:model.", show_default=_bench_default("vlm"))] = None,
@@ -275,11 +319,11 @@ def bench(
     vlm_option: Annotated[list[str] | None, typer.Option(help="VLM option key=value (repeatable).")] = None,
     budget: Annotated[str, typer.Option(help="VGM clip-seconds per episode, or match:METHOD (its mean per cell).")] = _bench_default("budget"),
     cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Cache backend calls in DIR/cache.")] = _bench_default("cache"),
-    size: Annotated[int, typer.Option(help="Sim frame size (even, >= 128).")] = _bench_default("size"),
+    size: Annotated[int, typer.Option(help="Sim frame size (even).", **SIZES)] = _bench_default("size"),
     prices: Annotated[Path | None, typer.Option(help="JSON price table merged over the built-in one: {MODEL: {input_per_mtok, output_per_mtok} or {per_second}} (docs/backends.md).")] = None,
     backend_limit: Annotated[int, typer.Option(help="Concurrent calls per backend (0: --concurrency).")] = _bench_default("backend_limit"),
-    max_steps: Annotated[int | None, typer.Option(help="Most steps per episode (advanced).", show_default=_context_default("max_steps"))] = None,
-    max_attempts: Annotated[int | None, typer.Option(help="Most attempts per step (advanced).", show_default=_context_default("max_attempts"))] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Most steps per episode (advanced).", show_default=_context_default("max_steps"), **_within(RANGES["max_steps"]))] = None,
+    max_attempts: Annotated[int | None, typer.Option(help="Most attempts per step (advanced).", show_default=_context_default("max_attempts"), **_within(RANGES["max_attempts"]))] = None,
     first_seconds: Annotated[float | None, typer.Option(help="First clip length in seconds (advanced).", show_default=_context_default("first_clip_seconds"))] = None,
     seconds: Annotated[float | None, typer.Option(help="Later clip length in seconds (advanced).", show_default=_context_default("clip_seconds"))] = None,
     max_cost: Annotated[float, typer.Option(help="Start no episode once the episodes run have cost this many USD (0: no cap).")] = _bench_default("max_cost"),
@@ -306,6 +350,7 @@ def bench(
     Exit codes: 0 every episode ran (whatever the scores), 3 --max-cost stopped it early,
     2 bad input or a failed preflight, 1 some episodes raised an internal error.
     """
+    from collabvr.bench.pace import plan_line
     from collabvr.bench.report import results_table
     from collabvr.bench.runner import bench_bill, run_bench
     from collabvr.bench.runner import executor as executor_for
@@ -326,9 +371,11 @@ def bench(
             executor=executor, address=address or "", ray_workers=ray_workers, gpus_per_model=gpus_per_model, **backends,
         )
         config.check()  # before a Ray cluster starts
+        working_in(local_dir(out_dir), kept=f"the finished episodes in {out_dir / 'results.jsonl'}")
         with executor_for(config) as execute:  # the bill's preflight reaches the model hosts, not a copy here
+            _warn_unreadable(out_dir / "results.jsonl")
             _confirm(bench_bill(config), yes=yes, above=confirm_above)
-            progress = _BenchProgress(quiet)
+            progress = _BenchProgress(quiet, concurrency=config.concurrency, plan=plan_line(config))
             with progress:
                 cells = run_bench(config, on_start=progress.start, on_result=progress.update, execute=execute,
                                   on_official=_KitOutput(quiet),
@@ -359,6 +406,7 @@ def export(
 
     try:
         _local_only(bench_dir, "export")
+        _warn_unreadable(bench_dir / "results.jsonl")
         written, note = export_run(bench_dir, fmt, out_dir, runs=runs)
     except BadInput as exc:
         _fail(str(exc))
@@ -428,8 +476,8 @@ def export_suite(
     suite: Annotated[str, typer.Argument(help="sim, sim:FAMILY or sim:FAMILY/DIFFICULTY.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write the VBVR-Bench layout.")],
     n: Annotated[int, typer.Option("--n", help="Samples per cell (seeds SEED..SEED+N-1).")] = 5,
-    seed: Annotated[int, typer.Option(help="First seed.")] = 0,
-    size: Annotated[int, typer.Option(help="Frame size (even, >= 128).")] = 256,
+    seed: Annotated[int, typer.Option(help="First seed.", **SEEDS)] = 0,
+    size: Annotated[int, typer.Option(help="Frame size (even).", **SIZES)] = 256,
 ) -> None:
     """Write sim tasks in the VBVR-Bench layout (first/final frame, ground-truth video, prompt, index)."""
     from collabvr.bench.suites.vbvr import export_sim_suite
@@ -465,6 +513,7 @@ def report(
             import matplotlib  # noqa: F401
         except ModuleNotFoundError:
             raise BadInput('collabvr report needs matplotlib: pip install "collabvr[report]"') from None
+        _warn_unreadable(bench_dir / "results.jsonl")
         if evalkit is not None:
             add_official(bench_dir, evalkit=evalkit, entry=evalkit_entry, python=evalkit_python, on_line=_KitOutput(False))
         index = write_report(bench_dir)
@@ -474,12 +523,17 @@ def report(
 
 
 class _BenchProgress:
-    """A rich progress bar: episodes done/total, running mean score per method, compute spent."""
+    """A rich progress bar: episodes done/total, running mean score per method, compute spent; and,
+    also with --quiet, the plan before the first episode and, once the first episodes have finished,
+    how long the rest will take."""
 
-    def __init__(self, quiet: bool) -> None:
+    def __init__(self, quiet: bool, concurrency: int = 1, plan: str = "") -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.quiet = quiet
+        from collabvr.bench.pace import Pace
+
+        self.quiet, self.plan = quiet, plan
+        self.pace = Pace(concurrency)
         self.progress = Progress(TextColumn("episodes"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                                  TextColumn("{task.description}"), console=console, disable=quiet)
         self.task = self.progress.add_task("", total=None)
@@ -494,6 +548,10 @@ class _BenchProgress:
         self.progress.__exit__(*exc)
 
     def start(self, total: int, done: int) -> None:
+        """Every check has passed and the first episode is about to start: the plan, and what is done already."""
+        if self.plan:
+            console.print(self.plan, highlight=False, markup=False, soft_wrap=True)
+        self.pace.start(total, done)
         self.progress.update(self.task, total=total, completed=done)
         if done and not self.quiet:
             console.print(f"resuming: {done} of {total} episodes already done", highlight=False)
@@ -507,6 +565,9 @@ class _BenchProgress:
         means = "  ".join(f"{m} {sum(v) / len(v):.2f}" for m, v in self.scores.items())
         spent = f"{self.clip_seconds:.0f} clip-s, {self.vlm_calls:.0f} VLM calls, ${self.cost:.2f}"
         self.progress.update(self.task, advance=1, description=f"{means} | {spent}")
+        estimate = self.pace.finished()
+        if estimate is not None:
+            self.progress.console.print(estimate, highlight=False, markup=False)
 
 
 class _Progress:
@@ -613,13 +674,13 @@ def calibrate(
     vlm: Annotated[str, typer.Option(help="The VLM to calibrate, as provider:model.")],
     suite: Annotated[str, typer.Option(help="sim, sim:FAMILY or sim:FAMILY/DIFFICULTY.")] = "sim",
     n: Annotated[int, typer.Option("--n", help="Labelled clips to verify (half good, half bad); plan frames: N/2.")] = 60,
-    seed: Annotated[int, typer.Option(help="Seed of the labelled set and of the VLM's draws.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the labelled set and of the VLM's draws.", **SEEDS)] = 0,
     out_dir: Annotated[Path, typer.Option("--out", help="Directory for calibration.json, calibration.md, calibration.png.")] = Path("runs/calibrate"),
     vlm_option: Annotated[list[str] | None, typer.Option(help="VLM option key=value (repeatable).")] = None,
     seconds: Annotated[float | None, typer.Option(help="Clip length in seconds.", show_default=_context_default("clip_seconds"))] = None,
-    fps: Annotated[int | None, typer.Option(help="Frames per second.", show_default=_context_default("fps"))] = None,
-    size: Annotated[int, typer.Option(help="Sim frame size (even, >= 128).")] = 128,
-    source: Annotated[str, typer.Option("--from", help="vbvr:DIR[:SPLIT[/TASK]]: a benchmark's ground-truth videos, and corruptions of them, instead of sim clips.")] = "",
+    fps: Annotated[int | None, typer.Option(help="Frames per second.", show_default=_context_default("fps"), **_within(RANGES["fps"]))] = None,
+    size: Annotated[int, typer.Option(help="Sim frame size (even).", **SIZES)] = 128,
+    source: Annotated[str, typer.Option("--from", help=escape("vbvr:DIR[:SPLIT[/TASK]]: a benchmark's ground-truth videos, and corruptions of them, instead of sim clips."))] = "",
     predict: Annotated[bool, typer.Option("--predict", help="Turn the rates into DIR/sim-preset.json and predict CollabVR's gain over the baselines on the sim suite.")] = False,
     predict_n: Annotated[int, typer.Option("--predict-n", help="--predict: seeds per sim cell.")] = 4,
     predict_vgm: Annotated[str, typer.Option("--predict-vgm", help="--predict: the sim VGM preset.")] = "sim:weak",
@@ -638,10 +699,11 @@ def calibrate(
             options.setdefault("seed", seed)
         ctx = make_context(vlm=vlm, vlm_options=options, seed=seed, clip_seconds=seconds, fps=fps,
                            out_dir=str(out_dir))
-        if size < 128 or size % 2:
-            raise BadInput(f"--size must be an even number >= 128, got {size}")
+        if size % 2:
+            raise BadInput(f"--size must be an even number, got {size}")
         if predict and source:
             raise BadInput("--predict works from the sim set only (it needs the plan rates); drop --from or --predict")
+        writable(out_dir)  # before the measuring, not after it
         if predict:
             cal.suite_specs(suite)
             cal.check_predict(suite, vgm=predict_vgm, n=predict_n, concurrency=concurrency, draws=predict_draws)  # before any VLM call
@@ -649,7 +711,7 @@ def calibrate(
         if predict:
             cal.write(result, out_dir)  # the rates are on disk before the benchmark starts
             console.print(f"predict: running the sim benchmark in {out_dir / 'predict'}", highlight=False)
-            with _BenchProgress(False) as progress:
+            with _BenchProgress(False, concurrency=concurrency) as progress:
                 result["prediction"] = cal.predict(result, out_dir, vgm=predict_vgm, n=predict_n, seed=seed,
                                                    concurrency=concurrency, draws=predict_draws, on_start=progress.start,
                                                    on_result=progress.update)

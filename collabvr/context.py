@@ -108,11 +108,12 @@ class BaseContext:
         self.validate()
 
     def validate(self) -> None:
-        """Fail early, naming the bad field and what it accepts."""
-        for name in ("max_steps", "max_attempts", "fps", "k", "rounds"):
+        """Fail early, naming the bad field and what it accepts: before a run directory exists and
+        before a frame is allocated (an fps of 100000 would ask for hundreds of GiB)."""
+        for name, (least, most) in RANGES.items():
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise BadInput(f"{name} must be a whole number >= 1, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not least <= value <= most:
+                raise BadInput(f"{name} must be a whole number >= {least} (at most {most}), got {value!r}")
         for name in ("first_clip_seconds", "clip_seconds"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0 < value <= 120:
@@ -123,8 +124,6 @@ class BaseContext:
             raise BadInput(f"partial_threshold must be in [0, 1], got {self.partial_threshold!r}")
         if self.seed_policy not in ("fixed", "vary"):
             raise BadInput(f"seed_policy must be 'fixed' or 'vary', got {self.seed_policy!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise BadInput(f"seed must be an integer, got {self.seed!r}")
 
     def seconds_for(self, step: int) -> float:
         """Clip length for a 0-based step index."""
@@ -156,6 +155,12 @@ class Context(BaseContext):
         False, "Pause after every plan for a person to approve, edit or stop it (interrupt(); needs a checkpointer)."
     )
 
+
+SEED_MAX = 2**32 - 1  # what every backend takes (Veo's seed is a uint32) and what checkpoints can store
+# the whole-number fields and the values they accept: counts bounded far above any real run, so a
+# typo never reaches a checkpoint (64-bit integers) or an allocation (frames per second)
+RANGES = {"max_steps": (1, 1000), "max_attempts": (1, 1000), "fps": (1, 120), "k": (1, 1000), "rounds": (1, 1000),
+          "seed": (0, SEED_MAX)}
 
 ROUTING_FIELDS = ("max_steps", "max_attempts", "first_clip_seconds", "clip_seconds", "budget_seconds", "k", "rounds",
                   "seed", "seed_policy", "approve_plans")

@@ -65,22 +65,41 @@ _URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s\"']+@")  # sc
 # (not counters such as input_tokens)
 _SECRET_NAME = re.compile(r"(?i)(^|[_-])(api_?key|key|token|secret|password|passwd|credentials?|auth|authorization)$")
 _registered_secrets: set[str] = set()
+# A key's value is searched for in free text only when it looks like a key: long enough not to occur
+# in a path or a prompt by chance ("sk-test", "bench", a folder name). Shorter values are still masked
+# wherever they stand under a secret's name (:func:`scrub`). Real API keys are 20 to 200 characters.
+KEY_MIN = 12
+MASK = "***"
+
+
+def key_like(value: str) -> bool:
+    """Whether a secret's value is long enough, and free of spaces, to be looked for in any text."""
+    return len(value) >= KEY_MIN and not any(c.isspace() for c in value)
 
 
 def register_secret(value: str | None) -> None:
     """Remember a secret so :func:`redact` strips it from anything we record or show."""
-    if value and len(value) >= 6:
+    if value and key_like(value):
         _registered_secrets.add(value)
 
 
 def redact(text: str) -> str:
     """Remove API keys from text that may reach a trace, a log, a checkpoint or the terminal."""
     secrets = set(_registered_secrets)
-    secrets.update(v for k in _SECRET_ENV if len(v := os.environ.get(k, "")) >= 6)
+    secrets.update(v for k in _SECRET_ENV if key_like(v := os.environ.get(k, "")))
     for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    text = _URL_CREDENTIALS.sub(lambda m: m.group(1) + "***@", text)
-    return _KEYLIKE.sub(lambda m: m.group(1) + "***", text)
+        text = text.replace(secret, MASK)
+    text = _URL_CREDENTIALS.sub(lambda m: m.group(1) + MASK + "@", text)
+    return _KEYLIKE.sub(lambda m: m.group(1) + MASK, text)
+
+
+def unmasked(value: str, what: str) -> str:
+    """``value``, read back from a file we wrote, to be used again as input; BadInput when redaction
+    masked part of it (it contained a key's value), so it is never used as a wrong path."""
+    if MASK in value:
+        raise BadInput(f"{what} was recorded as {value!r}: part of it equals an API key's value and was masked "
+                       f"when it was written; give the path again (or rename it) and run the command that wrote it again")
+    return value
 
 
 def secret_name(name: str) -> bool:
@@ -93,7 +112,7 @@ def scrub(value: Any) -> Any:
     ``"***"``, and every string is :func:`redact`-ed (registered keys, URL credentials, key=...).
     The one redaction every writer uses: traces, bench.json, summary.json, results.jsonl, reports."""
     if isinstance(value, dict):
-        return {k: ("***" if isinstance(k, str) and secret_name(k) and v not in (None, "") else scrub(v))
+        return {k: (MASK if isinstance(k, str) and secret_name(k) and v not in (None, "") else scrub(v))
                 for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [scrub(v) for v in value]

@@ -516,8 +516,42 @@ def contact_sheet(rows: Sequence[tuple[Image, Image, str]], *, thumb: int = 192)
         top = row * thumb
         sheet.paste(_thumbnail(start, thumb), (0, top))
         sheet.paste(_thumbnail(end, thumb), (thumb, top))
-        draw.text((2 * thumb + _PAD, top + _PAD), caption, fill=_caption_colour(caption), font=font)
+        text = _fit_caption(draw, caption, font, _CAPTION_WIDTH - 2 * _PAD, thumb - 2 * _PAD)
+        draw.text((2 * thumb + _PAD, top + _PAD), text, fill=_caption_colour(caption), font=font)
     return Image(np.asarray(_even(sheet)))
+
+
+def _fit_caption(draw: ImageDraw.ImageDraw, caption: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont,
+                 width: int, height: int) -> str:
+    """The caption word-wrapped to ``width`` pixels, and cut with an ellipsis to the lines that fit in
+    ``height``, so no text runs off the sheet's right edge or into the next row."""
+    lines: list[str] = []
+    for paragraph in caption.splitlines():
+        line = ""
+        for word in paragraph.split():
+            while draw.textlength(word, font=font) > width:  # a word wider than the column: break it
+                cut = max(1, next(i for i in range(len(word), 0, -1) if draw.textlength(word[:i], font=font) <= width))
+                if line:
+                    lines.append(line)
+                    line = ""
+                lines.append(word[:cut])
+                word = word[cut:]
+            candidate = f"{line} {word}" if line else word
+            if draw.textlength(candidate, font=font) <= width:
+                line = candidate
+            else:
+                lines.append(line)
+                line = word
+        lines.append(line)
+    spacing = 4  # PIL's default multiline spacing
+    ascent, descent = font.getmetrics() if hasattr(font, "getmetrics") else (10, 2)
+    fits = max(1, (height + spacing) // (ascent + descent + spacing))
+    if len(lines) > fits:
+        lines = lines[:fits]
+        while lines[-1] and draw.textlength(lines[-1] + "...", font=font) > width:
+            lines[-1] = lines[-1][:-1]
+        lines[-1] += "..."
+    return "\n".join(lines)
 
 
 def _even(pil: PILImage.Image) -> PILImage.Image:

@@ -93,17 +93,22 @@ def write_timeline(run_dir: str | Path, trace: dict[str, Any] | None = None) -> 
     steps = {s.get("step"): s for s in trace.get("steps") or []}
     attempts = trace.get("attempts") or []
     repairs = trace.get("repairs") or []
-    order = sorted({a.get("step", 0) for a in attempts} | set(k for k in steps if k is not None))
+    stepwise = is_stepwise(trace.get("steps") or [], attempts)
+    # step-wise methods (CollabVR, the up-front plan) get a section per step; whole-video methods
+    # (single, pass@k, the critique baselines) one per round, with no step to accept
+    section = (lambda a: a.get("step", 0)) if stepwise else (lambda a: a.get("round", a.get("index", 0)))
+    order = sorted({section(a) for a in attempts} | set(k for k in steps if k is not None and stepwise))
     for number in order:
-        step = steps.get(number)
-        state = f'<span class="ok">accepted after {step.get("attempts")} attempt(s)</span>' if step else '<span class="bad">not accepted</span>'
-        parts.append(f'<div class="step"><h2>Step {number + 1}: {state}</h2>')
-        if step and step.get("plan"):
-            plan = step["plan"]
-            parts.append("<h3>Plan</h3>" + kv([(k, plan.get(k)) for k in ("observation", "instruction", "target_state", "task_complete", "steps_left")]))
-        for attempt in (a for a in attempts if a.get("step", 0) == number):
+        mine = [a for a in attempts if section(a) == number]
+        if stepwise:
+            parts.append(f'<div class="step"><h2>Step {number + 1}: {_step_state(steps.get(number), mine)}</h2>')
+            parts.append(_plan_html(steps.get(number), [r for r in repairs if r.get("step") == number]))
+        else:
+            title = f"Round {number + 1}" if len(order) > 1 else "Candidates" if len(mine) > 1 else "Video"
+            parts.append(f'<div class="step"><h2>{title}</h2>')
+        for attempt in mine:
             parts.append(_attempt_html(attempt, clip_name(attempt) if exists(clip_name(attempt)) else None))
-            for repair in (r for r in repairs if r.get("step") == number and r.get("after_attempt") == attempt.get("index")):
+            for repair in (r for r in repairs if stepwise and r.get("step") == number and r.get("after_attempt") == attempt.get("index")):
                 parts.append(f'<p><b>Repair</b> ({escape(str(repair.get("strategy")))}): <pre>{escape(str(repair.get("prompt", "")))}</pre></p>')
         parts.append("</div>")
     path = run_dir / TIMELINE
@@ -111,11 +116,50 @@ def write_timeline(run_dir: str | Path, trace: dict[str, Any] | None = None) -> 
     return path
 
 
+_VERIFIED = {"accepted", "rejected", "verification_failed"}  # attempt statuses only a verifying method records
+
+
+def is_stepwise(steps: list[dict[str, Any]], attempts: list[dict[str, Any]]) -> bool:
+    """Whether a run went step by step (CollabVR, the up-front plan) rather than one whole video at a
+    time (single, pass@k, the critique baselines): it kept a step, or verified an attempt."""
+    return bool(steps) or any(a.get("status") in _VERIFIED for a in attempts)
+
+
+_GOOD = {"accepted", "selected"}  # an attempt that became (part of) the answer
+_NEUTRAL = {"generated", "not_selected"}  # neither good nor a failure: a baseline's clip, a candidate passed over
+
+
+def _step_state(step: dict[str, Any] | None, attempts: list[dict[str, Any]]) -> str:
+    """A step's heading: accepted by the verifier, kept without verification (the up-front plan), or not accepted."""
+    if step is None:
+        return '<span class="bad">not accepted</span>'
+    if any(a.get("status") == "accepted" for a in attempts):
+        return f'<span class="ok">accepted after {step.get("attempts")} attempt(s)</span>'
+    return '<span class="muted">kept (not verified)</span>'
+
+
+def _plan_html(step: dict[str, Any] | None, repairs: list[dict[str, Any]]) -> str:
+    """The step's plan; when the action was split, which plan the attempts before the split used."""
+    if not step or not step.get("plan"):
+        return ""
+    plan = step["plan"]
+    table = kv([(k, plan.get(k)) for k in ("observation", "instruction", "target_state", "task_complete", "steps_left")])
+    splits = [r for r in repairs if r.get("strategy") == "action_splitting"]
+    if not splits:
+        return "<h3>Plan</h3>" + table
+    before, after = splits[0].get("after_attempt", 0) + 1, splits[-1].get("after_attempt", 0) + 2
+    used = "Attempt 1" if before == 1 else f"Attempts 1 to {before}"
+    return (f"<h3>Plan</h3><p>{used} used the plan <q>{escape(str(splits[0].get('from', '')))}</q>; the action was "
+            f"then split, and from attempt {after} on the step used this plan:</p>" + table)
+
+
 def _attempt_html(attempt: dict[str, Any], clip: str | None) -> str:
     status = str(attempt.get("status", ""))
     verdict = attempt.get("verdict") or {}
     error = attempt.get("error") or {}
-    colour = "ok" if status == "accepted" else "bad"
+    selection = attempt.get("selection") or {}
+    critique = attempt.get("critique") or {}
+    colour = "ok" if status in _GOOD else "muted" if status in _NEUTRAL else "bad"
     details = kv([
         ("prompt", attempt.get("prompt")),
         ("seed", attempt.get("seed")),
@@ -124,6 +168,9 @@ def _attempt_html(attempt: dict[str, Any], clip: str | None) -> str:
         ("good fraction", verdict.get("good_fraction")),
         ("suggestion", verdict.get("suggestion")),
         ("confidence", verdict.get("confidence")),
+        ("selected", f"candidate {selection.get('index', 0) + 1}: {selection.get('reason', '')}" if selection else None),
+        ("critique", f"{'solved' if critique.get('solved') else 'not solved'}: {critique.get('critique', '')}"
+         if critique else None),
         ("error", f"{error.get('kind', '')}: {error.get('message', '')}" if error else None),
     ])
     video = f'<video controls muted src="{href(clip)}"></video>' if clip else '<span class="muted">(no clip)</span>'

@@ -42,6 +42,7 @@ from collabvr.rundir import (
     SHEET,
     TRACE,
     clip_name,
+    is_stepwise,
     write_json,
     write_timeline,
 )
@@ -149,7 +150,8 @@ def run(
 ) -> Episode:
     """Run one episode of ``method`` (default CollabVR) and write its run directory.
 
-    ``task`` is a :class:`Task` or a sim spec such as ``"sim:maze/hard"``; ``method`` a name from
+    ``task`` is a :class:`Task` or a sim spec such as ``"sim:maze/hard"`` (a sim task's seed is the run's
+    seed when the context leaves ``seed`` at its default, as on the command line); ``method`` a name from
     ``collabvr.graph.METHODS`` or ``pass@K``; keyword overrides set context fields
     (``vlm="sim:noisy"``, ``max_steps=4``, ``out_dir=...``). ``graph`` replaces the method's
     compiled graph (e.g. one compiled with your checkpointer, with ``config`` naming its thread).
@@ -172,6 +174,10 @@ def run(
     ctx = make_context(context, **{**method_overrides, **overrides})
     if isinstance(task, str):
         task = Task.parse(task, seed=ctx.seed)
+    elif task.is_sim and task.seed is not None and "seed" not in ctx.given:
+        # a sim task's seed seeds the run too, unless the caller set one (a bench sets each episode's):
+        # Task.sim("maze/hard", seed=7) runs the episode `collabvr run --task sim:maze/hard --seed 7` runs
+        ctx = make_context(ctx, seed=task.seed)
     if ctx.approve_plans and on_interrupt is None:
         raise BadInput("approve_plans pauses the graph after every plan: pass on_interrupt to answer it")
     preflight(task, ctx)
@@ -302,7 +308,7 @@ def write_outputs(episode: Episode, store: ArtifactStore, ctx: Context) -> None:
             clips.append(name)
     if state.get("final"):
         store.export(state["final"], out / FINAL)
-    sheet = contact_sheet(_sheet_rows(state, store))
+    sheet = contact_sheet(_sheet_rows(state, attempts, store))
     write_atomic(out / SHEET, sheet.to_png())
     trace = {
         "collabvr": __version__,
@@ -337,19 +343,33 @@ def _checkpoint(graph: CompiledStateGraph, config: dict[str, Any] | None) -> Any
     return snapshot if snapshot.values else None
 
 
-def _sheet_rows(state: dict[str, Any], store: ArtifactStore) -> list[tuple[Image, Image, str]]:
+def _sheet_rows(state: dict[str, Any], attempts: list[dict[str, Any]], store: ArtifactStore) -> list[tuple[Image, Image, str]]:
+    """Start and end frame of every accepted step; of a whole-video method (no steps), of every video it
+    made. ``attempts``: every attempt of the episode (:func:`collabvr.state.history`)."""
+    if not is_stepwise(state.get("steps", []), attempts):
+        return [(store.load_image(a["cond_frame"]), store.load_image(a["last_frame"]), _video_caption(a))
+                for a in attempts if a.get("cond_frame") and a.get("last_frame")]
     rows = []
+    verified = {a.get("step") for a in attempts if a.get("status") == "accepted"}
     for s in state.get("steps", []):
-        caption = f"step {s['step'] + 1}: accepted after {s['attempts']} attempt(s)\n{s['plan']['instruction'][:80]}"
+        kept = f"accepted after {s['attempts']} attempt(s)" if s["step"] in verified else "kept (not verified)"
+        caption = f"step {s['step'] + 1}: {kept}\n{s['plan']['instruction']}"
         rows.append((store.load_image(s["start_frame"]), store.load_image(s["end_frame"]), caption))
     failed = state.get("attempts", [])
     if state.get("status") == "attempts_exhausted" and failed:
         last = failed[-1]
         end = last.get("last_frame") or state["frame"]
         why = (last.get("verdict") or {}).get("reason") or (last.get("error") or {}).get("message", "")
-        caption = f"step {state['step'] + 1}: {last['status']} x{len(failed)}\n{why[:80]}"
+        caption = f"step {state['step'] + 1}: {last['status']} x{len(failed)}\n{why}"
         rows.append((store.load_image(state["frame"]), store.load_image(end), caption))
     return rows
+
+
+def _video_caption(attempt: dict[str, Any]) -> str:
+    """What became of one video of a whole-video method: selected or not, and why; or the critique."""
+    why = (attempt.get("selection") or {}).get("reason") or (attempt.get("critique") or {}).get("critique", "")
+    label = f"round {attempt['round'] + 1}, video {attempt['index'] + 1}" if "round" in attempt else f"video {attempt.get('index', 0) + 1}"
+    return f"{label}: {attempt.get('status', '')}\n{why}"
 
 
 def _clear_outputs(out: RunPath, *, keep_clips: bool = False) -> None:

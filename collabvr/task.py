@@ -17,6 +17,7 @@ from collabvr.errors import BadInput
 from collabvr.media import Image, MediaError
 
 SIM_SIZE = 256
+SIM_SIZES = (128, 2048)  # sim frame sizes: even, at least what the decoder reads, at most what fits in memory
 
 
 class Task(BaseModel):
@@ -50,8 +51,8 @@ class Task(BaseModel):
         family = FAMILIES[family_name]
         if difficulty not in family.lengths:
             raise BadInput(f"unknown difficulty {difficulty!r} in {spec!r}; known: {', '.join(family.lengths)}")
-        if size < 128 or size % 2:
-            raise BadInput(f"sim frame size must be an even number >= 128, got {size}")
+        if not SIM_SIZES[0] <= size <= SIM_SIZES[1] or size % 2:
+            raise BadInput(f"sim frame size must be an even number >= {SIM_SIZES[0]} (at most {SIM_SIZES[1]}), got {size}")
         state = family.generate(difficulty, _instance_rng(family_name, difficulty, seed))
         return cls(
             id=f"sim:{family_name}/{difficulty}#{seed}",

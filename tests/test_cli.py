@@ -59,8 +59,8 @@ def _bad(args: list[str], tmp_path) -> str:
         (["run", "--task", "vbvr:task1"], "unknown task"),
         (["run", "--task", "sim:maze/easy", "--vlm", "nosuch:model"], "unknown backend provider"),
         (["run", "--task", "sim:maze/easy", "--vgm", "sim:ultra"], "unknown sim preset"),
-        (["run", "--task", "sim:maze/easy", "--max-steps", "0"], "max_steps"),
-        (["run", "--task", "sim:maze/easy", "--max-attempts", "-1"], "max_attempts"),
+        (["run", "--task", "sim:maze/easy", "--max-steps", "0"], "--max-steps"),
+        (["run", "--task", "sim:maze/easy", "--max-attempts", "-1"], "--max-attempts"),
         (["run", "--task", "sim:maze/easy", "--seconds", "0"], "clip_seconds"),
         (["run", "--task", "sim:maze/easy", "--seed-policy", "random"], "seed_policy"),
         (["run", "--task", "sim:maze/easy", "--vgm-option", "drift_base=2"], "probability"),
@@ -123,3 +123,15 @@ def test_the_live_log_shows_an_event_kind_it_does_not_know_without_failing(capsy
     progress({"event": "verified", "step": 0})  # a known kind with fields missing: completed from its schema
     err = capsys.readouterr().err
     assert "something_new" in err and "detail=x" in err and "rejected" in err
+
+
+def test_a_run_without_out_says_it_replaces_the_earlier_run_in_the_default_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["run", "--task", "sim:maze/easy", "--quiet"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0 and "replaces" not in first.output, first.output
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0, second.output
+    assert "note: this run replaces the earlier run in runs/latest; give --out DIR to keep each run" in second.output
+    kept = runner.invoke(app, [*args, "--out", "runs/latest"])  # named on purpose: no note
+    assert kept.exit_code == 0 and "replaces" not in kept.output

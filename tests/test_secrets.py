@@ -8,12 +8,15 @@ from pathlib import Path
 
 import pytest
 from langgraph.checkpoint.sqlite import SqliteSaver
+from typer.testing import CliRunner
 
+from collabvr.cli import app
 from collabvr.errors import failure
 from collabvr.graph.collabvr import build_collabvr
 from collabvr.runner import run
 from collabvr.task import Task
-from tests.fakes import FAST, Brain, FakeGoogle, FakeOpenAI, error, header
+from tests.fakes import FAST, Brain, FakeGoogle, FakeOpenAI, error, gemini_options, header, veo_options
+from tests.test_benchmarks import make_genvire
 
 ENV_GOOGLE = "AIzaFAKE-env-google-7f3c9e11"
 OPT_GOOGLE = "AIzaFAKE-opt-google-2d8b4a55"
@@ -177,3 +180,36 @@ def test_keys_from_env_options_config_and_url_never_reach_any_file_run_bench_or_
     assert {"trace.json", "bench.json", "summary.json", "results.jsonl", "checkpoints.sqlite", "index.html"} <= names
     assert any("cache" in p.parts for p in files)
     assert planted_leaks(work, "\n".join(outputs)) == []
+
+
+# -- a key's value inside a path: redaction must not turn a path read back later into a wrong one --
+
+
+def _options(flag: str, options: dict) -> list[str]:
+    return [arg for key, value in options.items() for arg in (flag, f"{key}={value}")]
+
+
+@pytest.mark.parametrize("key,exported", [
+    ("gvrdata", True),  # a short test key that the data folder's name contains: not key-like, the path stays whole
+    ("gvr-dataset-2024-11", False),  # a key-like value that is a folder's name: masked, and export says so
+])
+def test_a_key_value_inside_the_suite_path_never_makes_export_read_a_wrong_path(key, exported, tmp_path, monkeypatch):
+    cli = CliRunner()
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    root = make_genvire(tmp_path / key)
+    bench = tmp_path / "bench"
+    with FakeGoogle(Brain(steps=1)) as google:
+        result = cli.invoke(app, [
+            "bench", "--suite", f"genvire:{root}", "--methods", "single", "--n", "1", "--out", str(bench), "--yes",
+            "--quiet", "--vgm", "veo:veo-3.1-generate-001", "--vlm", "gemini:gemini-2.5-pro",
+            *_options("--vgm-option", veo_options(google)), *_options("--vlm-option", gemini_options(google))])
+        assert result.exit_code == 0, result.output
+    export = cli.invoke(app, ["export", str(bench), "--format", "genvire", "--out", str(tmp_path / "out")])
+    if exported:
+        assert export.exit_code == 0, export.output
+        assert f"genvire:{root}" in (bench / "summary.json").read_text()
+        assert list((tmp_path / "out" / "0_generated_videos").rglob("*.mp4"))
+    else:
+        assert export.exit_code == 2 and export.output.count("\n") == 1, export.output
+        assert "part of it equals an API key's value and was masked" in export.output
+        assert key not in (bench / "summary.json").read_text()  # still never written

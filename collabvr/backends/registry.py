@@ -39,6 +39,9 @@ _BUILTIN: dict[str, str] = {
     "still": "collabvr.backends.reference:make_still",  # holds the first frame: the do-nothing floor
     "groundtruth": "collabvr.backends.reference:make_groundtruth",  # replays the sample's reference video
 }
+# the extra of pyproject.toml that installs each built-in provider's SDK
+_EXTRAS: dict[str, str] = {"gemini": "google", "veo": "google", "openai": "openai", "diffusers": "local",
+                           "transformers": "local"}
 # the roles each built-in provider offers, to say which to use when a spec names the wrong one
 _BUILTIN_ROLES: dict[str, tuple[Role, ...]] = {"sim": ("vlm", "vgm"), "gemini": ("vlm",), "veo": ("vgm",), "openai": ("vlm",)}
 # built-in providers with heavy local models (their factories' modules import torch: not imported to ask)
@@ -132,9 +135,10 @@ def factory(provider: str) -> Factory:
         try:
             return getattr(importlib.import_module(module), name)
         except ModuleNotFoundError as exc:
+            extra = _EXTRAS.get(provider, provider)
             raise BadInput(
-                f"backend provider {provider!r} needs an optional dependency that is not installed ({exc.name}); "
-                f"see docs/backends.md"
+                f"backend provider {provider!r} needs an optional dependency that is not installed ({exc.name}): "
+                f"pip install 'collabvr[{extra}]' (docs/backends.md)"
             ) from exc
     raise BadInput(f"unknown backend provider {provider!r}; known providers: {', '.join(known_providers())}")
 

@@ -13,7 +13,8 @@ from typing import Any
 from collabvr import prices as price_table
 from collabvr.bench.suites import Suite, parse_suite
 from collabvr.bench.suites.evalkit import ENTRIES as EVALKIT_ENTRIES
-from collabvr.context import make_context
+from collabvr.bench.suites.sim import SimSuite
+from collabvr.context import SEED_MAX, make_context
 from collabvr.errors import BadInput
 from collabvr.graph import parse_method
 from collabvr.location import RunPath
@@ -66,6 +67,10 @@ class BenchConfig:
         """Fail before any work, naming the bad argument and what it accepts."""
         if not isinstance(self.n, int) or self.n < 1:
             raise BadInput(f"--n must be a whole number >= 1, got {self.n!r}")
+        span = max(self.n, self.runs) if isinstance(self.runs, int) else self.n  # sim seeds, or a sample's runs
+        if not isinstance(self.seed, int) or not 0 <= self.seed <= SEED_MAX - span + 1:
+            raise BadInput(f"--seed must be a whole number >= 0 whose seeds SEED..SEED+N-1 stay at most {SEED_MAX}, "
+                           f"got --seed {self.seed!r} with --n {self.n}")
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
             raise BadInput(f"--concurrency must be a whole number >= 1, got {self.concurrency!r}")
         if not isinstance(self.backend_limit, int) or self.backend_limit < 0:
@@ -94,6 +99,21 @@ class BenchConfig:
             if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
                 raise BadInput(f"instance budget {key!r} must be a number of clip-seconds >= 0 (0: no limit), got {value!r}")
         make_context(**self.context)  # validates the other context fields
+        total, made_of = self.episodes()
+        if total > MOST_EPISODES:
+            raise BadInput(f"--n {self.n} names {total:,} episodes ({made_of}); one benchmark runs at most "
+                           f"{MOST_EPISODES:,}: lower --n, or split the seeds (--seed) over several --out directories")
+
+    def episodes(self) -> tuple[int, str]:
+        """(how many episodes this benchmark names, how that count is made up), counted without
+        listing them, so a huge --n is answered at once."""
+        methods, suite = len(self.ordered_methods()), self.suite_of()
+        if isinstance(suite, SimSuite):
+            cells = len(suite.cells)
+            return methods * cells * self.n, f"{counted(methods, 'method')} x {counted(cells, 'cell')} x {counted(self.n, 'seed')}"
+        samples = len(suite.samples(self.n, self.seed))
+        return (methods * samples * self.runs,
+                f"{counted(methods, 'method')} x {counted(samples, 'sample')} x {counted(self.runs, 'run')}")
 
     def check_executor(self) -> None:
         if self.executor not in EXECUTORS:
@@ -158,8 +178,14 @@ class BenchConfig:
 
 
 EXECUTORS = ("local", "ray")
+MOST_EPISODES = 1_000_000  # every episode is listed before the first starts: a typo in --n must not fill the memory
 _DEFAULTS = {"judge_vlm": "", "judge_vlm_options": {}, "judge_repeats": 1, "runs": 1, "all_samples": False,
              "instance_budgets": {}}
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 episode``, ``1,800 episodes``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 @functools.lru_cache(maxsize=16)

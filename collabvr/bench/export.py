@@ -39,7 +39,7 @@ from collabvr.bench.suites.vbvr_official import (
     official_of_bench,
     score_models,
 )
-from collabvr.errors import BadInput
+from collabvr.errors import BadInput, unmasked
 from collabvr.rundir import write_json
 
 FORMATS = ("vbvr", "genvire")
@@ -88,7 +88,8 @@ def _bench(bench_dir: Path, fmt: str | None = None) -> tuple[dict[str, Any], lis
         config = json.loads((bench_dir / "summary.json").read_text())["config"]
     except (OSError, json.JSONDecodeError, KeyError):
         raise BadInput(f"{bench_dir} has no summary.json; run collabvr bench --out {bench_dir} first") from None
-    kind = str(config.get("suite", "")).partition(":")[0]
+    config["suite"] = unmasked(str(config.get("suite", "")), f"the suite in {bench_dir / 'summary.json'}")  # read again
+    kind = config["suite"].partition(":")[0]
     if fmt is not None and kind != fmt:
         raise BadInput(f"{bench_dir} ran suite {config.get('suite')!r}; --format {fmt} exports a {fmt} suite's run")
     return config, [r for r in read_results(bench_dir / RESULTS) if r.get("sample")]

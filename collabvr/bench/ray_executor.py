@@ -29,6 +29,7 @@ import dataclasses
 import functools
 import inspect
 import json
+import socket
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
@@ -233,10 +234,23 @@ def _connect(config: BenchConfig) -> bool:
     if ray.is_initialized():
         return False
     if config.address:
+        _answers(config.address)
         ray.init(address=config.address)
     else:
         ray.init(num_cpus=config.ray_workers or None)
     return True
+
+
+def _answers(address: str) -> None:
+    """ConnectionError at once when nothing listens at a HOST:PORT head address, where ray.init would
+    retry for half a minute first ("auto" and other forms are Ray's to resolve)."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ConnectionError(f"cannot reach the Ray head at {address}: {exc.strerror or exc}") from None
 
 
 @contextmanager

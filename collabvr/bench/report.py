@@ -301,9 +301,9 @@ def plot_score_by_difficulty(cells: list[Cell], path: Path) -> Path:
     ax.set_ylabel("mean score")
     ax.set_ylim(0, 1.05)
     ax.set_title("Score by difficulty")
-    if methods:
-        ax.legend(fontsize=8)
+    if methods:  # beside the axes, where no bar can be under it
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
-    fig.savefig(path, format="png", dpi=100)
+    fig.savefig(path, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path

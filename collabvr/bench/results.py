@@ -21,21 +21,39 @@ RESULTS = "results.jsonl"
 def read_results(path: str | RunPath) -> list[dict[str, Any]]:
     """The finished episodes in a results file, the last line per episode winning.
 
-    A torn last line (a run killed mid-write) and any other unparseable line are skipped. A path
-    ending in ``.gz`` is read through gzip (the published runs in docs/results/runs/ are stored so).
+    A torn last line (a run killed mid-write) and any other unparseable line are skipped
+    (:func:`unreadable` names them, for a warning). A path ending in ``.gz`` is read through gzip
+    (the published runs in docs/results/runs/ are stored so).
     """
     latest: dict[tuple, dict[str, Any]] = {}
+    for _, record in _lines(path):
+        if record is not None:
+            latest[result_key(record)] = record
+    return list(latest.values())
+
+
+def unreadable(path: str | Path) -> list[int]:
+    """The numbers (from 1) of the lines of a results file that :func:`read_results` skips."""
+    return [number for number, record in _lines(path) if record is None]
+
+
+def _lines(path: str | Path) -> list[tuple[int, dict[str, Any] | None]]:
+    """(line number, its record, or None when it cannot be read) for each non-empty line."""
     try:
-        lines = (gzip.open(path, "rt").read() if str(path).endswith(".gz") else path_of(path).read_text()).splitlines()
+        text = gzip.open(path, "rt").read() if str(path).endswith(".gz") else path_of(path).read_text()
     except FileNotFoundError:
         return []
-    for line in lines:
-        try:
-            r = json.loads(line)
-            latest[result_key(r)] = r
-        except (json.JSONDecodeError, KeyError, TypeError):
+    out: list[tuple[int, dict[str, Any] | None]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
             continue
-    return list(latest.values())
+        try:
+            record = json.loads(line)
+            result_key(record)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            record = None
+        out.append((number, record))
+    return out
 
 
 def read_run(path: str | Path) -> list[dict[str, Any]]:

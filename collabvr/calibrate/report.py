@@ -8,6 +8,9 @@ from typing import Any
 
 from collabvr.calibrate.predict import markdown
 
+_LOWER, _HIGHER = "error rate: lower is better", "rate right: higher is better"
+_COLOURS = {_LOWER: "#c44e52", _HIGHER: "#4c72b0"}
+
 
 def _fmt(r: dict[str, Any]) -> str:
     if r.get("rate") is None:
@@ -62,23 +65,31 @@ def write(result: dict[str, Any], out_dir: Path) -> list[Path]:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.patches import Patch
     except ImportError:
         return paths
     v, p = result["verify"], result["plan"]
-    bars = [("false accept", v["false_accept"]), ("false reject", v["false_reject"]),
-            *[(f"correct: {k}", e["correct"]) for k, e in v["by_kind"].items()],
-            ("plan legal", p["legal"]), ("plan optimal", p["optimal"]), ("wrong completion", p["wrong_completion"])]
-    bars = [(name, r) for name, r in bars if r["rate"] is not None]
-    fig, ax = plt.subplots(figsize=(7, 0.4 * len(bars) + 1))
+    # error rates (lower is better) and rates of getting it right (higher is better), told apart by colour
+    bars = [("false accept", v["false_accept"], _LOWER), ("false reject", v["false_reject"], _LOWER),
+            *[(f"correct: {k}", e["correct"], _HIGHER) for k, e in v["by_kind"].items()],
+            ("plan legal", p["legal"], _HIGHER), ("plan optimal", p["optimal"], _HIGHER),
+            ("wrong completion", p["wrong_completion"], _LOWER)]
+    bars = [(name, r, kind) for name, r, kind in bars if r["rate"] is not None]
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(bars) + 1.4), layout="constrained")
     ys = range(len(bars))
-    rates = [r["rate"] for _, r in bars]
-    err = [[max(0.0, r["rate"] - r["lo"]) for _, r in bars], [max(0.0, r["hi"] - r["rate"]) for _, r in bars]]
-    ax.barh(list(ys), rates, xerr=err, color="#4c72b0", capsize=3)
-    ax.set_yticks(list(ys), [name for name, _ in bars])
+    rates = [r["rate"] for _, r, _ in bars]
+    err = [[max(0.0, r["rate"] - r["lo"]) for _, r, _ in bars], [max(0.0, r["hi"] - r["rate"]) for _, r, _ in bars]]
+    ax.barh(list(ys), rates, xerr=err, color=[_COLOURS[kind] for _, _, kind in bars], capsize=3)
+    ax.set_yticks(list(ys), [name for name, _, _ in bars])
+    for label, (_, _, kind) in zip(ax.get_yticklabels(), bars, strict=True):  # a rate of 0 shows no bar colour
+        label.set_color(_COLOURS[kind])
     ax.set_xlim(0, 1)
+    ax.set_xlabel("rate")
     ax.invert_yaxis()
+    shown = dict.fromkeys(kind for _, _, kind in bars)
+    fig.legend(handles=[Patch(color=_COLOURS[kind], label=kind) for kind in shown], fontsize=8,
+               loc="outside lower center", ncol=2, frameon=False)
     ax.set_title(f"calibrate {result['vlm']} on {result['suite']} (Wilson 95% CI)")
-    fig.tight_layout()
     fig.savefig(out_dir / "calibration.png", dpi=100)
     plt.close(fig)
     return [*paths, out_dir / "calibration.png"]

@@ -29,7 +29,9 @@ def parse_method(spec: str) -> tuple[str, dict[str, int]]:
     """A method spec to (method name, context overrides): "pass@8" -> ("pass_at_k", {"k": 8})."""
     name, at, k = spec.strip().partition("@")
     if at:
-        if name != "pass" or not k.isdigit() or int(k) < 1:
+        if name != "pass":  # pas@4, pass_at_k@4: the name is wrong, not k
+            raise BadInput(f"unknown method {spec!r}; known: {', '.join(known_methods())}")
+        if not k.isdigit() or int(k) < 1:
             raise BadInput(f"bad method {spec!r}: pass@k needs a whole number k >= 1, e.g. pass@4")
         return "pass_at_k", {"k": int(k)}
     if name not in METHODS:
