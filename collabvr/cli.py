@@ -350,7 +350,7 @@ def bench(
     Exit codes: 0 every episode ran (whatever the scores), 3 --max-cost stopped it early,
     2 bad input or a failed preflight, 1 some episodes raised an internal error.
     """
-    from collabvr.bench.pace import plan_line
+    from collabvr.bench.pace import plan_line, stopping_line
     from collabvr.bench.report import results_table
     from collabvr.bench.runner import bench_bill, run_bench
     from collabvr.bench.runner import executor as executor_for
@@ -379,7 +379,8 @@ def bench(
             with progress:
                 cells = run_bench(config, on_start=progress.start, on_result=progress.update, execute=execute,
                                   on_official=_KitOutput(quiet),
-                                  on_warning=lambda line: console.print(escape(line), highlight=False, soft_wrap=True))
+                                  on_warning=lambda line: console.print(escape(line), highlight=False, soft_wrap=True),
+                                  on_stop=lambda n: console.print(stopping_line(n), highlight=False, soft_wrap=True))
     except BadInput as exc:
         _fail(str(exc))
     out.print(results_table(cells, title=f"{suite}: {out_dir}"))

@@ -57,6 +57,12 @@ class UnsupportedTask(BackendError, BadInput):
     kind = "unsupported_task"
 
 
+class Stopped(KeyboardInterrupt):
+    """An episode asked to stop (Ctrl-C in a bench) after the node that was running: not a failure and
+    not a result; its checkpoint continues it when the same command runs again. A KeyboardInterrupt,
+    so no ``except Exception`` records it as an error."""
+
+
 _SECRET_ENV = ("GOOGLE_API_KEY", "GEMINI_API_KEY", "OPENAI_API_KEY", "COLLABVR_API_KEY", "LANGSMITH_API_KEY",
                "HF_TOKEN")
 _KEYLIKE = re.compile(r"(?i)(key=|bearer\s+|api[_-]?key[\"':= ]+)([A-Za-z0-9_\-\.]{8,})")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from collabvr import prices as price_table
 from collabvr.artifacts import ArtifactStore
 from collabvr.backends import registry
 from collabvr.context import Context, make_context
-from collabvr.errors import BadInput, redact
+from collabvr.errors import BadInput, Stopped, redact
 from collabvr.graph import Compute, compiled, parse_method, worst_case
 from collabvr.location import RunPath, is_remote, local_dir, location, path_of, write_atomic
 from collabvr.media import Image, contact_sheet
@@ -146,6 +147,7 @@ def run(
     resume: bool = False,
     durable: bool = False,
     judge: JudgeSpec | None = None,
+    stop: threading.Event | None = None,
     **overrides: Any,
 ) -> Episode:
     """Run one episode of ``method`` (default CollabVR) and write its run directory.
@@ -169,6 +171,9 @@ def run(
     ``judge`` scores the final video with a VLM judge (the task's rubric when it has one); a task
     with a rubric and no ``judge`` is judged by the run's own VLM. Judge calls are counted in the
     score's ``judge`` entry, apart from the method's compute.
+
+    ``stop``: once it is set, the episode stops after the node that is running (one model call at
+    most, never a new one) and raises :class:`collabvr.errors.Stopped`; its checkpoint resumes it.
     """
     name, method_overrides = parse_method(method)
     ctx = make_context(context, **{**method_overrides, **overrides})
@@ -206,8 +211,8 @@ def run(
             # a finished thread has nothing left to run; a killed one may have saved a step's writes and not
             # the checkpoint after them (its snapshot's tasks hold the writes and .next is empty): it goes on
             while saved is None or saved.next or saved.tasks:
-                for chunk in graph.stream(graph_input, run_config, context=ctx, stream_mode="custom"):
-                    if on_event is not None:
+                for mode, chunk in _stream(graph, graph_input, run_config, ctx, stop):
+                    if mode == "custom" and on_event is not None:
                         on_event(chunk)
                 saved = graph.get_state(run_config)
                 state = dict(saved.values)
@@ -228,6 +233,23 @@ def run(
                 "status": "error", "reason": redact(f"{type(exc).__name__}: {exc}"), "state": state,
             })
             raise
+
+
+def _stream(graph: CompiledStateGraph, graph_input: Any, config: dict[str, Any], ctx: Context,
+            stop: threading.Event | None) -> Iterator[tuple[str, Any]]:
+    """The graph's (mode, chunk) stream: its custom events, and with ``stop`` each node's end too, where
+    a set ``stop`` raises Stopped (closing the stream lets the running node finish and saves its writes,
+    and no node starts after it)."""
+    if stop is None:
+        for chunk in graph.stream(graph_input, config, context=ctx, stream_mode="custom"):
+            yield "custom", chunk
+        return
+    if stop.is_set():
+        raise Stopped("stopped before it started")
+    for mode, chunk in graph.stream(graph_input, config, context=ctx, stream_mode=["custom", "updates"]):
+        yield mode, chunk
+        if stop.is_set():
+            raise Stopped("stopped after the node that was running; its checkpoint resumes it")
 
 
 @contextmanager

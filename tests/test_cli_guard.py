@@ -228,3 +228,34 @@ def test_ctrl_c_in_bench_says_to_run_the_same_command_again_and_that_resumes(tmp
     assert again.exit_code == 0, again.output
     after = results.read_text().splitlines()
     assert after[:len(before)] == before and len(after) == max(2, len(before))  # nothing finished ran again
+
+
+def test_ctrl_c_in_bench_stops_the_episode_in_flight_after_its_running_call_and_the_rerun_finishes_it(tmp_path):
+    """Ctrl-C says at once that it is stopping, and the episode in flight stops after the model call it is
+    making (one of about eight 0.5 s generations), with no results line; running the command again
+    continues it from its checkpoint to the same result as an uninterrupted run."""
+    bench = tmp_path / "bench"
+
+    def args(out: Path, *slow: str) -> list[str]:
+        return ["bench", "--suite", "sim:maze/hard", "--methods", "collabvr", "--n", "1", "--concurrency", "1",
+                *slow, "--out", str(out), "--quiet"]
+
+    slow = ("--vgm-option", "latency_s=0.5")
+    done = _interrupt(args(bench, *slow), tmp_path, lambda: any(bench.glob("episodes/*/*/run.json")))
+    assert done.returncode == 130, done.stderr
+    *_, stopping, last = done.stderr.strip().splitlines()
+    assert stopping.startswith("stopping: no episode starts, and the 1 episode in flight stop after"), done.stderr
+    assert last.startswith("interrupted; run the same command again to resume")
+    results = bench / "results.jsonl"
+    assert not results.is_file() or not results.read_text().strip()  # stopped, not finished
+    again = runner.invoke(app, args(bench, *slow))
+    assert again.exit_code == 0, again.output
+    (resumed,) = [json.loads(line) for line in results.read_text().splitlines()]
+    assert resumed["resumed"] is True
+    fresh = runner.invoke(app, args(tmp_path / "fresh"))  # the latency changes no result
+    assert fresh.exit_code == 0, fresh.output
+    (reference,) = [json.loads(line) for line in (tmp_path / "fresh" / "results.jsonl").read_text().splitlines()]
+    for key in ("status", "score", "solved"):
+        assert resumed[key] == reference[key], key
+    for key in ("clip_seconds", "vgm_calls", "vlm_calls"):
+        assert resumed["compute"][key] == reference["compute"][key], key

@@ -8,6 +8,7 @@ an episode's line with :func:`episode_record`, so a line says the same whichever
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from typing import Any
 
@@ -92,12 +93,14 @@ def context_for(config: BenchConfig, job: Job, budget: float) -> Context:
     })
 
 
-def episode_record(config: BenchConfig, job: Job, graph: Any, *, budget: float, priced: tuple[str, str]
-                   ) -> dict[str, Any]:
+def episode_record(config: BenchConfig, job: Job, graph: Any, *, budget: float, priced: tuple[str, str],
+                   stop: threading.Event | None = None) -> dict[str, Any]:
     """Run (or continue, from ``graph``'s checkpointer) one episode in this thread; return its results
     line. An episode that raises is a line with status ``error`` (retried by the next run), never an
     exception: one broken episode must not stop the benchmark. ``priced`` holds the (vgm, vlm) specs
-    with the models the backends really use, for the cost."""
+    with the models the backends really use, for the cost. Once ``stop`` is set the episode stops
+    after its running node and raises :class:`collabvr.errors.Stopped`: no line, its checkpoint
+    resumes it."""
     started = time.perf_counter()
     task = task_of(config, job)
     if task.meta.get("reference_video"):  # the groundtruth VGM replays it
@@ -109,7 +112,7 @@ def episode_record(config: BenchConfig, job: Job, graph: Any, *, budget: float, 
                               "budget_seconds": ctx.budget_seconds, "resumed": resumed}
     try:
         episode = run(task, context=ctx, method=job.method, graph=graph, config=thread, resume=True,
-                      judge=judge_of(config, task))
+                      judge=judge_of(config, task), stop=stop)
         compute = dict(episode.compute)
         score = episode.score or {}
         record |= {"status": episode.status, "reason": episode.reason, "score": score.get("score"),

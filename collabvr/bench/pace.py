@@ -17,6 +17,15 @@ def plan_line(config: BenchConfig) -> str:
             f"{config.concurrency} at once; a time estimate follows the first episodes")
 
 
+def stopping_line(in_flight: int) -> str:
+    """What Ctrl-C does to a running benchmark, said at once (the episodes in flight take up to one
+    model call each to stop)."""
+    if not in_flight:
+        return "stopping: no episode starts"
+    return (f"stopping: no episode starts, and the {counted(in_flight, 'episode')} in flight stop after the model "
+            f"call each is making (their checkpoints keep what they did)")
+
+
 class Pace:
     """Times the episodes this invocation runs and says how long the rest will take: once the first
     wave (``concurrency`` episodes, or all that are left) has finished, and again whenever the pace of

@@ -73,6 +73,18 @@ class Bench:
     spent: float = 0.0  # USD of the episodes this invocation ran
     skipped: int = 0  # episodes not started because --max-cost was reached
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    # Ctrl-C: the episodes in flight stop after their running node (resumable), none starts;
+    # on_stop(episodes in flight) is told at once
+    stopping: threading.Event = dataclasses.field(default_factory=threading.Event)
+    on_stop: Callable[[int], None] | None = None
+    running: int = 0
+
+    def stop(self) -> None:
+        """Stop: no episode starts, and those in flight stop after the node each is running."""
+        if not self.stopping.is_set():
+            self.stopping.set()
+            if self.on_stop is not None:
+                self.on_stop(self.running)
 
     def over_budget(self) -> bool:
         """Whether ``--max-cost`` is reached: no new episode starts then."""
@@ -103,8 +115,17 @@ class Bench:
         return record
 
     def run_one(self, job: Job, graph: Any) -> dict[str, Any]:
-        """Run (or continue) one episode in this thread and append its result line."""
-        return self.add(episode_record(self.config, job, graph, budget=self.budget_for(job), priced=self.priced))
+        """Run (or continue) one episode in this thread and append its result line (none for an episode
+        stopped by :meth:`stop`: it raises Stopped)."""
+        with self.lock:
+            self.running += 1
+        try:
+            record = episode_record(self.config, job, graph, budget=self.budget_for(job), priced=self.priced,
+                                    stop=self.stopping)
+        finally:
+            with self.lock:
+                self.running -= 1
+        return self.add(record)
 
 
 async def _run_jobs(bench: Bench, jobs: list[Job], graphs: dict[str, Any]) -> None:
@@ -112,10 +133,14 @@ async def _run_jobs(bench: Bench, jobs: list[Job], graphs: dict[str, Any]) -> No
 
     async def one(job: Job) -> None:
         async with gate:
-            if not bench.over_budget():
+            if not bench.stopping.is_set() and not bench.over_budget():
                 await asyncio.to_thread(bench.run_one, job, graphs[parse_method(job.method)[0]])
 
-    await asyncio.gather(*(one(job) for job in jobs))
+    try:
+        await asyncio.gather(*(one(job) for job in jobs))
+    except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this, then waits for the episode threads
+        bench.stop()
+        raise
 
 
 def _run_in_threads(bench: Bench, jobs: list[Job]) -> None:
@@ -221,6 +246,7 @@ def run_bench(
     execute: Execute | None = None,
     on_official: OnLine | None = None,
     on_warning: Callable[[str], None] | None = None,
+    on_stop: Callable[[int], None] | None = None,
 ) -> list[Cell]:
     """Run (or resume) a benchmark; write results.jsonl, results.md and summary.json; return the cells.
 
@@ -236,6 +262,11 @@ def run_bench(
     ``on_warning`` gets one line saying so (a ``RuntimeWarning`` without it), or, with
     ``config.strict_memory``, BadInput is raised before anything is written. The estimate and the
     process's measured peak go to summary.json (``memory``).
+
+    On Ctrl-C (KeyboardInterrupt) no episode starts and those in flight stop after the node each is
+    running, with no result line (the next run continues them from their checkpoints);
+    ``on_stop(episodes in flight)`` is called at once, and the KeyboardInterrupt is raised when they
+    have stopped.
     """
     config.check()
     config.out = path_of(config.out)  # a directory, or a URL: the same files either way
@@ -257,7 +288,7 @@ def run_bench(
         if notice is not None:
             on_warning(notice) if on_warning is not None else warnings.warn(notice, RuntimeWarning, stacklevel=2)
         _pin_settings(config)
-        bench = _run_missing(config, on_start, on_result, priced, execute)
+        bench = _run_missing(config, on_start, on_result, on_stop, priced, execute)
     stopped = None
     if bench is not None and bench.skipped:
         stopped = {"reason": "max_cost", "max_cost": config.max_cost, "spent": round(bench.spent, 6),
@@ -273,14 +304,15 @@ def _done(results_path: Path) -> set[tuple[str, str, str, int, str | None]]:
 
 
 def _run_missing(config: BenchConfig, on_start: Callable[[int, int], None] | None,
-                 on_result: Callable[[dict[str, Any]], None] | None, priced: tuple[str, str], execute: Execute) -> Bench:
+                 on_result: Callable[[dict[str, Any]], None] | None, on_stop: Callable[[int], None] | None,
+                 priced: tuple[str, str], execute: Execute) -> Bench:
     results_path = config.out / RESULTS
     methods = config.ordered_methods()
     all_jobs = jobs_of(config, methods)
     done = _done(results_path)
     if on_start is not None:
         on_start(len(all_jobs), sum(job.key in done for job in all_jobs))
-    bench = Bench(config, ResultsFile(results_path), on_result=on_result, priced=priced)
+    bench = Bench(config, ResultsFile(results_path), on_result=on_result, on_stop=on_stop, priced=priced)
     match = config.match_method()
     for phase in [[match], [m for m in methods if m != match]] if match else [methods]:
         if match and phase != [match]:
