@@ -237,18 +237,15 @@ def run(
 
 def _stream(graph: CompiledStateGraph, graph_input: Any, config: dict[str, Any], ctx: Context,
             stop: threading.Event | None) -> Iterator[tuple[str, Any]]:
-    """The graph's (mode, chunk) stream: its custom events, and with ``stop`` each node's end too, where
-    a set ``stop`` raises Stopped (closing the stream lets the running node finish and saves its writes,
-    and no node starts after it)."""
-    if stop is None:
-        for chunk in graph.stream(graph_input, config, context=ctx, stream_mode="custom"):
-            yield "custom", chunk
-        return
-    if stop.is_set():
+    """The graph's (mode, chunk) stream: its custom events and each node's end, where a set ``stop``
+    raises Stopped (closing the stream lets the running node finish and saves its writes, and no node
+    starts after it)."""
+    stopped = stop.is_set if stop is not None else lambda: False
+    if stopped():
         raise Stopped("stopped before it started")
     for mode, chunk in graph.stream(graph_input, config, context=ctx, stream_mode=["custom", "updates"]):
         yield mode, chunk
-        if stop.is_set():
+        if stopped():
             raise Stopped("stopped after the node that was running; its checkpoint resumes it")
 
 
