@@ -9,7 +9,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from collabvr.cli import app
 from collabvr.graph import METHODS
 from collabvr.prices import cost, load_prices
 from collabvr.records import Usage
+from tests.killing import kill_when
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = {"first_clip_seconds": 2.0, "clip_seconds": 1.0}
@@ -163,16 +163,11 @@ def test_kill_9_mid_run_then_rerun_loses_and_duplicates_nothing_and_keeps_accept
            "--n", str(n), "--concurrency", "2", "--size", "128", "--out", str(bench), "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    in_flight: dict[str, str] = {}
-    deadline = time.monotonic() + 40
-    while time.monotonic() < deadline and proc.poll() is None:
-        if read_results(bench / "results.jsonl") and _in_flight_steps(bench):
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.01)
-    proc.wait()
+    kill_when(proc, lambda: bool(read_results(bench / "results.jsonl") and _in_flight_steps(bench)), within=40,
+              every=0.01)
+    proc.communicate()
     assert proc.returncode == -signal.SIGKILL, "the bench finished before it could be killed mid-run"
-    in_flight = _in_flight_steps(bench)  # re-read: an episode may have finished just before the kill
+    in_flight = _in_flight_steps(bench)  # re-read, as the bench died with it
     before = read_results(bench / "results.jsonl")
     assert in_flight and 1 <= len(before) < 2 * 3
     clips_before = {}

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import pytest
 from collabvr.graph.collabvr import build_collabvr
 from collabvr.runner import run
 from tests.durable_run import EPISODE, register_counting, saver, thread_config
+from tests.killing import kill_when
 
 ROOT = Path(__file__).resolve().parents[1]
 DSN = os.environ.get("COLLABVR_TEST_POSTGRES")
@@ -45,16 +45,10 @@ def _accepted(kind: str, where: str, thread: str) -> tuple[list[str], tuple[str,
 
 
 def _kill_after_first_step(proc, kind: str, where: str, thread: str) -> list[str]:
-    deadline = time.monotonic() + 25
-    while time.monotonic() < deadline and proc.poll() is None:
-        steps, pending = _accepted(kind, where, thread)
-        if steps and pending:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.05)
+    kill_when(proc, lambda: all(_accepted(kind, where, thread)), within=25)
     _, err = proc.communicate()
     assert proc.returncode == -signal.SIGKILL, f"the episode ended before it could be killed: {err[-2000:]}"
-    steps, pending = _accepted(kind, where, thread)  # re-read: a checkpoint may have landed before the kill
+    steps, pending = _accepted(kind, where, thread)  # re-read, as the episode died with it
     assert steps and pending, f"killed mid-episode, with work left: {steps} {pending}"
     return steps
 
